@@ -1,0 +1,1 @@
+"""Users, their role in each workspace, password login and API tokens."""

@@ -1,0 +1,1 @@
+"""Acquisition channels (where customers come from, with their costs) and physical stores."""

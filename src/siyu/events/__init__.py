@@ -1,0 +1,1 @@
+"""Behavioural events of customers (visits, scans, clicks, opens …) with their properties and source."""

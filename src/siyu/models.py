@@ -1,0 +1,36 @@
+"""Imports every table so that metadata (Alembic, tests) sees the whole schema."""
+
+from siyu.auth.models import ApiToken, Membership, User
+from siyu.channels.models import Channel, ChannelCost, Store
+from siyu.core.audit import AuditEntry
+from siyu.core.db import Base
+from siyu.core.domain_events import DomainEvent
+from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
+from siyu.events.models import CustomerEvent
+from siyu.ingest.models import ImportJob, ImportReject
+from siyu.orders.models import Order, OrderLine
+from siyu.workspaces.models import Workspace
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Channel",
+    "ChannelCost",
+    "Consent",
+    "Customer",
+    "CustomerEvent",
+    "CustomerRollup",
+    "DomainEvent",
+    "Identity",
+    "IdentityReview",
+    "ImportJob",
+    "ImportReject",
+    "Membership",
+    "MergeLog",
+    "Order",
+    "OrderLine",
+    "Store",
+    "User",
+    "Workspace",
+]

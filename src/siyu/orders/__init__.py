@@ -1,0 +1,1 @@
+"""Orders and their lines, keyed by the shop's external id."""

@@ -1,0 +1,1 @@
+"""Workspaces: one brand each; every row of siyu belongs to exactly one."""
