@@ -1,0 +1,182 @@
+"""Auth verbs: users, memberships, password check, API tokens, and what each role may do."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.auth.models import ApiToken, Membership, Role, User
+from siyu.core.errors import Conflict, NotFound, PermissionDenied, Unauthorized, ValidationFailed
+from siyu.core.timeutil import utcnow
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "sy_"
+
+
+class Permission(StrEnum):
+    READ = "read"  # see customers, orders, events, reports
+    WRITE = "write"  # import, edit customers, record consent
+    MERGE = "merge"  # merge / unmerge identities, resolve reviews
+    EXPORT = "export"  # export data about people (PIPL export, lists)
+    ERASE = "erase"  # erase a person (PIPL)
+    MANAGE = "manage"  # members, tokens, channels and costs, workspace settings
+
+
+_ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.ADMIN: frozenset(Permission),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.WRITE, Permission.MERGE, Permission.EXPORT}),
+    Role.ANALYST: frozenset({Permission.READ, Permission.EXPORT}),
+    Role.STAFF: frozenset({Permission.READ}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, in which workspace, with which role (from a session cookie or an API token)."""
+
+    user_id: int
+    workspace_id: int
+    role: Role
+    display_name: str = ""
+    via: str = "session"  # session | token | cli
+
+    def can(self, permission: Permission) -> bool:
+        return permission in _ROLE_PERMISSIONS[self.role]
+
+    def require(self, permission: Permission) -> None:
+        if not self.can(permission):
+            raise PermissionDenied(
+                f"the {self.role.value} role may not {permission.value}",
+                hint="ask an owner or admin of this workspace for a role that may",
+            )
+
+    @property
+    def sees_only_own_customers(self) -> bool:
+        """Staff see only the customers assigned to them."""
+        return self.role == Role.STAFF
+
+    @property
+    def sees_masked_phones(self) -> bool:
+        return self.role == Role.STAFF
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def create_user(session: Session, *, email: str, password: str, display_name: str) -> User:
+    """Create a login. Emails are case-insensitive; passwords need 8 characters at least."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise ValidationFailed(f"{email!r} is not an email address", where="email")
+    if len(password) < 8:
+        raise ValidationFailed("password too short", where="password", hint="use at least 8 characters")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with email {email} exists already", where="email")
+    user = User(email=email, display_name=display_name, password_hash=hash_password(password), is_active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_member(
+    session: Session, *, workspace_id: int, user_id: int, role: Role, wecom_userid: str | None = None
+) -> Membership:
+    """Give a user a role in a workspace."""
+    membership = Membership(
+        workspace_id=workspace_id, user_id=user_id, role=Role(role).value, wecom_userid=wecom_userid
+    )
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User:
+    """The user with these credentials, or Unauthorized (the same message whatever was wrong)."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    failure = Unauthorized("wrong email or password", hint="check both and try again")
+    if user is None or not user.is_active:
+        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
+        raise failure
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise failure from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def memberships_of(session: Session, *, user_id: int) -> list[Membership]:
+    return list(
+        session.scalars(
+            select(Membership)
+            .where(Membership.user_id == user_id, Membership.is_active.is_(True))
+            .order_by(Membership.workspace_id)
+        )
+    )
+
+
+def actor_for(session: Session, *, user_id: int, workspace_id: int, via: str = "session") -> Actor:
+    """The actor for a user in a workspace, or PermissionDenied if they are not a member there."""
+    row = session.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.workspace_id == workspace_id,
+            Membership.is_active.is_(True),
+            User.is_active.is_(True),
+        )
+    ).first()
+    if row is None:
+        raise PermissionDenied("not a member of this workspace")
+    membership, user = row
+    return Actor(
+        user_id=user.id,
+        workspace_id=workspace_id,
+        role=Role(membership.role),
+        display_name=user.display_name,
+        via=via,
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, *, workspace_id: int, user_id: int, name: str) -> tuple[str, ApiToken]:
+    """A new API token; the plaintext is returned once and only its SHA-256 is stored."""
+    actor_for(session, user_id=user_id, workspace_id=workspace_id)
+    secret = secrets.token_urlsafe(32)
+    token = f"{TOKEN_PREFIX}{secret}"
+    row = ApiToken(
+        workspace_id=workspace_id, user_id=user_id, name=name, prefix=token[:10], token_hash=_token_hash(token)
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def actor_for_token(session: Session, *, token: str) -> Actor:
+    """The actor a bearer token stands for, or Unauthorized."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid or revoked API token", hint="create a new token in the workspace settings")
+    row.last_used_at = utcnow()
+    return actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
+
+
+def revoke_api_token(session: Session, *, workspace_id: int, token_id: int) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.workspace_id != workspace_id:
+        raise NotFound(f"API token {token_id} does not exist in this workspace")
+    row.revoked_at = utcnow()

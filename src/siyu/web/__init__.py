@@ -1,0 +1,1 @@
+"""The FastAPI application: JSON API under /api, server-rendered pages elsewhere."""

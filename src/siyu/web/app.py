@@ -1,0 +1,76 @@
+"""The application factory: mounts every domain's JSON routes (`api.py`) and pages (`views.py`)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from siyu import __version__
+from siyu.core.config import Settings, get_settings
+from siyu.core.db import Database, get_database
+from siyu.core.errors import SiyuError, Unauthorized
+
+# Domains whose `api` / `views` modules define a module-level `router`; mounted in this order.
+DOMAINS = ("auth", "workspaces", "channels", "customers", "orders", "events", "ingest", "web")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _domain_routers(kind: str) -> list:  # type: ignore[type-arg]
+    routers = []
+    for domain in DOMAINS:
+        name = f"siyu.{domain}.{kind}"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        routers.append(module.router)
+    return routers
+
+
+def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the app on `database` (default: the one from settings)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="siyu",
+        version=__version__,
+        description="siyu (私域): the customer pool, segments, reach and measurement of a brand.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
+    app.state.database = database or get_database()
+    app.state.settings = settings
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="siyu_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.env == "production",
+    )
+
+    @app.exception_handler(SiyuError)
+    async def _siyu_error(request: Request, exc: SiyuError):  # type: ignore[no-untyped-def]
+        wants_page = not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+        if wants_page and isinstance(exc, Unauthorized):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    for router in _domain_routers("api"):
+        app.include_router(router)
+    for router in _domain_routers("views"):
+        app.include_router(router)
+    if STATIC_DIR.exists():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

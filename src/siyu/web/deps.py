@@ -1,0 +1,101 @@
+"""Request dependencies: the database session of a request, who is acting, and CSRF protection.
+
+A request runs in one transaction: committed when the handler returns, rolled back when it raises.
+Authentication is by `Authorization: Bearer sy_…` (API tokens; no CSRF needed) or by the session cookie
+(pages and the browser; unsafe methods need the CSRF token in `X-CSRF-Token` or a `csrf_token` field).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from siyu.auth import service as auth
+from siyu.auth.service import Actor, Permission
+from siyu.core.db import Database
+from siyu.core.errors import PermissionDenied, Unauthorized
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request."""
+    with get_database(request).transaction() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token of this browser session (created on first use)."""
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def _submitted_csrf(request: Request) -> str | None:
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_actor(request: Request, session: DbSession) -> Actor | None:
+    """The acting user, or None when the request carries no credentials."""
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return auth.actor_for_token(session, token=authorization[7:].strip())
+    user_id = request.session.get("user_id")
+    workspace_id = request.session.get("workspace_id")
+    if not user_id or not workspace_id:
+        return None
+    if request.method not in SAFE_METHODS:
+        submitted = await _submitted_csrf(request)
+        expected = request.session.get("csrf")
+        if not submitted or not expected or not hmac.compare_digest(submitted, str(expected)):
+            raise PermissionDenied(
+                "missing or wrong CSRF token",
+                hint="reload the page and submit again; API clients should use a bearer token",
+            )
+    try:
+        return auth.actor_for(session, user_id=int(user_id), workspace_id=int(workspace_id))
+    except PermissionDenied:
+        request.session.clear()
+        return None
+
+
+async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+    if actor is None:
+        raise Unauthorized("log in or send an API token", hint="Authorization: Bearer sy_…")
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require(permission: Permission):  # type: ignore[no-untyped-def]
+    """A dependency that returns the actor if their role grants `permission`."""
+
+    async def dependency(actor: CurrentActor) -> Actor:
+        actor.require(permission)
+        return actor
+
+    return Depends(dependency)
