@@ -6,6 +6,7 @@ rows, so this is both fast and a standing check of workspace isolation.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -97,7 +98,9 @@ def db(database: Database) -> Iterator[Database]:
 def workspace_id(db: Database) -> int:
     """A fresh workspace for this test."""
     with db.transaction() as session:
-        ws = workspaces.create_workspace(session, slug=f"t{next(_counter)}-{uuid.uuid4().hex[:8]}", name="Test")
+        ws = workspaces.create_workspace(
+            session, slug=f"t{next(_counter)}-{uuid.uuid4().hex[:8]}", name="Test"
+        )
         return ws.id
 
 
@@ -109,7 +112,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         reason = reason.removeprefix("Skipped: ")
         reasons[reason] = reasons.get(reason, 0) + 1
-    try:
+    with contextlib.suppress(OSError):
         SKIPS_FILE.write_text("".join(f"{n}\t{r}\n" for r, n in sorted(reasons.items())), encoding="utf-8")
-    except OSError:
-        pass

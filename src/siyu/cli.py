@@ -8,7 +8,9 @@ import typer
 
 from siyu.core.errors import SiyuError
 
-app = typer.Typer(help="siyu (私域): the customer pool of a brand, from the command line.", no_args_is_help=True)
+app = typer.Typer(
+    help="siyu (私域): the customer pool of a brand, from the command line.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

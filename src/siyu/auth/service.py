@@ -159,7 +159,11 @@ def create_api_token(session: Session, *, workspace_id: int, user_id: int, name:
     secret = secrets.token_urlsafe(32)
     token = f"{TOKEN_PREFIX}{secret}"
     row = ApiToken(
-        workspace_id=workspace_id, user_id=user_id, name=name, prefix=token[:10], token_hash=_token_hash(token)
+        workspace_id=workspace_id,
+        user_id=user_id,
+        name=name,
+        prefix=token[:10],
+        token_hash=_token_hash(token),
     )
     session.add(row)
     session.flush()
@@ -170,7 +174,9 @@ def actor_for_token(session: Session, *, token: str) -> Actor:
     """The actor a bearer token stands for, or Unauthorized."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None:
-        raise Unauthorized("invalid or revoked API token", hint="create a new token in the workspace settings")
+        raise Unauthorized(
+            "invalid or revoked API token", hint="create a new token in the workspace settings"
+        )
     row.last_used_at = utcnow()
     return actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
 

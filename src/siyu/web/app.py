@@ -57,7 +57,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(SiyuError)
     async def _siyu_error(request: Request, exc: SiyuError):  # type: ignore[no-untyped-def]
-        wants_page = not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+        wants_page = not request.url.path.startswith("/api") and "text/html" in request.headers.get(
+            "accept", ""
+        )
         if wants_page and isinstance(exc, Unauthorized):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)
