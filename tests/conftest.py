@@ -64,6 +64,19 @@ def _drop_pg_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Real argon2, at the lowest cost: tests create many users and need no resistance to cracking."""
+    from argon2 import PasswordHasher
+
+    from siyu.auth import service as auth
+
+    original = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    auth._hasher = original
+
+
 @pytest.fixture(scope="session")
 def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """A migrated database on the requested engine, shared by the session's tests on that engine."""

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from siyu.auth import service as auth
 from siyu.auth.models import ApiToken, Role
 from siyu.auth.service import Permission
+from siyu.core.audit import AuditEntry
 from siyu.core.db import Database
 from siyu.core.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
 
@@ -72,9 +73,15 @@ def test_api_token_is_hashed_scoped_and_revocable(db: Database, workspace_id: in
         assert stored is not None and token not in (stored.token_hash, stored.prefix)
         actor = auth.actor_for_token(session, token=token)
         assert (actor.workspace_id, actor.role, actor.via) == (workspace_id, Role.ANALYST, "token")
-        auth.revoke_api_token(session, workspace_id=workspace_id, token_id=row.id)
+        assert [t.id for t in auth.list_api_tokens(session, workspace_id=workspace_id)] == [row.id]
+        auth.revoke_api_token(session, actor=actor, token_id=row.id)
     with db.transaction() as session, pytest.raises(Unauthorized):
         auth.actor_for_token(session, token=token)
+    with db.reader() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.workspace_id == workspace_id).order_by(AuditEntry.id)
+        ).all()
+    assert actions == ["api_token.created", "api_token.revoked"]
 
 
 def test_a_non_member_gets_no_actor(db: Database, workspace_id: int) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.auth.models import ApiToken, Membership, Role, User
+from siyu.core import audit
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, Unauthorized, ValidationFailed
 from siyu.core.timeutil import utcnow
 
@@ -154,7 +155,7 @@ def _token_hash(token: str) -> str:
 
 
 def create_api_token(session: Session, *, workspace_id: int, user_id: int, name: str) -> tuple[str, ApiToken]:
-    """A new API token; the plaintext is returned once and only its SHA-256 is stored."""
+    """A new API token; the plaintext is returned once and only its SHA-256 is stored (audited)."""
     actor_for(session, user_id=user_id, workspace_id=workspace_id)
     secret = secrets.token_urlsafe(32)
     token = f"{TOKEN_PREFIX}{secret}"
@@ -167,7 +168,24 @@ def create_api_token(session: Session, *, workspace_id: int, user_id: int, name:
     )
     session.add(row)
     session.flush()
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=user_id,
+        action="api_token.created",
+        target_type="api_token",
+        target_id=row.id,
+        detail={"name": name, "prefix": row.prefix},
+    )
     return token, row
+
+
+def list_api_tokens(session: Session, *, workspace_id: int, user_id: int | None = None) -> list[ApiToken]:
+    """The workspace's tokens (only `user_id`'s when given), oldest first."""
+    query = select(ApiToken).where(ApiToken.workspace_id == workspace_id)
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return list(session.scalars(query.order_by(ApiToken.id)))
 
 
 def actor_for_token(session: Session, *, token: str) -> Actor:
@@ -181,8 +199,19 @@ def actor_for_token(session: Session, *, token: str) -> Actor:
     return actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
 
 
-def revoke_api_token(session: Session, *, workspace_id: int, token_id: int) -> None:
+def revoke_api_token(session: Session, *, actor: Actor, token_id: int) -> None:
+    """Revoke a token: one's own, or any of the workspace's for those who may manage it (audited)."""
     row = session.get(ApiToken, token_id)
-    if row is None or row.workspace_id != workspace_id:
-        raise NotFound(f"API token {token_id} does not exist in this workspace")
+    mine_or_managed = row is not None and (row.user_id == actor.user_id or actor.can(Permission.MANAGE))
+    if row is None or row.workspace_id != actor.workspace_id or not mine_or_managed:
+        raise NotFound(f"API token {token_id} does not exist in this workspace", where="token_id")
     row.revoked_at = utcnow()
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="api_token.revoked",
+        target_type="api_token",
+        target_id=token_id,
+        detail={"name": row.name, "prefix": row.prefix},
+    )

@@ -102,6 +102,14 @@ _KIND_ALIASES: dict[ImportKind, dict[str, tuple[str, ...]]] = {
 }
 
 
+def header_aliases(kind: ImportKind) -> dict[str, tuple[str, ...]]:
+    """Canonical field -> the headers recognised for it in a `kind` file, best first (identities first).
+
+    Every field also matches its own canonical name; the user documentation lists these same headers.
+    """
+    return {**_IDENTITY_ALIASES, **_KIND_ALIASES[kind]}
+
+
 def normalize_header(header: str) -> str:
     """A header reduced for matching: full-width folded, lower-cased, without spaces and separators."""
     return _SPACING_RE.sub("", unicodedata.normalize("NFKC", header).lower())
@@ -110,7 +118,7 @@ def normalize_header(header: str) -> str:
 def _alias_table(kind: ImportKind) -> dict[str, tuple[str, int]]:
     """normalised alias -> (canonical field, rank); canonical names match themselves first."""
     table: dict[str, tuple[str, int]] = {}
-    fields = {**_IDENTITY_ALIASES, **_KIND_ALIASES[kind]}
+    fields = header_aliases(kind)
     for name in (*IDENTITY_FIELDS, *FIELDS_BY_KIND[kind]):
         table.setdefault(normalize_header(name), (name, 0))
     for name, aliases in fields.items():

@@ -1,7 +1,7 @@
 """The contract between reading a file and loading it: canonical fields, rejects, validated batches.
 
 Reading (`reading.py`) turns a CSV / Excel / JSONL file into string columns; mapping (`mapping.py`)
-names each column with a canonical field below; validation (`validation.py`) normalises the values and
+names each column with a canonical field below; validation (`validation/`) normalises the values and
 splits the rows into a `ValidatedBatch` (good rows, typed) and `Reject`s. Loading (`loader.py`) writes a
 batch into the pool with identity resolution and rollups. The same batch shape comes from the batch API
 and the signed webhook, so every way in goes through one loader.

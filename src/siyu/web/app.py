@@ -16,7 +16,7 @@ from siyu.core.db import Database, get_database
 from siyu.core.errors import SiyuError, Unauthorized
 
 # Domains whose `api` / `views` modules define a module-level `router`; mounted in this order.
-DOMAINS = ("auth", "workspaces", "channels", "customers", "orders", "events", "ingest", "web")
+DOMAINS = ("auth", "workspaces", "channels", "customers", "orders", "events", "ingest", "overview", "web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -62,6 +62,10 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         )
         if wants_page and isinstance(exc, Unauthorized):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if wants_page:
+            from siyu.web.templating import render_error
+
+            return render_error(request, exc)
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
     for router in _domain_routers("api"):

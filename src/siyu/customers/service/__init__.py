@@ -1,0 +1,57 @@
+"""Customer verbs: search and list, the 360 view, and single-customer writes (profile, owner, consent).
+
+Every read goes through `visible_customers(actor)`: one workspace, never merged or erased records, and
+for staff only the customers they own. Phones are masked for roles that may not see them whole.
+"""
+
+from siyu.customers.service.paging import (
+    MAX_LIMIT,
+    clamp_limit,
+    decode_cursor,
+    decode_time_id_cursor,
+    encode_cursor,
+    keyset_before,
+)
+from siyu.customers.service.profile import (
+    consents_in_force,
+    customer_timeline,
+    get_customer_360,
+    list_identities,
+)
+from siyu.customers.service.search import (
+    EXPORT_MAX_ROWS,
+    count_customers,
+    ensure_visible,
+    export_customer_list,
+    get_customer_summary,
+    get_visible_customer,
+    lookup_by_identity,
+    search_customers,
+    visible_customers,
+)
+from siyu.customers.service.writes import assign_owner, record_consent, update_profile
+
+__all__ = [
+    "EXPORT_MAX_ROWS",
+    "MAX_LIMIT",
+    "assign_owner",
+    "clamp_limit",
+    "consents_in_force",
+    "count_customers",
+    "customer_timeline",
+    "decode_cursor",
+    "decode_time_id_cursor",
+    "encode_cursor",
+    "ensure_visible",
+    "export_customer_list",
+    "get_customer_360",
+    "get_customer_summary",
+    "get_visible_customer",
+    "keyset_before",
+    "list_identities",
+    "lookup_by_identity",
+    "record_consent",
+    "search_customers",
+    "update_profile",
+    "visible_customers",
+]

@@ -1,0 +1,62 @@
+"""Customer pages: the list with search (phone, name, identity) and cursor paging, and the 360 page.
+
+Visibility is the service's: staff get "not found" for customers assigned to someone else.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from siyu.channels import service as channels
+from siyu.core.errors import NotFound, ValidationFailed
+from siyu.customers import service as customers
+from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.templating import render, render_error
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+@router.get("/customers")
+def customer_list(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    q: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    try:
+        page = customers.search_customers(session, actor=actor, query=q, cursor=cursor, limit=PAGE_SIZE)
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    return render(
+        request,
+        "customers/list.html",
+        {"page": page, "q": q or "", "cursor": cursor},
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/customers/{customer_id}")
+def customer_360(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    customer_id: int,
+    timeline_cursor: str | None = None,
+) -> Response:
+    try:
+        view = customers.get_customer_360(
+            session, actor=actor, customer_id=customer_id, timeline_cursor=timeline_cursor
+        )
+    except (NotFound, ValidationFailed) as error:
+        return render_error(request, error, session=session, actor=actor)
+    return render(
+        request,
+        "customers/detail.html",
+        {"c": view, "channel_names": channels.channel_names(session, workspace_id=actor.workspace_id)},
+        session=session,
+        actor=actor,
+    )

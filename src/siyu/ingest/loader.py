@@ -1,0 +1,587 @@
+"""Loading a validated batch into the pool: identity resolution, customers, orders, lines, events, rollups.
+
+Set-based throughout: a batch is handled in chunks of whole orders; each chunk goes through
+stage → resolve identities → upsert customers / orders / lines / events, then the rollups of every touched
+customer are refreshed once. Everything happens in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from siyu.auth.models import Membership, User
+from siyu.channels import service as channels
+from siyu.core.config import get_settings
+from siyu.core.domain_events import DomainEventType, record_many
+from siyu.core.timeutil import utcnow
+from siyu.customers import identity, identity_values, rollups
+from siyu.customers.models import Consent, ConsentPurpose, ConsentStatus, Customer, Gender
+from siyu.events import bulk as event_bulk
+from siyu.ingest.schemas import (
+    ATTRIBUTE_PREFIX,
+    CONSENT_PREFIX,
+    CUSTOM_IDENTITY_PREFIX,
+    IDENTITY_FIELDS,
+    PROPERTY_PREFIX,
+    ImportKind,
+    LoadResult,
+    Reject,
+    ValidatedBatch,
+)
+from siyu.orders import bulk as order_bulk
+from siyu.workspaces import service as workspaces
+
+Progress = Callable[[int, int], None]
+DEFAULT_CHUNK_ROWS = 50_000
+_TIME_FIELD = {
+    ImportKind.CUSTOMERS: "created_at",
+    ImportKind.ORDERS: "placed_at",
+    ImportKind.EVENTS: "occurred_at",
+}
+_LINE_FIELDS = ("sku", "product_name", "category", "quantity", "unit_price_cents", "line_amount_cents")
+_GRANTED = frozenset({"granted", "grant", "true", "yes", "y", "1", "同意", "是", "opt-in", "opt_in"})
+_WITHDRAWN = frozenset({"withdrawn", "withdraw", "false", "no", "n", "0", "拒绝", "否", "opt-out", "opt_out"})
+
+
+@dataclass
+class _Context:
+    """What a batch is checked and resolved against, read once per load."""
+
+    workspace_id: int
+    currency: str
+    channel_ids: dict[str, int]
+    store_ids: dict[str, int]
+    owner_ids: dict[str, int]
+    denylist: dict[str, frozenset[str]] = field(default_factory=dict)
+    denylist_raw: tuple[str, ...] = ()
+
+    def denied(self, kind: str) -> frozenset[str]:
+        if kind not in self.denylist:
+            self.denylist[kind] = identity_values.normalized_denylist(kind, self.denylist_raw)
+        return self.denylist[kind]
+
+
+def _context(session: Session, workspace_id: int, kind: ImportKind) -> _Context:
+    workspace = workspaces.get_workspace(session, workspace_id=workspace_id)
+    owners: dict[str, int] = {}
+    if kind == ImportKind.CUSTOMERS:
+        rows = session.execute(
+            select(User.email, User.id)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.workspace_id == workspace_id, Membership.is_active.is_(True))
+        )
+        owners = {email.lower(): user_id for email, user_id in rows}
+    return _Context(
+        workspace_id=workspace_id,
+        currency=workspace.currency,
+        channel_ids=channels.channel_ids(session, workspace_id=workspace_id),
+        store_ids=channels.store_codes(session, workspace_id=workspace_id),
+        owner_ids=owners,
+        denylist_raw=tuple(workspace.identity_denylist or ()) + tuple(get_settings().identity_denylist),
+    )
+
+
+def identity_columns(frame: pl.DataFrame) -> dict[str, str]:
+    """Identity columns of a batch frame → their identity kind."""
+    out: dict[str, str] = {}
+    for column in frame.columns:
+        if column in IDENTITY_FIELDS:
+            out[column] = column
+        elif column.startswith(CUSTOM_IDENTITY_PREFIX):
+            out[column] = column[len(CUSTOM_IDENTITY_PREFIX) :]
+    return out
+
+
+def load_batch(
+    session: Session,
+    *,
+    workspace_id: int,
+    batch: ValidatedBatch,
+    source: str = "import",
+    actor_user_id: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> tuple[LoadResult, list[Reject]]:
+    """Write the good rows of `batch` into the pool, in the caller's transaction.
+
+    Returns what changed and the rows refused while loading (unknown channel, store or owner), which
+    are left out. Counts are per record: distinct orders, events or customers.
+    """
+    kind = ImportKind(batch.kind)
+    ctx = _context(session, workspace_id, kind)
+    result = LoadResult()
+    rejects: list[Reject] = []
+    touched: set[int] = set()
+    source_of_field = {target: column for column, target in batch.mapping.items()}
+    total = batch.rows.height
+    done = 0
+    for chunk in _chunks(batch.rows, kind, chunk_rows):
+        chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
+        rejects += refused
+        chunk, resolution = _resolve_identities(session, chunk, ctx, kind, source, actor_user_id)
+        result.customers_created += len(resolution.created_ids)
+        result.customers_merged += resolution.merges
+        result.conflicts_flagged += resolution.conflicts
+        touched |= resolution.touched_ids
+        if kind == ImportKind.ORDERS:
+            touched |= _load_orders(session, chunk, ctx, source, result)
+        elif kind == ImportKind.EVENTS:
+            touched |= _load_events(session, chunk, ctx, source, result)
+        else:
+            touched |= _load_customers(session, chunk, ctx, source, result, set(resolution.created_ids))
+        done += chunk.height + len(refused)
+        if progress is not None:
+            progress(min(done, total), total)
+    rollups.refresh_rollups(session, workspace_id=workspace_id, customer_ids=touched)
+    result.touched_customer_ids = sorted(touched)
+    return result, rejects
+
+
+# --- stage: chunks and references -------------------------------------------------------------------
+
+
+def _chunks(rows: pl.DataFrame, kind: ImportKind, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """Slices of about `chunk_rows` rows; the rows of one order always stay in one slice."""
+    if rows.height <= chunk_rows:
+        yield rows
+        return
+    if kind == ImportKind.ORDERS and "external_id" in rows.columns:
+        first_row = pl.col("_row").min().over("external_id")
+        tagged = rows.with_row_index("_row").with_columns((first_row // chunk_rows).alias("_chunk"))
+        for _, part in tagged.group_by("_chunk", maintain_order=True):
+            yield part.drop("_chunk", "_row")
+        return
+    for start in range(0, rows.height, chunk_rows):
+        yield rows.slice(start, chunk_rows)
+
+
+def _resolve_references(
+    chunk: pl.DataFrame, ctx: _Context, kind: ImportKind, source_of_field: dict[str, str]
+) -> tuple[pl.DataFrame, list[Reject]]:
+    """Channel keys, store codes and owner emails → ids; rows naming unknown ones are refused."""
+    lookups: list[tuple[str, str, dict[str, int], str]] = [
+        (
+            "channel",
+            "channel_id",
+            ctx.channel_ids,
+            "unknown channel: add it on the channels page or fix the value",
+        ),
+        ("store", "store_id", ctx.store_ids, "unknown store code: add the store first or fix the code"),
+    ]
+    if kind == ImportKind.CUSTOMERS:
+        lookups.append(
+            (
+                "owner_email",
+                "owner_user_id",
+                ctx.owner_ids,
+                "owner is not a member of this workspace: invite them first or fix the email",
+            )
+        )
+    rejects: list[Reject] = []
+    bad = pl.lit(False)
+    for column, id_column, ids, reason in lookups:
+        if column not in chunk.columns:
+            chunk = chunk.with_columns(pl.lit(None, pl.Int64).alias(id_column))
+            continue
+        values = chunk[column]
+        mapping = {v: ids.get(v, ids.get(v.lower())) for v in values.drop_nulls().unique()}
+        chunk = chunk.with_columns(
+            pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Int64).alias(id_column)
+        )
+        missing = pl.col(column).is_not_null() & pl.col(id_column).is_null()
+        for row_number, value in chunk.filter(missing).select("row_number", column).iter_rows():
+            rejects.append(Reject(row_number, source_of_field.get(column, column), str(value), reason))
+        bad = bad | missing
+    return chunk.filter(~bad), rejects
+
+
+# --- resolve identities -----------------------------------------------------------------------------
+
+
+_CANONICAL_CN_MOBILE = r"^\+861[3-9][0-9]{9}$"
+
+
+def _junk_values(values: pl.Series, kind: str, ctx: _Context) -> list[str]:
+    """The distinct values of `values` that are junk for `kind` or denylisted.
+
+    Canonical CN mobiles (the bulk of most files) are checked column-wise against the same test-number
+    lists `identity_values` uses; every other value goes through `identity_values.is_junk`.
+    """
+    distinct = values.drop_nulls().unique()
+    denied = ctx.denied(kind)
+    junk = distinct.filter(distinct.is_in(list(denied))).to_list() if denied else []
+    if kind == identity_values.PHONE:
+        mobile = distinct.str.contains(_CANONICAL_CN_MOBILE)
+        national = distinct.filter(mobile).str.slice(3)
+        bad = national.is_in(list(identity_values.JUNK_PHONE_NUMBERS)) | national.str.contains_any(
+            list(identity_values.JUNK_PHONE_SUBSTRINGS)
+        )
+        junk += ("+86" + national.filter(bad)).to_list()
+        distinct = distinct.filter(~mobile)
+    junk += [v for v in distinct.to_list() if identity_values.is_junk(kind, v)]
+    return junk
+
+
+def _clean_identities(chunk: pl.DataFrame, ctx: _Context, columns: dict[str, str]) -> pl.DataFrame:
+    """Junk and denylisted values never identify anyone: they become null before resolution."""
+    chunk = chunk.with_columns(
+        [pl.col(c).cast(pl.Utf8).str.strip_chars().replace("", None).alias(c) for c in columns]
+    )
+    exprs = []
+    for column, kind in columns.items():
+        junk = _junk_values(chunk[column], kind, ctx)
+        if junk:
+            exprs.append(
+                pl.when(pl.col(column).is_in(junk)).then(None).otherwise(pl.col(column)).alias(column)
+            )
+    return chunk.with_columns(exprs) if exprs else chunk
+
+
+def _resolve_identities(
+    session: Session,
+    chunk: pl.DataFrame,
+    ctx: _Context,
+    kind: ImportKind,
+    source: str,
+    actor_user_id: int | None,
+) -> tuple[pl.DataFrame, identity.Resolution]:
+    """Adds `customer_id` and `_identity_key` ("kind:value" of the first key) to every row."""
+    columns = identity_columns(chunk)
+    chunk = _clean_identities(chunk, ctx, columns)
+    if not columns:
+        empty = identity.Resolution(customer_ids=[])
+        return chunk.with_columns(
+            pl.lit(None, pl.Int64).alias("customer_id"), pl.lit("", pl.Utf8).alias("_identity_key")
+        ), empty
+    time_field = _TIME_FIELD[kind]
+    at = pl.col(time_field) if time_field in chunk.columns else pl.lit(None, pl.Datetime("us", "UTC"))
+    chunk = chunk.with_columns(
+        pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f").alias("_key"),
+        at.alias("_at"),
+    )
+    per_key = chunk.group_by("_key", maintain_order=True).agg(
+        *[pl.col(c).first() for c in columns],
+        pl.col("_at").min().alias("_first_at"),
+        pl.col("channel_id").sort_by("_at", nulls_last=True).drop_nulls().first().alias("_channel_id"),
+    )
+    groups: list[identity.KeyGroup] = []
+    first_keys: list[str] = []
+    kinds = list(columns.values())
+    for row in per_key.select(*columns, "_first_at", "_channel_id").iter_rows():
+        keys = sorted(
+            ((kinds[i], value) for i, value in enumerate(row[: len(kinds)]) if value is not None),
+            key=lambda k: identity.key_order(k[0]),
+        )
+        groups.append(identity.KeyGroup(keys=keys, first_at=row[-2], first_channel_id=row[-1]))
+        first_keys.append(f"{keys[0][0]}:{keys[0][1]}" if keys else "")
+    resolution = identity.resolve_key_groups(
+        session, workspace_id=ctx.workspace_id, groups=groups, source=source, actor_user_id=actor_user_id
+    )
+    resolved = per_key.select("_key").with_columns(
+        pl.Series("customer_id", resolution.customer_ids, dtype=pl.Int64),
+        pl.Series("_identity_key", first_keys, dtype=pl.Utf8),
+    )
+    chunk = chunk.join(resolved, on="_key", how="left", maintain_order="left").drop("_key", "_at")
+    return chunk, resolution
+
+
+# --- orders and lines -------------------------------------------------------------------------------
+
+
+def _col(chunk: pl.DataFrame, name: str, dtype: Any) -> pl.Expr:
+    return pl.col(name).cast(dtype) if name in chunk.columns else pl.lit(None, dtype).alias(name)
+
+
+def _load_orders(
+    session: Session, chunk: pl.DataFrame, ctx: _Context, source: str, result: LoadResult
+) -> set[int]:
+    """Order fields come from the last row of each order number; line fields from every row that has them."""
+    frame = chunk.select(
+        pl.col("external_id").cast(pl.Utf8),
+        pl.col("customer_id"),
+        pl.col("channel_id"),
+        pl.col("store_id"),
+        _col(chunk, "status", pl.Utf8).fill_null("paid"),
+        _col(chunk, "currency", pl.Utf8).fill_null(ctx.currency).str.to_uppercase(),
+        _col(chunk, "paid_cents", pl.Int64).fill_null(0),
+        _col(chunk, "discount_cents", pl.Int64).fill_null(0),
+        _col(chunk, "total_cents", pl.Int64),
+        _col(chunk, "refunded_cents", pl.Int64).fill_null(0),
+        pl.col("placed_at").cast(pl.Datetime("us", "UTC")),
+        *[
+            _col(chunk, c, pl.Utf8 if c in ("sku", "product_name", "category") else pl.Int64)
+            for c in _LINE_FIELDS
+        ],
+        _col(chunk, "line_no", pl.Int64),
+    ).with_columns(pl.col("total_cents").fill_null(pl.col("paid_cents") + pl.col("discount_cents")))
+    orders = frame.group_by("external_id", maintain_order=True).agg(
+        pl.col("customer_id").drop_nulls().last(),
+        *[pl.col(c).last() for c in order_bulk.ORDER_COLUMNS if c != "customer_id"],
+    )
+    has_line = pl.any_horizontal([pl.col(c).is_not_null() for c in _LINE_FIELDS])
+    lines = frame.filter(has_line).select(
+        "external_id",
+        "line_no",
+        pl.col("sku").fill_null(""),
+        pl.col("product_name").fill_null("").alias("name"),
+        pl.col("category").fill_null(""),
+        pl.col("quantity").fill_null(1),
+        pl.col("unit_price_cents")
+        .fill_null(pl.col("line_amount_cents") // pl.col("quantity").fill_null(1).clip(lower_bound=1))
+        .fill_null(0),
+        pl.col("line_amount_cents")
+        .fill_null(pl.col("unit_price_cents") * pl.col("quantity").fill_null(1))
+        .fill_null(0)
+        .alias("amount_cents"),
+    )
+    upsert = order_bulk.upsert_orders(
+        session, workspace_id=ctx.workspace_id, orders=orders, lines=lines, source=source
+    )
+    result.inserted += upsert.inserted
+    result.updated += upsert.updated
+    result.unchanged += upsert.unchanged
+    return upsert.touched_customer_ids
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+def _properties(chunk: pl.DataFrame) -> pl.Series:
+    """Canonical JSON text of each event's properties: the `properties` object plus `prop:*` columns."""
+    prop_columns = [c for c in chunk.columns if c.startswith(PROPERTY_PREFIX)]
+    base = chunk["properties"].to_list() if "properties" in chunk.columns else [None] * chunk.height
+    extra = chunk.select(prop_columns).iter_rows() if prop_columns else iter([()] * chunk.height)
+    out: list[str] = []
+    for text_value, values in zip(base, extra, strict=True):
+        props: dict[str, Any] = {}
+        if text_value:
+            parsed = json.loads(text_value) if isinstance(text_value, str) else text_value
+            if isinstance(parsed, dict):
+                props.update(parsed)
+        for name, value in zip(prop_columns, values, strict=True):
+            if value is not None:
+                props[name[len(PROPERTY_PREFIX) :]] = value
+        out.append(json.dumps(props, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str))
+    return pl.Series("properties", out, dtype=pl.Utf8)
+
+
+def _load_events(
+    session: Session, chunk: pl.DataFrame, ctx: _Context, source: str, result: LoadResult
+) -> set[int]:
+    props = _properties(chunk)
+    occurred = chunk["occurred_at"].cast(pl.Datetime("us", "UTC"))
+    external = (
+        chunk["external_id"].cast(pl.Utf8)
+        if "external_id" in chunk.columns
+        else pl.Series([None] * chunk.height, dtype=pl.Utf8)
+    )
+    keys = event_bulk.dedupe_keys(external, chunk["_identity_key"], chunk["type"], occurred, props)
+    events = pl.DataFrame(
+        {
+            "customer_id": chunk["customer_id"],
+            "type": chunk["type"].cast(pl.Utf8),
+            "occurred_at": occurred,
+            "properties": props,
+            "source": chunk["source"].cast(pl.Utf8).fill_null(source)
+            if "source" in chunk.columns
+            else pl.Series([source] * chunk.height, dtype=pl.Utf8),
+            "dedupe_key": keys,
+        }
+    )
+    inserted = event_bulk.insert_events(session, workspace_id=ctx.workspace_id, events=events)
+    result.inserted += inserted.inserted
+    result.unchanged += inserted.unchanged
+    return inserted.touched_customer_ids
+
+
+# --- customers --------------------------------------------------------------------------------------
+
+_PROFILE = ("name", "gender", "birthday", "city", "owner_user_id", "first_channel_id")
+
+
+def _consent_status(value: Any) -> str | None:
+    text = str(value).strip().lower()
+    if text in _GRANTED:
+        return ConsentStatus.GRANTED.value
+    if text in _WITHDRAWN:
+        return ConsentStatus.WITHDRAWN.value
+    return None
+
+
+def _load_customers(
+    session: Session,
+    chunk: pl.DataFrame,
+    ctx: _Context,
+    source: str,
+    result: LoadResult,
+    created: set[int],
+) -> set[int]:
+    """Profiles: a later non-empty value wins (within the batch, the last row of the customer; against the
+    store, the incoming value), except that the first channel is only set when it is not set yet.
+    `attr:*` columns update single keys of `attributes`; `consent:*` columns add a consent record only
+    when the state in force changes. Customers are few next to orders, so this step is a plain pass."""
+    chunk = chunk.filter(pl.col("customer_id").is_not_null())
+    if chunk.height == 0:
+        return set()
+    attr_columns = [c for c in chunk.columns if c.startswith(ATTRIBUTE_PREFIX)]
+    consent_columns = [c for c in chunk.columns if c.startswith(CONSENT_PREFIX)]
+    incoming = (
+        chunk.select(
+            "customer_id",
+            _col(chunk, "name", pl.Utf8),
+            _col(chunk, "gender", pl.Utf8),
+            _col(chunk, "birthday", pl.Date),
+            _col(chunk, "city", pl.Utf8),
+            pl.col("owner_user_id"),
+            pl.col("channel_id").alias("first_channel_id"),
+            *attr_columns,
+            *consent_columns,
+        )
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.all().drop_nulls().last())
+    )
+
+    ids = incoming["customer_id"].to_list()
+    stored = {c["id"]: c for c in _customers(session, ids)}
+    now = utcnow()
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for row in incoming.iter_rows(named=True):
+        customer_id = row["customer_id"]
+        current = stored[customer_id]
+        new_values = {name: current[name] for name in (*_PROFILE, "attributes")}
+        for name in ("name", "city", "birthday", "owner_user_id"):
+            if row[name] is not None and row[name] != "":
+                new_values[name] = row[name]
+        if row["gender"] and row["gender"] != Gender.UNKNOWN:
+            new_values["gender"] = row["gender"]
+        if current["first_channel_id"] is None and row["first_channel_id"] is not None:
+            new_values["first_channel_id"] = row["first_channel_id"]
+        attributes = dict(current["attributes"])
+        for column in attr_columns:
+            if row[column] is not None:
+                attributes[column[len(ATTRIBUTE_PREFIX) :]] = row[column]
+        new_values["attributes"] = attributes
+        changed = [name for name, value in new_values.items() if value != current[name]]
+        if not changed:
+            if customer_id not in created:
+                result.unchanged += 1
+            continue
+        updates.append({"b_id": customer_id, **new_values, "updated_at": now})
+        if customer_id in created:
+            continue
+        result.updated += 1
+        events.append(
+            {
+                "workspace_id": ctx.workspace_id,
+                "type": DomainEventType.CUSTOMER_UPDATED,
+                "customer_id": customer_id,
+                "payload": {"fields": sorted(changed), "source": source},
+                "occurred_at": now,
+            }
+        )
+        if "owner_user_id" in changed:
+            events.append(
+                {
+                    "workspace_id": ctx.workspace_id,
+                    "type": DomainEventType.OWNER_CHANGED,
+                    "customer_id": customer_id,
+                    "payload": {
+                        "owner_user_id": new_values["owner_user_id"],
+                        "previous": current["owner_user_id"],
+                    },
+                    "occurred_at": now,
+                }
+            )
+    result.inserted += len(created & set(ids))
+    if updates:
+        table = Customer.__table__
+        assert isinstance(table, Table)
+        session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
+    events += _record_consents(session, incoming, consent_columns, ctx, source, now)
+    record_many(session, events)
+    return {u["b_id"] for u in updates}
+
+
+def _customers(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            select(
+                Customer.id,
+                Customer.name,
+                Customer.gender,
+                Customer.birthday,
+                Customer.city,
+                Customer.owner_user_id,
+                Customer.first_channel_id,
+                Customer.attributes,
+            ).where(Customer.id.in_(ids[start : start + 5000]))
+        )
+        out += [dict(r._mapping) | {"attributes": dict(r.attributes or {})} for r in rows]
+    return out
+
+
+def _record_consents(
+    session: Session,
+    incoming: pl.DataFrame,
+    consent_columns: list[str],
+    ctx: _Context,
+    source: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    if not consent_columns:
+        return []
+    ids = incoming["customer_id"].to_list()
+    in_force: dict[tuple[int, str], str] = {}
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            select(Consent.customer_id, Consent.contact_channel, Consent.status)
+            .where(
+                Consent.customer_id.in_(ids[start : start + 5000]),
+                Consent.purpose == ConsentPurpose.MARKETING.value,
+            )
+            .order_by(Consent.occurred_at, Consent.id)
+        )
+        for customer_id, channel, status in rows:
+            in_force[(customer_id, channel)] = status
+    new_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for row in incoming.select("customer_id", *consent_columns).iter_rows(named=True):
+        for column in consent_columns:
+            status = _consent_status(row[column]) if row[column] is not None else None
+            channel = column[len(CONSENT_PREFIX) :]
+            if status is None or in_force.get((row["customer_id"], channel)) == status:
+                continue
+            new_rows.append(
+                {
+                    "workspace_id": ctx.workspace_id,
+                    "customer_id": row["customer_id"],
+                    "contact_channel": channel,
+                    "purpose": ConsentPurpose.MARKETING.value,
+                    "status": status,
+                    "source": source[:64],
+                    "occurred_at": now,
+                    "created_at": now,
+                }
+            )
+            events.append(
+                {
+                    "workspace_id": ctx.workspace_id,
+                    "type": DomainEventType.CONSENT_CHANGED,
+                    "customer_id": row["customer_id"],
+                    "payload": {"contact_channel": channel, "purpose": "marketing", "status": status},
+                    "occurred_at": now,
+                }
+            )
+    if new_rows:
+        session.execute(insert(Consent), new_rows)
+    return events

@@ -1,0 +1,1 @@
+"""The overview: the figures and the revenue chart a brand sees first."""

@@ -1,0 +1,63 @@
+// siyu pages: auto-submitting selects, the overview chart (ECharts), and import progress polling.
+(function () {
+  "use strict";
+
+  function autosubmit() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+  }
+
+  function revenueChart() {
+    var holder = document.getElementById("revenue-chart");
+    var source = document.getElementById("revenue-data");
+    if (!holder || !source || typeof window.echarts === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var chart = window.echarts.init(holder, null, { renderer: "svg" });
+    var money = function (v) { return "¥" + Number(v).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }); };
+    chart.setOption({
+      animation: false,
+      color: ["#2f6fde", "#23a57a", "#f0a30a", "#e0565b", "#8a63d2", "#19a5b8", "#6b7a8f", "#c2843f", "#5c9e31", "#d45fa0"],
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: money },
+      legend: { type: "scroll", bottom: 0 },
+      grid: { left: 8, right: 16, top: 16, bottom: 40, containLabel: true },
+      xAxis: { type: "category", data: data.months },
+      yAxis: { type: "value", axisLabel: { formatter: function (v) { return "¥" + v.toLocaleString(); } } },
+      series: data.series.map(function (s) {
+        return { name: s.name, type: "bar", stack: "revenue", emphasis: { focus: "series" }, data: s.data };
+      })
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
+  function importProgress() {
+    var box = document.getElementById("import-progress");
+    if (!box) { return; }
+    var bar = document.getElementById("progress-bar");
+    var link = document.getElementById("result-link");
+    var errorBox = document.getElementById("progress-error");
+    function poll() {
+      fetch(box.dataset.progressUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (state) {
+          if (state.total) { bar.max = state.total; }
+          bar.value = state.processed || 0;
+          box.querySelector("[data-processed]").textContent = state.processed || 0;
+          box.querySelector("[data-total]").textContent = state.total || "?";
+          if (state.result_url) { link.href = state.result_url; link.hidden = false; }
+          if (state.status === "running") { window.setTimeout(poll, 400); return; }
+          if (state.result_url) { window.location.assign(state.result_url); return; }
+          errorBox.textContent = box.dataset.failedLabel + ": " + (state.error || state.message || "");
+          errorBox.hidden = false;
+        })
+        .catch(function () { window.setTimeout(poll, 1500); });
+    }
+    poll();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    autosubmit();
+    revenueChart();
+    importProgress();
+  });
+})();

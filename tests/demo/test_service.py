@@ -1,0 +1,188 @@
+"""Building the demo workspace through the real import path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import func, select
+
+from siyu.auth import service as auth
+from siyu.auth.models import Membership, Role, User
+from siyu.channels.models import Channel, ChannelCost, Store
+from siyu.core.db import Database
+from siyu.core.errors import Conflict, NotFound
+from siyu.customers.models import Consent, Customer, IdentityReview, MergeLog
+from siyu.demo import generator, service
+from siyu.demo.service import DemoBuild
+from siyu.events.models import CustomerEvent
+from siyu.orders.models import Order
+from siyu.workspaces import service as workspaces
+
+CUSTOMERS = 500
+
+
+@pytest.fixture(scope="module")
+def built(database: Database, tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
+    """One small brand per engine, shared by the tests of this module (building takes a few seconds)."""
+    slug = f"demo-{uuid.uuid4().hex[:8]}"
+    return service.build_demo(
+        database, directory=tmp_path_factory.mktemp("demo"), customers=CUSTOMERS, seed=5, slug=slug
+    )
+
+
+def _count(database: Database, statement: object) -> int:
+    with database.reader() as session:
+        return int(session.scalar(statement) or 0)  # type: ignore[call-overload]
+
+
+def test_every_import_finished_and_rejected_exactly_the_dirty_rows(
+    database: Database, built: DemoBuild
+) -> None:
+    assert built.files is not None
+    assert [(i.kind, i.status) for i in built.imports] == [
+        ("customers", "done"),
+        ("orders", "done"),
+        ("events", "done"),
+    ]
+    rejected = {i.kind: i.rejected_rows for i in built.imports}
+    assert rejected == {"customers": 3, "orders": 12, "events": 3}
+    reports = {p.name for p in built.files.directory.glob("*-rejects.csv")}
+    assert reports == {"customers-rejects.csv", "orders-rejects.csv", "events-rejects.csv"}
+    orders_report = pl.read_csv(built.files.directory / "orders-rejects.csv", infer_schema=False)
+    assert set(orders_report["column"]) >= {"手机号", "下单时间", "实付金额", "渠道"}
+
+
+def test_duplicates_merged_into_one_customer_per_person(database: Database, built: DemoBuild) -> None:
+    assert built.files is not None
+    ws = built.workspace_id
+    live = _count(
+        database,
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.workspace_id == ws, Customer.merged_into_id.is_(None)),
+    )
+    assert live == built.files.persons == CUSTOMERS
+    merges = _count(database, select(func.count()).select_from(MergeLog).where(MergeLog.workspace_id == ws))
+    assert merges == built.files.split_persons > 0
+    reviews = _count(
+        database, select(func.count()).select_from(IdentityReview).where(IdentityReview.workspace_id == ws)
+    )
+    assert reviews == 0  # no conflicting keys in the brand: nothing left for review
+
+
+def test_a_merged_person_holds_their_store_and_mini_program_orders(
+    database: Database, built: DemoBuild
+) -> None:
+    assert built.files is not None
+    bind = next(
+        e
+        for e in pl.read_ndjson(built.files.events_jsonl, infer_schema_length=None).iter_rows(named=True)
+        if e["事件类型"] == "member_bind"
+    )
+    orders = pl.read_csv(built.files.orders_csv, infer_schema=False)
+    mine = orders.filter((pl.col("手机号") == bind["手机号"]) | (pl.col("unionid") == bind["unionid"]))
+    assert mine["渠道"].n_unique() >= 2  # bought in a store (by phone) and in the mini program (by unionid)
+    with database.reader() as session:
+        owners = session.scalars(
+            select(Order.customer_id).where(
+                Order.workspace_id == built.workspace_id,
+                Order.external_id.in_(mine["订单号"].unique().to_list()),
+            )
+        ).all()
+        assert len(owners) == mine["订单号"].n_unique()
+        assert len(set(owners)) == 1
+        survivor = session.get(Customer, owners[0])
+        assert survivor is not None and survivor.merged_into_id is None
+
+
+def test_orders_refunds_and_revenue_match_the_files(database: Database, built: DemoBuild) -> None:
+    assert built.files is not None
+    ws = built.workspace_id
+    with database.reader() as session:
+        by_status = dict(
+            session.execute(
+                select(Order.status, func.count()).where(Order.workspace_id == ws).group_by(Order.status)
+            ).all()
+        )
+        net = session.scalar(
+            select(func.sum(Order.paid_cents - Order.refunded_cents)).where(Order.workspace_id == ws)
+        )
+    assert sum(by_status.values()) == built.files.orders
+    assert by_status["refunded"] == built.files.refunded_orders
+    assert by_status["partially_refunded"] == built.files.partially_refunded_orders
+    assert int(net or 0) == built.files.revenue_cents
+    events = _count(
+        database, select(func.count()).select_from(CustomerEvent).where(CustomerEvent.workspace_id == ws)
+    )
+    assert events == built.files.events
+
+
+def test_staff_channels_costs_stores_owners_and_consent(database: Database, built: DemoBuild) -> None:
+    ws = built.workspace_id
+    with database.reader() as session:
+        roles = dict(
+            session.execute(
+                select(User.email, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.workspace_id == ws)
+            ).all()
+        )
+        owner_roles = set(
+            session.scalars(
+                select(Membership.role)
+                .join(Customer, Customer.owner_user_id == Membership.user_id)
+                .where(Membership.workspace_id == ws, Customer.workspace_id == ws)
+            )
+        )
+        channels = set(session.scalars(select(Channel.key).where(Channel.workspace_id == ws)))
+        costs = _count(
+            database, select(func.count()).select_from(ChannelCost).where(ChannelCost.workspace_id == ws)
+        )
+        stores = _count(database, select(func.count()).select_from(Store).where(Store.workspace_id == ws))
+        consents = _count(
+            database, select(func.count()).select_from(Consent).where(Consent.workspace_id == ws)
+        )
+    assert len(roles) == len(generator.STAFF)
+    assert roles[built.owner.email] == Role.OWNER.value
+    assert roles[built.staff.email] == Role.STAFF.value
+    assert owner_roles == {Role.STAFF.value}
+    assert channels == {c.key for c in generator.CHANNELS}
+    assert costs == 24 * len(generator.CHANNELS)
+    assert stores == 20
+    assert consents > CUSTOMERS // 3
+
+
+def test_reusing_the_demo_checks_the_password_and_gives_a_working_token(
+    database: Database, built: DemoBuild
+) -> None:
+    assert service.find_demo(database, slug=built.slug) == built.workspace_id
+    again = service.open_demo(database, slug=built.slug)
+    assert again.reused and again.workspace_id == built.workspace_id
+    assert again.api_token != built.api_token
+    with database.transaction() as session:
+        for token in (built.api_token, again.api_token):
+            actor = auth.actor_for_token(session, token=token)
+            assert (actor.workspace_id, actor.role) == (built.workspace_id, Role.OWNER)
+        user = auth.authenticate(session, email=built.owner.email, password=service.DEMO_PASSWORD)
+        assert user.email == built.owner.email
+
+
+def test_building_over_an_existing_demo_is_refused(
+    database: Database, built: DemoBuild, tmp_path: Path
+) -> None:
+    with pytest.raises(Conflict, match="already exists"):
+        service.build_demo(database, directory=tmp_path, customers=50, slug=built.slug)
+    assert service.find_demo(database, slug=f"none-{uuid.uuid4().hex[:6]}") is None
+    with pytest.raises(NotFound):
+        service.open_demo(database, slug=f"none-{uuid.uuid4().hex[:6]}")
+
+
+def test_a_half_built_demo_is_not_reused(database: Database) -> None:
+    slug = f"half-{uuid.uuid4().hex[:8]}"
+    with database.transaction() as session:
+        workspaces.create_workspace(session, slug=slug, name="half")
+    with pytest.raises(Conflict, match="not a complete demo"):
+        service.find_demo(database, slug=slug)

@@ -1,0 +1,62 @@
+"""The overview figures: counts, net revenue after refunds, per channel per month in the workspace zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from siyu.auth.models import Role
+from siyu.core.db import Database
+from siyu.core.errors import ValidationFailed
+from siyu.overview import service as overview
+from tests.factories import make_channel, make_customer, make_member, make_order
+
+
+def test_overview_groups_net_revenue_by_channel_and_month(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        douyin = make_channel(session, workspace_id=workspace_id, key="douyin-o", name="抖音")
+        store = make_channel(
+            session, workspace_id=workspace_id, key="store-o", name="门店", source_type="store"
+        )
+        customer = make_customer(session, workspace_id=workspace_id)
+        make_customer(session, workspace_id=workspace_id)
+
+        def order(cents: int, channel_id: int, at: datetime, refunded: int = 0, status: str = "paid") -> None:
+            make_order(
+                session,
+                workspace_id=workspace_id,
+                customer_id=customer.id,
+                paid_cents=cents,
+                refunded_cents=refunded,
+                status=status,
+                channel_id=channel_id,
+                placed_at=at,
+            )
+
+        order(1000, douyin.id, datetime(2026, 1, 10, 4, tzinfo=UTC))
+        # 2026-01-31 17:00 UTC is 1 February 01:00 in Shanghai: counted in February
+        order(2000, douyin.id, datetime(2026, 1, 31, 17, tzinfo=UTC))
+        order(5000, store.id, datetime(2026, 2, 3, 4, tzinfo=UTC), refunded=1500, status="partially_refunded")
+        order(700, store.id, datetime(2025, 12, 31, 16, 30, tzinfo=UTC))  # 2026-01-01 in Shanghai
+        order(9900, store.id, datetime(2025, 11, 30, 4, tzinfo=UTC))  # before the period
+    with db.reader() as session:
+        figures = overview.get_overview(session, actor=actor, months=3, today=date(2026, 2, 20))
+    assert figures.months == [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    assert figures.customers == 2
+    assert figures.orders == 5
+    assert figures.period_orders == 4
+    assert figures.net_revenue_cents == 1000 + 2000 + 3500 + 700
+    series = {s.channel_key: s.net_revenue_cents for s in figures.series}
+    assert series == {"douyin-o": [0, 1000, 2000], "store-o": [0, 700, 3500]}
+    assert [s.channel_key for s in figures.series] == ["store-o", "douyin-o"]  # biggest first
+    assert figures.month_totals_cents == [0, 1700, 5500]
+
+
+def test_overview_refuses_a_silly_period(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id).actor
+        with pytest.raises(ValidationFailed) as refused:
+            overview.get_overview(session, actor=actor, months=0)
+    assert refused.value.where == "months"

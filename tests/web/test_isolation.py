@@ -1,0 +1,357 @@
+"""Workspace isolation for every route: a member of workspace A can neither see nor change B's rows.
+
+Routes are read from the app itself, so a new route is covered (or this test fails, asking for a value
+for its new path parameter) without anyone remembering to add it here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.routing import BaseRoute, Route
+
+from siyu.auth.models import ApiToken, Role
+from siyu.channels import service as channels
+from siyu.core.db import Database
+from siyu.core.timeutil import utcnow
+from siyu.customers import identity
+from siyu.customers import service as customers
+from siyu.customers.models import IdentityReview
+from siyu.ingest import views as ingest_views
+from siyu.ingest import webhooks
+from siyu.ingest.models import ImportJob
+from siyu.ingest.schemas import ImportKind
+from siyu.workspaces import service as workspaces
+from tests.factories import (
+    Member,
+    api_client,
+    make_channel,
+    make_customer,
+    make_event,
+    make_member,
+    make_order,
+    make_store,
+)
+
+# Routes that take no workspace data by path, with why they are exempt from the generic check.
+PUBLIC = {
+    "/api/health": "no data",
+    "/api/openapi.json": "schema only",
+    "/api/docs": "schema only",
+    "/docs/oauth2-redirect": "schema only",
+    "/redoc": "schema only",
+    "/login": "before any workspace",
+    "/logout": "ends the session",
+    "/lang/{code}": "language cookie",
+    "/workspace": "switcher: refuses non-members (auth.actor_for), tested with the web shell",
+    "/api/hooks/{workspace_slug}/{kind}": "signed by the workspace secret: test_webhook_secret_is_per_workspace",
+    "/api/imports/{kind}": "writes only into the caller's workspace: test_import_never_attaches_to_other_workspace",
+}
+_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+
+
+def flat_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, descending into included routers."""
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            context = getattr(route, "include_context", None)
+            yield from flat_routes(original.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif isinstance(route, Route):
+            for method in sorted(route.methods or {"GET"}):
+                if method != "HEAD":
+                    yield method, prefix + route.path
+        elif hasattr(route, "routes"):
+            yield from flat_routes(route.routes, prefix + getattr(route, "path", ""))
+
+
+@dataclass
+class Other:
+    """Workspace B's rows, and text that appears only in them."""
+
+    owner: Member
+    ids: dict[str, Any]
+    markers: list[str]
+
+
+def _workspace_b(db: Database) -> Other:
+    tag = uuid.uuid4().hex[:8]
+    with db.transaction() as session:
+        ws = workspaces.create_workspace(session, slug=f"iso-b-{tag}", name="B").id
+        owner = make_member(session, workspace_id=ws, role=Role.OWNER, name=f"bowner{tag}")
+        channel = make_channel(session, workspace_id=ws, key=f"bch{tag}", name=f"B渠道{tag}")
+        store = make_store(session, workspace_id=ws, code=f"BST{tag}")
+        cost = channels.add_cost(
+            session,
+            workspace_id=ws,
+            channel_id=channel.id,
+            period_start=utcnow().date(),
+            period_end=utcnow().date(),
+            amount_cents=123,
+            note=f"bcost{tag}",
+        )
+        phone = f"+86137{uuid.uuid4().int % 10**8:08d}"
+        customer = make_customer(
+            session,
+            workspace_id=ws,
+            name=f"乙{tag}",
+            phone=phone,
+            city=f"B城{tag}",
+            owner_user_id=owner.user_id,
+        )
+        twin = make_customer(session, workspace_id=ws, name=f"乙二{tag}", phone="")
+        order = make_order(session, workspace_id=ws, customer_id=customer.id, external_id=f"BORD{tag}")
+        event = make_event(session, workspace_id=ws, customer_id=customer.id, type=f"bevt{tag}")
+        review = IdentityReview(
+            workspace_id=ws,
+            customer_a_id=customer.id,
+            customer_b_id=twin.id,
+            reason=f"breview{tag}",
+            evidence={},
+        )
+        job = ImportJob(
+            workspace_id=ws, kind="orders", source="file", filename=f"bjob{tag}.csv", status="done"
+        )
+        session.add_all([review, job])
+        session.flush()
+        customers.record_consent(
+            session,
+            actor=owner.actor,
+            customer_id=customer.id,
+            contact_channel="sms",
+            purpose="marketing",
+            status="granted",
+            source=f"bconsent{tag}",
+        )
+        third = make_customer(session, workspace_id=ws, name=f"乙三{tag}", phone="")
+        merge = identity.merge_customers(
+            session,
+            workspace_id=ws,
+            survivor_id=twin.id,
+            merged_id=third.id,
+            reason=f"bmerge{tag}",
+            actor_user_id=owner.user_id,
+        )
+        token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
+        ids = {
+            "workspace_id": ws,
+            "customer_id": customer.id,
+            "order_id": order.id,
+            "event_id": event.id,
+            "channel_id": channel.id,
+            "store_id": store.id,
+            "cost_id": cost.id,
+            "token_id": token_id,
+            "merge_log_id": merge.id,
+            "review_id": review.id,
+            "job_id": job.id,
+            "external_id": order.external_id,
+            "phone": phone,
+        }
+    markers = [tag, phone[3:]]
+    return Other(owner=owner, ids=ids, markers=markers)
+
+
+# request bodies for writes, so that a refusal is about the row, not about a malformed body
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/customers/{customer_id}"): {"json": {"city": "hacked"}},
+    ("PUT", "/api/customers/{customer_id}/owner"): {"json": {"owner_user_id": None}},
+    ("POST", "/api/customers/{customer_id}/consents"): {
+        "json": {"contact_channel": "sms", "purpose": "marketing", "status": "withdrawn"}
+    },
+    ("POST", "/api/customers/{customer_id}/merge"): {"json": {"merged_id": 0}},
+    ("PATCH", "/api/channels/{channel_id}"): {"json": {"name": "hacked"}},
+    ("POST", "/api/channels/{channel_id}/costs"): {
+        "json": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount_cents": 1}
+    },
+    ("POST", "/api/identity-reviews/{review_id}/resolve"): {"json": {"decision": "dismiss"}},
+    ("POST", "/channels/{channel_id}/costs"): {
+        "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
+    },
+}
+# query strings for lists: required parameters, and filters naming B's rows
+QUERIES: dict[str, dict[str, Any]] = {
+    "/api/orders/revenue-by-channel": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
+    "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
+    "/api/customers/lookup": {"phone": "{phone}"},
+}
+# lists fetched with POST (a body of filters): checked like GET lists
+POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
+# lists filtered by one of B's ids, checked in addition to the plain list
+FILTERED_LISTS = [
+    ("/api/orders", "customer_id"),
+    ("/api/events", "customer_id"),
+    ("/api/merges", "customer_id"),
+    ("/api/customers/{customer_id}/timeline", None),
+]
+
+
+def _fill(path: str, ids: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in ids, (
+            f"route {path}: give B's value for path parameter {name!r} in this test (or list it in PUBLIC)"
+        )
+        return str(ids[name])
+
+    return _PARAM.sub(value, path)
+
+
+def _assert_no_markers(response_text: str, other: Other, what: str, sent: tuple[str, ...] = ()) -> None:
+    """No text of B's rows in the response (except what the request itself sent, echoed in a message)."""
+    for marker in other.markers:
+        if any(marker in value for value in sent):
+            continue
+        assert marker not in response_text, f"{what} shows workspace B's data ({marker!r})"
+
+
+def _routes(client: TestClient) -> list[tuple[str, str]]:
+    routes = sorted(set(flat_routes(client.app.routes)))  # type: ignore[attr-defined]
+    assert ("GET", "/api/customers/{customer_id}") in routes  # the walk found the included routers
+    return routes
+
+
+def _import_run_of_b(db: Database, other: Other, folder: Path) -> str:
+    """An import in progress (or just finished) of workspace B, as the import page shows it."""
+    csv_file = folder / "b.csv"
+    csv_file.write_text("手机号,姓名\n13912340000,乙\n", encoding="utf-8")
+    return ingest_views.start_import(
+        db,
+        actor=other.owner.actor,
+        kind=ImportKind.CUSTOMERS,
+        path=csv_file,
+        mapping_overrides={},
+        strict=False,
+    )
+
+
+def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp_path: Path) -> None:
+    other = _workspace_b(db)
+    other.ids["run_id"] = _import_run_of_b(db, other, tmp_path)
+    with db.transaction() as session:
+        a = make_member(session, workspace_id=workspace_id, role=Role.OWNER)
+        mine = make_customer(session, workspace_id=workspace_id, name="甲")
+        make_order(session, workspace_id=workspace_id, customer_id=mine.id)
+    client = api_client(db)
+    checked: list[str] = []
+    for method, path in _routes(client):
+        if path in PUBLIC or path.startswith("/static"):
+            continue
+        has_params = bool(_PARAM.search(path))
+        if has_params:
+            url = _fill(path, other.ids)
+            response = client.request(method, url, headers=a.headers, **BODIES.get((method, path), {}))
+            assert response.status_code in (403, 404), (
+                f"{method} {url} with A's token gave {response.status_code}"
+            )
+            _assert_no_markers(response.text, other, f"{method} {path}", sent=(url,))
+            checked.append(f"{method} {path}")
+        elif method == "POST" and path in POST_LISTS:
+            response = client.post(path, headers=a.headers, **POST_LISTS[path])
+            assert response.status_code == 200, f"POST {path} gave {response.status_code}"
+            _assert_no_markers(response.text, other, f"POST {path}")
+            checked.append(f"POST {path}")
+        elif method == "GET":
+            params = {k: str(v).format(**other.ids) for k, v in QUERIES.get(path, {}).items()}
+            response = client.get(path, params=params, headers=a.headers)
+            assert response.status_code in (200, 404), (
+                f"GET {path} gave {response.status_code}: {response.text[:200]}"
+            )
+            _assert_no_markers(response.text, other, f"GET {path}", sent=tuple(params.values()))
+            checked.append(f"GET {path}")
+    for path, param in FILTERED_LISTS:
+        url = _fill(path, other.ids)
+        params = {param: other.ids[param]} if param else {}
+        response = client.get(url, params=params, headers=a.headers)
+        assert response.status_code == 404 or (response.status_code == 200 and "[]" in response.text), url
+        _assert_no_markers(response.text, other, f"GET {url}")
+    # a write naming B's customer in its body
+    merge = client.post(
+        f"/api/customers/{mine.id}/merge", json={"merged_id": other.ids["customer_id"]}, headers=a.headers
+    )
+    assert merge.status_code == 404
+    assert len(checked) >= 30
+
+    # and nothing of B changed
+    b = other.owner.headers
+    view = client.get(f"/api/customers/{other.ids['customer_id']}", headers=b).json()
+    assert (
+        view["profile"]["city"].startswith("B城") and view["profile"]["owner_user_id"] == other.owner.user_id
+    )
+    assert [c["status"] for c in view["consents"]] == ["granted"]
+    channel = client.get(f"/api/channels/{other.ids['channel_id']}", headers=b).json()
+    assert channel["archived_at"] is None and channel["name"].startswith("B渠道")
+    assert len(client.get(f"/api/channels/{other.ids['channel_id']}/costs", headers=b).json()) == 1
+    assert client.get("/api/me", headers=b).status_code == 200  # B's token was not revoked
+    assert client.get("/api/identity-reviews", headers=b).json()[0]["status"] == "open"
+    assert client.get("/api/merges", headers=b).json()[0]["undone_at"] is None
+    assert client.get(f"/api/orders/{other.ids['order_id']}", headers=b).status_code == 200
+
+
+def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
+    other = _workspace_b(db)
+    with db.transaction() as session:
+        a = make_member(session, workspace_id=workspace_id, role=Role.OWNER)
+        mine = make_customer(session, workspace_id=workspace_id)
+        order = make_order(session, workspace_id=workspace_id, customer_id=mine.id)
+        event = make_event(session, workspace_id=workspace_id, customer_id=mine.id)
+    client = api_client(db)
+    assert [c["id"] for c in client.get("/api/customers", headers=a.headers).json()["items"]] == [mine.id]
+    assert [o["id"] for o in client.get("/api/orders", headers=a.headers).json()["items"]] == [order.id]
+    assert [e["id"] for e in client.get("/api/events", headers=a.headers).json()["items"]] == [event.id]
+    assert client.get("/api/channels", headers=a.headers).json() == []
+    assert client.get("/api/stores", headers=a.headers).json() == []
+    assert client.get("/api/imports", headers=a.headers).json() == []
+    assert client.get("/api/merges", headers=a.headers).json() == []
+    assert client.get("/api/identity-reviews", headers=a.headers).json() == []
+    assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}
+    assert client.get("/api/me", headers=a.headers).json()["workspace_id"] == workspace_id
+    lookup = client.get("/api/customers/lookup", params={"phone": other.ids["phone"]}, headers=a.headers)
+    assert lookup.status_code == 404
+
+
+def test_webhook_secret_is_per_workspace(db: Database, workspace_id: int) -> None:
+    other = _workspace_b(db)
+    with db.reader() as session:
+        mine = workspaces.get_workspace(session, workspace_id=workspace_id)
+        theirs = workspaces.get_workspace(session, workspace_id=other.ids["workspace_id"])
+        secret, their_slug = mine.webhook_secret, theirs.slug
+    body = b'{"records": []}'
+    stamp = int(utcnow().timestamp())
+    response = api_client(db).post(
+        f"/api/hooks/{their_slug}/orders",
+        content=body,
+        headers={
+            "X-Siyu-Timestamp": str(stamp),
+            "X-Siyu-Signature": webhooks.sign(secret=secret, timestamp=stamp, body=body),
+        },
+    )
+    assert response.status_code == 401 and response.json()["message"] == "wrong signature"
+
+
+def test_import_never_attaches_to_other_workspace(db: Database, workspace_id: int) -> None:
+    other = _workspace_b(db)
+    with db.transaction() as session:
+        a = make_member(session, workspace_id=workspace_id, role=Role.OPERATOR)
+    client = api_client(db)
+    record = {
+        "external_id": other.ids["external_id"],  # the same order number as B's order
+        "phone": other.ids["phone"],  # and B's customer's phone
+        "paid_cents": 1,
+        "placed_at": "2025-01-01T00:00:00Z",
+    }
+    response = client.post("/api/imports/orders", json={"records": [record]}, headers=a.headers)
+    assert response.status_code == 201 and response.json()["result"]["inserted"] == 1
+    theirs = client.get(f"/api/orders/{other.ids['order_id']}", headers=other.owner.headers).json()
+    assert theirs["paid_cents"] == 3200 and theirs["customer_id"] == other.ids["customer_id"]
+    b_view = client.get(f"/api/customers/{other.ids['customer_id']}", headers=other.owner.headers).json()
+    assert b_view["rollup"]["order_count"] == 1
+    mine = client.get("/api/customers/lookup", params={"phone": other.ids["phone"]}, headers=a.headers).json()
+    assert mine["id"] != other.ids["customer_id"] and mine["net_revenue_cents"] == 1
