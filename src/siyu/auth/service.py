@@ -215,3 +215,13 @@ def revoke_api_token(session: Session, *, actor: Actor, token_id: int) -> None:
         target_id=token_id,
         detail={"name": row.name, "prefix": row.prefix},
     )
+
+
+def member_ids_by_email(session: Session, *, workspace_id: int) -> dict[str, int]:
+    """Lower-cased email → user id of every active member of the workspace (for owner columns in imports)."""
+    rows = session.execute(
+        select(User.email, User.id)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.workspace_id == workspace_id, Membership.is_active.is_(True))
+    )
+    return {email.lower(): user_id for email, user_id in rows}
