@@ -102,11 +102,12 @@ def test_orders_refunds_and_revenue_match_the_files(database: Database, built: D
     assert built.files is not None
     ws = built.workspace_id
     with database.reader() as session:
-        by_status = dict(
-            session.execute(
+        by_status = {
+            status: count
+            for status, count in session.execute(
                 select(Order.status, func.count()).where(Order.workspace_id == ws).group_by(Order.status)
-            ).all()
-        )
+            ).tuples()
+        }
         net = session.scalar(
             select(func.sum(Order.paid_cents - Order.refunded_cents)).where(Order.workspace_id == ws)
         )
@@ -123,13 +124,14 @@ def test_orders_refunds_and_revenue_match_the_files(database: Database, built: D
 def test_staff_channels_costs_stores_owners_and_consent(database: Database, built: DemoBuild) -> None:
     ws = built.workspace_id
     with database.reader() as session:
-        roles = dict(
-            session.execute(
+        roles = {
+            email: role
+            for email, role in session.execute(
                 select(User.email, Membership.role)
                 .join(Membership, Membership.user_id == User.id)
                 .where(Membership.workspace_id == ws)
-            ).all()
-        )
+            ).tuples()
+        }
         owner_roles = set(
             session.scalars(
                 select(Membership.role)

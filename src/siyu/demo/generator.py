@@ -267,7 +267,7 @@ _ID_ALPHABET = np.frombuffer(
 )
 _HOUR_WEIGHTS = np.array([2, 4, 7, 11, 10, 7, 9, 10, 8, 7, 8, 6, 4], dtype=float)  # 09:00 … 21:59
 _WEEKDAY_FACTOR = np.array([0.92, 0.92, 0.95, 1.0, 1.1, 1.24, 1.18])  # Monday … Sunday
-# (month, day, factor, length in days): Valentine's, 520, Qixi, National Day, Christmas; Spring Festival
+# (first day, factor, length in days): Valentine's, 520, Qixi, National Day, Christmas; Spring Festival
 # closes many stores and sends people home, so it is a dip.
 _HOLIDAYS: tuple[tuple[date, float, int], ...] = (
     (date(2024, 2, 14), 1.5, 1),

@@ -58,8 +58,30 @@ async def _submitted_csrf(request: Request) -> str | None:
     return None
 
 
-async def optional_actor(request: Request, session: DbSession) -> Actor | None:
-    """The acting user, or None when the request carries no credentials."""
+async def verified_csrf(request: Request) -> None:
+    """For cookie sessions, refuse an unsafe request without the session's CSRF token (no database work)."""
+    if request.method in SAFE_METHODS or request.headers.get("authorization", "").lower().startswith(
+        "bearer "
+    ):
+        return
+    if not request.session.get("user_id"):
+        return
+    submitted = await _submitted_csrf(request)
+    expected = request.session.get("csrf")
+    if not submitted or not expected or not hmac.compare_digest(submitted, str(expected)):
+        raise PermissionDenied(
+            "missing or wrong CSRF token",
+            hint="reload the page and submit again; API clients should use a bearer token",
+        )
+
+
+def optional_actor(
+    request: Request, session: DbSession, _csrf: Annotated[None, Depends(verified_csrf)]
+) -> Actor | None:
+    """The acting user, or None when the request carries no credentials.
+
+    A plain `def`: FastAPI runs it in the thread pool, so its database work never blocks the event loop.
+    """
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         return auth.actor_for_token(session, token=authorization[7:].strip())
@@ -67,14 +89,6 @@ async def optional_actor(request: Request, session: DbSession) -> Actor | None:
     workspace_id = request.session.get("workspace_id")
     if not user_id or not workspace_id:
         return None
-    if request.method not in SAFE_METHODS:
-        submitted = await _submitted_csrf(request)
-        expected = request.session.get("csrf")
-        if not submitted or not expected or not hmac.compare_digest(submitted, str(expected)):
-            raise PermissionDenied(
-                "missing or wrong CSRF token",
-                hint="reload the page and submit again; API clients should use a bearer token",
-            )
     try:
         return auth.actor_for(session, user_id=int(user_id), workspace_id=int(workspace_id))
     except PermissionDenied:
