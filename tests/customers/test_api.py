@@ -100,7 +100,9 @@ def test_pipl_export_and_erase_are_audited(db: Database, workspace_id: int) -> N
         actions = list(
             session.scalars(
                 select(AuditEntry.action).where(
-                    AuditEntry.workspace_id == workspace_id, AuditEntry.target_id == str(customer.id)
+                    AuditEntry.workspace_id == workspace_id,
+                    AuditEntry.target_type == "customer",
+                    AuditEntry.target_id == str(customer.id),
                 )
             )
         )

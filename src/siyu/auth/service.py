@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.auth.models import ApiToken, Membership, Role, User
@@ -190,18 +190,39 @@ def list_api_tokens(session: Session, *, workspace_id: int, user_id: int | None 
     return list(session.scalars(query.order_by(ApiToken.id)))
 
 
-def actor_for_token(session: Session, *, token: str) -> Actor:
-    """The actor a bearer token stands for, or Unauthorized."""
+def authenticate_token(session: Session, *, token: str) -> tuple[Actor, int | None]:
+    """The actor a bearer token stands for, and the token's id when its last use is due to be recorded.
+
+    Reads only: recording the use is `record_token_use`, for the caller to run in a short transaction
+    of its own, so that read-only requests stay read-only (a write on every request would serialise
+    all API traffic, and on SQLite turn concurrent readers into competing writers).
+    """
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None:
         raise Unauthorized(
             "invalid or revoked API token", hint="create a new token in the workspace settings"
         )
+    actor = actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
+    due = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
+    return actor, row.id if due else None
+
+
+def actor_for_token(session: Session, *, token: str) -> Actor:
+    """The actor a bearer token stands for, or Unauthorized."""
+    return authenticate_token(session, token=token)[0]
+
+
+def record_token_use(session: Session, *, token_id: int) -> None:
+    """Note that a token was used now (kept to the minute: older values only are overwritten)."""
     now = utcnow()
-    # recorded at most once a minute: a write on every request would serialise all API traffic
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
-    return actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def revoke_api_token(session: Session, *, actor: Actor, token_id: int) -> None:

@@ -18,7 +18,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.channels import service as channels
 from siyu.channels.models import SourceType
 from siyu.core.errors import SiyuError, ValidationFailed
-from siyu.web.deps import CurrentActor, DbSession, get_database
+from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -96,9 +96,9 @@ def add_channel(
 ) -> Response:
     actor.require(Permission.MANAGE)
     try:
-        with get_database(request).transaction() as write:
+        with session.begin_nested():  # a savepoint: a refused write leaves the page's session usable
             channels.create_channel(
-                write,
+                session,
                 workspace_id=actor.workspace_id,
                 key=key,
                 name=name,
@@ -128,9 +128,9 @@ def add_cost(
         start = parse_day(period_start, where="period_start")
         end = parse_day(period_end, where="period_end")
         cents = parse_yuan(amount, where="amount")
-        with get_database(request).transaction() as write:
+        with session.begin_nested():  # a savepoint: a refused write leaves the page's session usable
             channels.add_cost(
-                write,
+                session,
                 workspace_id=actor.workspace_id,
                 channel_id=channel_id,
                 period_start=start,

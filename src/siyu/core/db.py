@@ -18,6 +18,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+SQLITE_WRITE = "siyu_sqlite_write"  # execution option: begin with BEGIN IMMEDIATE (default) or BEGIN
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -61,6 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # the driver's own implicit BEGIN is turned off: SQLAlchemy's "begin" event emits it (_sqlite_begin)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -68,6 +72,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A write transaction takes the write lock when it begins (BEGIN IMMEDIATE), waiting up to the busy
+    # timeout for it. A deferred transaction that reads first and writes later cannot wait: SQLite fails
+    # it at once with "database is locked" when another writer committed in between.
+    write = conn.get_execution_options().get(SQLITE_WRITE, True)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -78,6 +90,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
@@ -92,15 +105,20 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back everything on any exception."""
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back everything on any exception.
+
+        `write=False` marks a unit that only reads: on SQLite it does not take the write lock up front.
+        """
         with self.sessions() as session, session.begin():
+            if not self.is_postgres:
+                session.connection(execution_options={SQLITE_WRITE: write})
             yield session
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
         """A session for reads only."""
-        with self.sessions() as session:
+        with self.transaction(write=False) as session:
             yield session
 
     @property

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
@@ -29,8 +30,8 @@ def get_database(request: Request) -> Database:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request."""
-    with get_database(request).transaction() as session:
+    """One transaction per request; only unsafe methods take the write lock up front (SQLite)."""
+    with get_database(request).transaction(write=request.method not in SAFE_METHODS) as session:
         yield session
 
 
@@ -75,6 +76,16 @@ async def verified_csrf(request: Request) -> None:
         )
 
 
+def _record_token_use(database: Database, token_id: int) -> None:
+    """Best effort, in its own short transaction, so that a read request stays read-only; a busy
+    database must not fail the request."""
+    try:
+        with database.transaction() as session:
+            auth.record_token_use(session, token_id=token_id)
+    except OperationalError:
+        pass
+
+
 def optional_actor(
     request: Request, session: DbSession, _csrf: Annotated[None, Depends(verified_csrf)]
 ) -> Actor | None:
@@ -84,7 +95,12 @@ def optional_actor(
     """
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
-        return auth.actor_for_token(session, token=authorization[7:].strip())
+        actor, token_to_touch = auth.authenticate_token(session, token=authorization[7:].strip())
+        if token_to_touch is not None and request.method in SAFE_METHODS:
+            _record_token_use(get_database(request), token_to_touch)
+        elif token_to_touch is not None:  # this request's transaction holds the write lock already
+            auth.record_token_use(session, token_id=token_to_touch)
+        return actor
     user_id = request.session.get("user_id")
     workspace_id = request.session.get("workspace_id")
     if not user_id or not workspace_id:

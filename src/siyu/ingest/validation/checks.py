@@ -22,7 +22,7 @@ from siyu.ingest.schemas import (
     PROPERTY_PREFIX,
     ImportKind,
 )
-from siyu.ingest.validation.identities import parse_emails, parse_ids, parse_phones
+from siyu.ingest.validation.identities import parse_emails, parse_ids, parse_member_emails, parse_phones
 from siyu.ingest.validation.parsing import (
     CONSENT_WORDS,
     CURRENCY_WORDS,
@@ -237,7 +237,7 @@ def check_customers(check: Checker, now: datetime, zone: str) -> None:
             "birthday", (birthday > now.astimezone(ZoneInfo(zone)).date()).fill_null(False), FUTURE_REASON
         )
     if check.has("owner_email"):
-        owner, problem = parse_emails(check.text("owner_email"))
+        owner, problem = parse_member_emails(check.text("owner_email"))
         check.out["owner_email"] = owner
         check.flag("owner_email", problem)
 

@@ -63,6 +63,18 @@ def parse_emails(values: pl.Series, denylist: Collection[str] = ()) -> tuple[pl.
     return _deny(value, iv.normalized_denylist(iv.EMAIL, denylist)), problem
 
 
+def parse_member_emails(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Emails of staff members (owner columns), lower-cased: shape checked, but no junk rule — a member
+    may well log in as ops@example.com, and an unknown address is refused later as "not a member"."""
+    frame = pl.DataFrame({"v": values}).with_columns(low=pl.col("v").str.strip_chars().str.to_lowercase())
+    frame = frame.with_columns(fast=pl.col("low").str.contains(_FAST_EMAIL_RE).fill_null(False))
+    frame = frame.select(
+        value=pl.when(pl.col("fast")).then(pl.col("low")),
+        problem=pl.when((pl.col("low").str.len_chars() > 0) & ~pl.col("fast")).then(pl.lit(iv.EMAIL_PROBLEM)),
+    )
+    return frame["value"].rename(values.name), frame["problem"]
+
+
 def parse_ids(values: pl.Series, kind: str, denylist: Collection[str] = ()) -> tuple[pl.Series, pl.Series]:
     """Platform ids trimmed with case kept; placeholders and one-character fillers ("000") dropped."""
     frame = pl.DataFrame({"v": values.str.strip_chars()}).with_columns(
