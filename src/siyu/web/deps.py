@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -87,7 +87,10 @@ def _record_token_use(database: Database, token_id: int) -> None:
 
 
 def optional_actor(
-    request: Request, session: DbSession, _csrf: Annotated[None, Depends(verified_csrf)]
+    request: Request,
+    session: DbSession,
+    background: BackgroundTasks,
+    _csrf: Annotated[None, Depends(verified_csrf)],
 ) -> Actor | None:
     """The acting user, or None when the request carries no credentials.
 
@@ -97,7 +100,9 @@ def optional_actor(
     if authorization.lower().startswith("bearer "):
         actor, token_to_touch = auth.authenticate_token(session, token=authorization[7:].strip())
         if token_to_touch is not None and request.method in SAFE_METHODS:
-            _record_token_use(get_database(request), token_to_touch)
+            # after the response, when this request's connection is back in the pool: a request that
+            # waited for a second connection while holding one could exhaust the pool under load
+            background.add_task(_record_token_use, get_database(request), token_to_touch)
         elif token_to_touch is not None:  # this request's transaction holds the write lock already
             auth.record_token_use(session, token_id=token_to_touch)
         return actor
