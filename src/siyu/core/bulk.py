@@ -6,7 +6,8 @@ SQLite gets `executemany` inside the caller's transaction; PostgreSQL gets COPY 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
@@ -121,11 +122,13 @@ def reserve_ids(session: Session, table: str, count: int) -> list[int]:
     if count <= 0:
         return []
     if is_postgres(session):
-        rows = session.execute(
-            text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-            {"n": count},
-        )
-        return sorted(int(r[0]) for r in rows)
+        # one array value instead of `count` result rows: the driver parses it in C
+        sequence = session.execute(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")).scalar_one()
+        ids = session.execute(
+            text("SELECT array_agg(nextval(CAST(:seq AS regclass))) FROM generate_series(1, :n)"),
+            {"seq": sequence, "n": count},
+        ).scalar_one()
+        return sorted(ids)
     start = int(session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()) + 1
     return list(range(start, start + count))
 
@@ -155,3 +158,26 @@ def fetch_frame(session: Session, sql: str, params: dict[str, Any], schema: dict
         elif dtype == pl.Date:
             exprs.append(pl.col(name).str.to_date("%Y-%m-%d").alias(name))
     return df.with_columns(exprs) if exprs else df
+
+
+# page cache of a SQLite connection while it loads a batch (KiB, as PRAGMA cache_size takes negative values)
+SQLITE_LOAD_CACHE_KIB = 262_144
+
+
+@contextmanager
+def sqlite_load_cache(session: Session) -> Iterator[None]:
+    """On SQLite, a large page cache for the duration of a bulk load, then the connection's own again.
+
+    The default cache (2 MiB) is far smaller than the indexes a large load touches: random inserts into
+    the (customer, time) indexes then evict and re-read pages all the time. The setting is per
+    connection and changes nothing about durability.
+    """
+    if is_postgres(session):
+        yield
+        return
+    previous = session.execute(text("PRAGMA cache_size")).scalar_one()
+    session.execute(text(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}"))
+    try:
+        yield
+    finally:
+        session.execute(text(f"PRAGMA cache_size = {int(previous)}"))

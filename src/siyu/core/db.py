@@ -86,6 +86,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL mode, foreign keys and a busy timeout on every connection."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    # No upper bound on connections: FastAPI runs a request's sync dependencies and handler on different
+    # pool threads, so a bounded pool can deadlock (threads wait for connections that are held by
+    # requests waiting for a thread). Overload then fails loudly instead of stalling for the timeout.
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", -1)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, insert
+from sqlalchemy import Index, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.core.db import Base, BigId, JsonDoc, UTCDateTime
@@ -39,7 +39,8 @@ class DomainEvent(Base):
     __table_args__ = (Index("ix_domain_event_ws_id", "workspace_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    # no foreign key: an outbox row per order would cost a key check per row on bulk loads (docs/architecture.md)
+    workspace_id: Mapped[int] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(BigId, index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

@@ -74,6 +74,14 @@ def _domain_events(workspace_id: int, frame: pl.DataFrame, type_expr: pl.Expr, n
     )
 
 
+def workspace_has_orders(session: Session, *, workspace_id: int) -> bool:
+    """Whether the workspace holds any order yet (a load into an empty one can skip comparisons)."""
+    found = session.execute(
+        text("SELECT 1 FROM customer_order WHERE workspace_id = :ws LIMIT 1"), {"ws": workspace_id}
+    ).first()
+    return found is not None
+
+
 def upsert_orders(
     session: Session,
     *,
@@ -81,27 +89,31 @@ def upsert_orders(
     orders: pl.DataFrame,
     lines: pl.DataFrame,
     source: str,
+    all_new: bool = False,
 ) -> OrderUpsert:
     """Insert new orders, update changed ones, and replace the lines of orders that come with line data.
 
     `orders`: one row per external id with `external_id` and `ORDER_COLUMNS` (a null `customer_id` keeps
     the stored one). `lines`: `external_id` and `LINE_COLUMNS`, only for orders that carry line data.
     Emits order.placed for new orders, order.refunded when a refund grows or the status turns
-    (partially) refunded, order.updated for any other change.
+    (partially) refunded, order.updated for any other change. `all_new` says the caller knows none of
+    these external ids is stored (a first load into an empty workspace): the comparison read is skipped.
     """
     result = OrderUpsert()
     if orders.height == 0:
         return result
     now = utcnow()
-    stage = bulk.stage(session, "stage_order_key", orders.select("external_id"))
-    existing = bulk.fetch_frame(
-        session,
-        f"SELECT o.id, o.external_id, {', '.join('o.' + c for c in ORDER_COLUMNS)} "
-        f"FROM customer_order o JOIN {stage} s ON s.external_id = o.external_id WHERE o.workspace_id = :ws",
-        {"ws": workspace_id},
-        {"id": pl.Int64, "external_id": pl.Utf8, **ORDER_COLUMNS},
-    )
-    bulk.drop_stage(session, stage)
+    existing = pl.DataFrame(schema={"id": pl.Int64, "external_id": pl.Utf8, **ORDER_COLUMNS})
+    if not all_new:
+        stage = bulk.stage(session, "stage_order_key", orders.select("external_id"))
+        existing = bulk.fetch_frame(
+            session,
+            f"SELECT o.id, o.external_id, {', '.join('o.' + c for c in ORDER_COLUMNS)} FROM customer_order o "
+            f"JOIN {stage} s ON s.external_id = o.external_id WHERE o.workspace_id = :ws",
+            {"ws": workspace_id},
+            {"id": pl.Int64, "external_id": pl.Utf8, **ORDER_COLUMNS},
+        )
+        bulk.drop_stage(session, stage)
 
     new = orders.join(existing.select("external_id"), on="external_id", how="anti")
     both = orders.join(existing, on="external_id", how="inner", suffix="_old").with_columns(

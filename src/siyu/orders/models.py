@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core.db import Base, BigId, UTCDateTime
@@ -35,11 +35,15 @@ class Order(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    # No foreign keys on this table and on `order_line`: on a bulk load they cost one lookup per row and
+    # key (PostgreSQL checks each in a trigger), most of the load's time. The loader is their only bulk
+    # writer and takes every id from the same transaction; no path deletes workspaces, customers,
+    # channels, stores or orders (see docs/architecture.md, "Store").
+    workspace_id: Mapped[int] = mapped_column(BigId)
     external_id: Mapped[str] = mapped_column(String(100))
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"))
-    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id", ondelete="SET NULL"))
-    store_id: Mapped[int | None] = mapped_column(ForeignKey("store.id", ondelete="SET NULL"))
+    customer_id: Mapped[int | None] = mapped_column(BigId)
+    channel_id: Mapped[int | None] = mapped_column(BigId)
+    store_id: Mapped[int | None] = mapped_column(BigId)
     status: Mapped[str] = mapped_column(String(24))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     total_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # list price total before discounts
@@ -55,8 +59,9 @@ class OrderLine(Base):
     __tablename__ = "order_line"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("customer_order.id", ondelete="CASCADE"), index=True)
+    # lines are only ever read by order; `workspace_id` is carried for isolation checks, not indexed
+    workspace_id: Mapped[int] = mapped_column(BigId)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
     line_no: Mapped[int] = mapped_column(Integer, default=1)
     sku: Mapped[str] = mapped_column(String(100), default="")
     name: Mapped[str] = mapped_column(String(200), default="")
