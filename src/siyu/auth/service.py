@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.models import ApiToken, Membership, Role, User
 from siyu.core import audit
+from siyu.core.config import get_settings
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, Unauthorized, ValidationFailed
 from siyu.core.timeutil import utcnow
 
@@ -190,19 +192,31 @@ def list_api_tokens(session: Session, *, workspace_id: int, user_id: int | None 
     return list(session.scalars(query.order_by(ApiToken.id)))
 
 
+# token hash -> (monotonic expiry, actor, token id); see Settings.token_cache_seconds
+_token_cache: dict[str, tuple[float, Actor, int]] = {}
+
+
 def authenticate_token(session: Session, *, token: str) -> tuple[Actor, int | None]:
     """The actor a bearer token stands for, and the token's id when its last use is due to be recorded.
 
     Reads only: recording the use is `record_token_use`, for the caller to run in a short transaction
     of its own, so that read-only requests stay read-only (a write on every request would serialise
-    all API traffic, and on SQLite turn concurrent readers into competing writers).
+    all API traffic, and on SQLite turn concurrent readers into competing writers). The answer is kept
+    in memory for `token_cache_seconds`: two queries less on every API call.
     """
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    digest = _token_hash(token)
+    ttl = get_settings().token_cache_seconds
+    cached = _token_cache.get(digest)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1], None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if row is None or row.revoked_at is not None:
         raise Unauthorized(
             "invalid or revoked API token", hint="create a new token in the workspace settings"
         )
     actor = actor_for(session, user_id=row.user_id, workspace_id=row.workspace_id, via="token")
+    if ttl > 0:
+        _token_cache[digest] = (time.monotonic() + ttl, actor, row.id)
     due = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
     return actor, row.id if due else None
 
@@ -232,6 +246,7 @@ def revoke_api_token(session: Session, *, actor: Actor, token_id: int) -> None:
     if row is None or row.workspace_id != actor.workspace_id or not mine_or_managed:
         raise NotFound(f"API token {token_id} does not exist in this workspace", where="token_id")
     row.revoked_at = utcnow()
+    _token_cache.pop(row.token_hash, None)
     audit.record(
         session,
         workspace_id=actor.workspace_id,

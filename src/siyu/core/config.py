@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(
         300, description="An inbound webhook whose timestamp is further from now than this is rejected."
     )
+    token_cache_seconds: float = Field(
+        30,
+        description="How long a process remembers which actor an API token stands for (0: no cache). "
+        "A revocation takes effect at once in the process that revoked it, and within this time elsewhere.",
+    )
     session_max_age_seconds: int = Field(14 * 24 * 3600, description="Lifetime of a login session cookie.")
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit
@@ -298,9 +298,19 @@ def lookup_by_identity(session: Session, *, actor: Actor, kind: str, value: str)
     if not kind or not value.strip():
         raise ValidationFailed("give both an identity kind and a value", where="kind/value")
     candidates = _identity_candidates(kind, value)
-    customer_id = session.scalar(
-        select(Identity.customer_id)
-        .join(Customer, Customer.id == Identity.customer_id)
+    # one round trip: lookups by phone are the hot path of shop integrations and the staff app
+    phone_identity = aliased(Identity)
+    first_phone = (
+        select(phone_identity.value)
+        .where(phone_identity.customer_id == Customer.id, phone_identity.kind == "phone")
+        .order_by(phone_identity.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(Customer, CustomerRollup, first_phone)
+        .join(Identity, Identity.customer_id == Customer.id)
+        .outerjoin(CustomerRollup, CustomerRollup.customer_id == Customer.id)
         .where(
             Identity.workspace_id == actor.workspace_id,
             Identity.kind == kind,
@@ -308,16 +318,23 @@ def lookup_by_identity(session: Session, *, actor: Actor, kind: str, value: str)
             *_visible_condition(actor),
         )
         .limit(1)
-    )
-    if customer_id is None:
+    ).first()
+    if row is None:
         raise NotFound(f"no customer with {kind} {value!r} in this workspace", where="value")
-    return _summary(session, actor=actor, customer_id=customer_id)
+    customer, rollup, phone = row
+    return _summary_of(customer, rollup, phone, actor=actor)
 
 
 def _summary(session: Session, *, actor: Actor, customer_id: int) -> CustomerSummary:
     customer = get_visible_customer(session, actor=actor, customer_id=customer_id)
     rollup = session.get(CustomerRollup, customer_id)
     phone = _first_phones(session, [customer_id]).get(customer_id)
+    return _summary_of(customer, rollup, phone, actor=actor)
+
+
+def _summary_of(
+    customer: Customer, rollup: CustomerRollup | None, phone: str | None, *, actor: Actor
+) -> CustomerSummary:
     return CustomerSummary(
         id=customer.id,
         name=customer.name,
