@@ -5,10 +5,11 @@ Staff see only their own customers and masked phones; merged and erased records 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from siyu.auth.service import Actor, Permission
@@ -291,14 +292,10 @@ def count_customers(session: Session, *, workspace_id: int) -> int:
     )
 
 
-def lookup_by_identity(session: Session, *, actor: Actor, kind: str, value: str) -> CustomerSummary:
-    """The customer holding this identity (the value in any spelling the importer accepts), or NotFound."""
-    actor.require(Permission.READ)
-    kind = kind.strip().lower()
-    if not kind or not value.strip():
-        raise ValidationFailed("give both an identity kind and a value", where="kind/value")
-    candidates = _identity_candidates(kind, value)
-    # one round trip: lookups by phone are the hot path of shop integrations and the staff app
+@functools.cache
+def _lookup_statement(own_customers_only: bool) -> Select[tuple[Customer, CustomerRollup, str]]:
+    """The lookup as one statement, built once: lookups by phone are the hot path of shop integrations
+    and the staff app, and building a statement costs more than running it."""
     phone_identity = aliased(Identity)
     first_phone = (
         select(phone_identity.value)
@@ -307,18 +304,36 @@ def lookup_by_identity(session: Session, *, actor: Actor, kind: str, value: str)
         .limit(1)
         .scalar_subquery()
     )
-    row = session.execute(
+    conditions = [
+        Identity.workspace_id == bindparam("workspace_id"),
+        Identity.kind == bindparam("kind"),
+        Identity.value.in_(bindparam("values", expanding=True)),
+        Customer.workspace_id == bindparam("workspace_id"),
+        Customer.merged_into_id.is_(None),
+        Customer.erased_at.is_(None),
+    ]
+    if own_customers_only:
+        conditions.append(Customer.owner_user_id == bindparam("owner_user_id"))
+    return (
         select(Customer, CustomerRollup, first_phone)
         .join(Identity, Identity.customer_id == Customer.id)
         .outerjoin(CustomerRollup, CustomerRollup.customer_id == Customer.id)
-        .where(
-            Identity.workspace_id == actor.workspace_id,
-            Identity.kind == kind,
-            Identity.value.in_(candidates),
-            *_visible_condition(actor),
-        )
+        .where(*conditions)
         .limit(1)
-    ).first()
+    )
+
+
+def lookup_by_identity(session: Session, *, actor: Actor, kind: str, value: str) -> CustomerSummary:
+    """The customer holding this identity (the value in any spelling the importer accepts), or NotFound."""
+    actor.require(Permission.READ)
+    kind = kind.strip().lower()
+    if not kind or not value.strip():
+        raise ValidationFailed("give both an identity kind and a value", where="kind/value")
+    candidates = _identity_candidates(kind, value)
+    params: dict[str, object] = {"workspace_id": actor.workspace_id, "kind": kind, "values": candidates}
+    if actor.sees_only_own_customers:
+        params["owner_user_id"] = actor.user_id
+    row = session.execute(_lookup_statement(actor.sees_only_own_customers), params).first()
     if row is None:
         raise NotFound(f"no customer with {kind} {value!r} in this workspace", where="value")
     customer, rollup, phone = row
