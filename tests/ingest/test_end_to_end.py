@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -654,12 +653,6 @@ def test_junk_identities_never_merge_customers(db: Database, workspace_id: int, 
 # --- what a later file leaves alone, and owners whose email looks like a placeholder ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a later file without 渠道/门店 columns sets the order's channel_id and store_id to NULL "
-    "(ingest/loader.py _load_orders fills absent columns with null; orders/bulk.py upsert_orders keeps "
-    "only customer_id when null)",
-)
 def test_refund_file_without_channel_columns_keeps_channel_and_store(
     db: Database, workspace_id: int, tmp_path: Path
 ) -> None:

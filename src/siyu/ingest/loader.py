@@ -23,7 +23,7 @@ import polars as pl
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from siyu.auth.models import Membership, User
+from siyu.auth import service as auth
 from siyu.channels import service as channels
 from siyu.core import bulk
 from siyu.core.config import get_settings
@@ -83,12 +83,7 @@ def _context(session: Session, workspace_id: int, kind: ImportKind) -> _Context:
     workspace = workspaces.get_workspace(session, workspace_id=workspace_id)
     owners: dict[str, int] = {}
     if kind == ImportKind.CUSTOMERS:
-        rows = session.execute(
-            select(User.email, User.id)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.workspace_id == workspace_id, Membership.is_active.is_(True))
-        )
-        owners = {email.lower(): user_id for email, user_id in rows}
+        owners = auth.member_ids_by_email(session, workspace_id=workspace_id)
     return _Context(
         workspace_id=workspace_id,
         currency=workspace.currency,

@@ -93,8 +93,8 @@ def upsert_orders(
 ) -> OrderUpsert:
     """Insert new orders, update changed ones, and replace the lines of orders that come with line data.
 
-    `orders`: one row per external id with `external_id` and `ORDER_COLUMNS` (a null `customer_id` keeps
-    the stored one). `lines`: `external_id` and `LINE_COLUMNS`, only for orders that carry line data.
+    `orders`: one row per external id with `external_id` and `ORDER_COLUMNS` (a null `customer_id`,
+    `channel_id` or `store_id` keeps the stored one). `lines`: `external_id` and `LINE_COLUMNS`, only for orders that carry line data.
     Emits order.placed for new orders, order.refunded when a refund grows or the status turns
     (partially) refunded, order.updated for any other change. `all_new` says the caller knows none of
     these external ids is stored (a first load into an empty workspace): the comparison read is skipped.
@@ -117,7 +117,8 @@ def upsert_orders(
 
     new = orders.join(existing.select("external_id"), on="external_id", how="anti")
     both = orders.join(existing, on="external_id", how="inner", suffix="_old").with_columns(
-        pl.coalesce("customer_id", "customer_id_old").alias("customer_id")
+        # a later file (a refund export, a status feed) often lacks these columns: absent is not "none"
+        *(pl.coalesce(c, f"{c}_old").alias(c) for c in ("customer_id", "channel_id", "store_id"))
     )
     changed_field = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_old")) for c in ORDER_COLUMNS])
 
