@@ -60,3 +60,38 @@ def test_overview_refuses_a_silly_period(db: Database, workspace_id: int) -> Non
         with pytest.raises(ValidationFailed) as refused:
             overview.get_overview(session, actor=actor, months=0)
     assert refused.value.where == "months"
+
+
+def test_overview_of_data_that_stops_early_ends_at_the_newest_order(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        channel = make_channel(session, workspace_id=workspace_id, key="old-shop", name="旧店")
+        customer = make_customer(session, workspace_id=workspace_id)
+        for at, cents in [
+            (datetime(2021, 5, 2, 4, tzinfo=UTC), 800),
+            (datetime(2021, 3, 9, 4, tzinfo=UTC), 300),
+        ]:
+            make_order(
+                session,
+                workspace_id=workspace_id,
+                customer_id=customer.id,
+                paid_cents=cents,
+                channel_id=channel.id,
+                placed_at=at,
+            )
+    with db.reader() as session:
+        figures = overview.get_overview(session, actor=actor, months=3)
+    assert figures.data_ends_at == date(2021, 5, 2)
+    assert figures.months == [date(2021, 3, 1), date(2021, 4, 1), date(2021, 5, 1)]
+    assert figures.month_totals_cents == [300, 0, 800]
+
+
+def test_overview_of_current_data_ends_today(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        customer = make_customer(session, workspace_id=workspace_id)
+        make_order(session, workspace_id=workspace_id, customer_id=customer.id, paid_cents=100)
+    with db.reader() as session:
+        figures = overview.get_overview(session, actor=actor, months=2)
+    assert figures.data_ends_at is None
+    assert figures.period_orders == 1

@@ -154,6 +154,11 @@ def count_orders(session: Session, *, workspace_id: int) -> int:
     )
 
 
+def last_order_at(session: Session, *, workspace_id: int) -> datetime | None:
+    """When the workspace's newest order was placed (None without orders)."""
+    return session.scalar(select(func.max(Order.placed_at)).where(Order.workspace_id == workspace_id))
+
+
 def _utc_offset_minutes(zone: str, at: datetime) -> int:
     offset = at.astimezone(ZoneInfo(zone)).utcoffset() or timedelta(0)
     return int(offset.total_seconds() // 60)

@@ -42,6 +42,8 @@ class Overview:
     month_totals_cents: list[int] = field(default_factory=list)
     start: datetime | None = None
     end: datetime | None = None
+    # set when the period was moved back to end at the newest order, because no order is that recent
+    data_ends_at: date | None = None
 
 
 def _month_start(day: date) -> date:
@@ -62,7 +64,15 @@ def get_overview(session: Session, *, actor: Actor, months: int = 12, today: dat
         )
     workspace = workspaces.get_workspace(session, workspace_id=actor.workspace_id)
     zone = ZoneInfo(workspace.timezone)
-    today = today or utcnow().astimezone(zone).date()
+    data_ends_at = None
+    if today is None:
+        today = utcnow().astimezone(zone).date()
+        # a store whose data stops earlier (an archive, the demo brand) shows its last months, saying so
+        latest = orders.last_order_at(session, workspace_id=actor.workspace_id)
+        if latest is not None and latest.astimezone(zone).date() < _add_months(
+            _month_start(today), -(months - 1)
+        ):
+            today = data_ends_at = latest.astimezone(zone).date()
     first = _add_months(_month_start(today), -(months - 1))
     month_list = [_add_months(first, i) for i in range(months)]
     after_last = _add_months(month_list[-1], 1)
@@ -96,4 +106,5 @@ def get_overview(session: Session, *, actor: Actor, months: int = 12, today: dat
         month_totals_cents=totals,
         start=start,
         end=end - timedelta(microseconds=1),
+        data_ends_at=data_ends_at,
     )

@@ -39,6 +39,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "overview.period_orders": ("期间订单", "Orders in period"),
     "overview.chart_title": ("各渠道月度净收入", "Net revenue by channel per month"),
     "overview.period": ("期间", "Period"),
+    "overview.data_ends": (
+        "最近 {months} 个月没有订单；显示截至最后一笔订单（{day}）的 {months} 个月。",
+        "No orders in the last {months} months; showing the {months} months up to the newest order ({day}).",
+    ),
     "overview.months": ("月数", "Months"),
     "overview.apply": ("应用", "Apply"),
     "overview.no_data": ("该期间暂无订单。", "No orders in this period."),
