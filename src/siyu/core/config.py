@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(
         300, description="An inbound webhook whose timestamp is further from now than this is rejected."
     )
+    max_concurrent_requests: int = Field(
+        24,
+        ge=1,
+        description="Requests one server process works on at once; more wait their turn without holding "
+        "a thread or a database connection. The connection pool is sized from it.",
+    )
     token_cache_seconds: float = Field(
         30,
         description="How long a process remembers which actor an API token stands for (0: no cache). "

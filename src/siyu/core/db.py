@@ -82,15 +82,16 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool_size: int = 24, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL mode, foreign keys and a busy timeout on every connection."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    # No upper bound on connections: FastAPI runs a request's sync dependencies and handler on different
-    # pool threads, so a bounded pool can deadlock (threads wait for connections that are held by
-    # requests waiting for a thread). Overload then fails loudly instead of stalling for the timeout.
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", -1)
+    # The web app admits at most `max_concurrent_requests` requests at once (web/app.py), each holding
+    # at most one connection, plus background work: a pool of that size never makes a request wait for a
+    # connection. A wait could deadlock, since FastAPI runs a request's dependencies and handler on
+    # different threads, and an unbounded pool exhausts PostgreSQL's max_connections under overload.
+    kwargs.setdefault("pool_size", pool_size)
+    kwargs.setdefault("max_overflow", max(4, pool_size // 2))
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
@@ -104,9 +105,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, pool_size: int = 24, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, pool_size=pool_size, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -147,7 +148,8 @@ def get_database() -> Database:
     if _default is None:
         from siyu.core.config import get_settings
 
-        _default = Database(get_settings().database_url)
+        settings = get_settings()
+        _default = Database(settings.database_url, pool_size=settings.max_concurrent_requests)
     return _default
 
 

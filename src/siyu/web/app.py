@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from siyu import __version__
 from siyu.core.config import Settings, get_settings
@@ -34,6 +36,25 @@ def _domain_routers(kind: str) -> list:  # type: ignore[type-arg]
     return routers
 
 
+class ConcurrencyLimit:
+    """Admit at most `limit` HTTP requests at once; the rest wait here, holding no thread or connection.
+
+    Without it, a burst makes requests pile up holding database connections while they wait for a
+    thread: the pool must then either grow without bound or make threads wait, which can deadlock.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.slots:
+            await self.app(scope, receive, send)
+
+
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app on `database` (default: the one from settings)."""
     settings = settings or get_settings()
@@ -46,6 +67,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     )
     app.state.database = database or get_database()
     app.state.settings = settings
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
