@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -170,6 +172,28 @@ def start_server(url: str, *, port: int, workers: int) -> subprocess.Popen[bytes
     return subprocess.Popen(command, env=env)
 
 
+def server_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds spent so far by the server process and its worker processes (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root_pid or ppid == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wait_ready(port: int, timeout: float = 60.0) -> None:
     import httpx
 
@@ -184,20 +208,30 @@ def wait_ready(port: int, timeout: float = 60.0) -> None:
     raise SystemExit(f"the app did not answer on port {port} within {timeout:.0f}s")
 
 
-async def _load(base: str, token: str, phones: list[str], rate: float, seconds: float) -> dict[str, object]:
+async def _load(
+    base: str, token: str, phones: list[str], *, rate: float, seconds: float, warmup: float, trace: str | None
+) -> dict[str, object]:
     """Open-loop: request i is sent at start + i/rate whatever happened to earlier ones.
+
+    The first `warmup` seconds run at the same rate and are reported apart: each worker opens its pool
+    connections and reads its first pages then, as any server does once after a start. The generator's
+    own garbage collector is off while it sends, so its pauses are not counted as the server's.
 
     aiohttp rather than httpx here: at 500 req/s httpx's client spent more CPU than the server (it
     capped out near 280 req/s on this machine), so it measured itself instead of the server.
     """
     import aiohttp
 
-    total = int(rate * seconds)
-    latencies: list[float] = []
+    warm_total = int(rate * warmup)
+    total = warm_total + int(rate * seconds)
+    latencies = np.full(total, np.nan)
     errors: dict[str, int] = {}
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=256)
     timeout = aiohttp.ClientTimeout(total=5.0)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     async with aiohttp.ClientSession(base, headers=headers, connector=connector, timeout=timeout) as client:
 
         async def one(i: int, scheduled: float) -> None:
@@ -206,20 +240,16 @@ async def _load(base: str, token: str, phones: list[str], rate: float, seconds: 
                     "/api/customers/lookup", params={"phone": phones[i % len(phones)]}
                 ) as response:
                     await response.read()
-                    if response.status != 200:
+                    if response.status != 200 and i >= warm_total:
                         errors[str(response.status)] = errors.get(str(response.status), 0) + 1
             except (aiohttp.ClientError, TimeoutError) as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            latencies.append(time.perf_counter() - scheduled)
+                if i >= warm_total:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            latencies[i] = time.perf_counter() - scheduled
 
-        async def warm() -> None:
-            async with client.get("/api/health") as response:
-                await response.read()
-
-        # warm-up (connections, caches) outside the measured window
-        await asyncio.gather(*(warm() for _ in range(20)))
         tasks: list[asyncio.Task[None]] = []
         start = time.perf_counter() + 0.05
+        measured_from = start + warm_total / rate
         for i in range(total):
             scheduled = start + i / rate
             delay = scheduled - time.perf_counter()
@@ -233,16 +263,25 @@ async def _load(base: str, token: str, phones: list[str], rate: float, seconds: 
         if pending:
             errors["unfinished"] = len(pending)
         finished = time.perf_counter()
-    ms = np.array(latencies or [float("nan")]) * 1000
+    gc.enable()
+    if trace:  # one line per request: seconds after the start it was due, latency in ms
+        Path(trace).write_text(
+            "\n".join(f"{i / rate:.4f} {latencies[i] * 1000:.2f}" for i in range(total)), encoding="utf-8"
+        )
+    measured = latencies[warm_total:] * 1000
+    warm = latencies[:warm_total] * 1000
+    measured_count = total - warm_total
     return {
-        "requests": total,
+        "requests": measured_count,
         "target_rate": rate,
-        "achieved_rate": round(total / (finished - start), 1),
-        "send_rate": round(total / (sent_by - start), 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p95_ms": round(float(np.percentile(ms, 95)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_ms": round(float(ms.max()), 2),
+        "achieved_rate": round(measured_count / (finished - measured_from), 1),
+        "send_rate": round(measured_count / (sent_by - measured_from), 1),
+        "p50_ms": round(float(np.nanpercentile(measured, 50)), 2),
+        "p95_ms": round(float(np.nanpercentile(measured, 95)), 2),
+        "p99_ms": round(float(np.nanpercentile(measured, 99)), 2),
+        "max_ms": round(float(np.nanmax(measured)), 2),
+        "warmup_requests": warm_total,
+        "warmup_p99_ms": round(float(np.nanpercentile(warm, 99)), 2) if warm_total else None,
         "errors": errors,
     }
 
@@ -252,7 +291,17 @@ def load_main(args: argparse.Namespace) -> None:
     token = os.environ["SIYU_BENCH_TOKEN"]
     rate = min(args.rate, MAX_RATE)
     seconds = min(args.duration, MAX_SECONDS)
-    result = asyncio.run(_load(f"http://127.0.0.1:{args.port}", token, phones, rate, seconds))
+    result = asyncio.run(
+        _load(
+            f"http://127.0.0.1:{args.port}",
+            token,
+            phones,
+            rate=rate,
+            seconds=seconds,
+            warmup=min(args.warmup, MAX_SECONDS),
+            trace=args.trace,
+        )
+    )
     print(json.dumps(result))
 
 
@@ -263,7 +312,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second (open loop)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load (at most 120)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds at the same rate before measuring (reported apart)"
+    )
+    parser.add_argument("--trace", help="write each request's due time and latency to this file")
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
@@ -309,7 +362,18 @@ def main() -> None:
             "--port",
             str(args.port),
         ]
-        load_command += ["--rate", str(args.rate), "--duration", str(args.duration)]
+        load_command += [
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(args.duration),
+            "--warmup",
+            str(args.warmup),
+        ]
+        if args.trace:
+            load_command += ["--trace", args.trace]
+        cpu_before = server_cpu_seconds(server.pid)
+        load_cpu_before = _children_cpu_seconds()
         load = subprocess.run(
             load_command,
             env={**os.environ, "SIYU_BENCH_TOKEN": token},
@@ -318,6 +382,8 @@ def main() -> None:
             timeout=MAX_SECONDS + 60,
             check=True,
         )
+        server_cpu = server_cpu_seconds(server.pid) - cpu_before
+        load_cpu = _children_cpu_seconds() - load_cpu_before  # the server is not reaped yet
     finally:
         server.terminate()
         try:
@@ -325,10 +391,13 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
     result = json.loads(load.stdout.strip().splitlines()[-1])
+    sent = max(int(result["requests"]) + int(result["warmup_requests"]), 1)
     print(
         f"uvicorn workers={args.workers}  target {result['target_rate']:.0f} req/s for {args.duration:.0f}s: "
         f"achieved {result['achieved_rate']} req/s, p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, "
-        f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms, errors {result['errors'] or 0}"
+        f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms, errors {result['errors'] or 0} "
+        f"(after {result['warmup_requests']} warm-up requests, p99 {result['warmup_p99_ms']} ms); "
+        f"CPU per request: server {server_cpu * 1000 / sent:.2f} ms, load generator {load_cpu * 1000 / sent:.2f} ms"
     )
 
 

@@ -109,6 +109,19 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # the same pool, with the SQLite begin mode set: a session of these connects on first use
+        self._sessions_by_mode = {
+            write: sessionmaker(
+                self.engine.execution_options(**{SQLITE_WRITE: write}), expire_on_commit=False
+            )
+            for write in (True, False)
+        }
+
+    def session(self, *, write: bool = True) -> Session:
+        """A new session that takes a connection only when it first runs a statement; the caller commits
+        (or rolls back) and closes it. `write=False`: on SQLite, its transaction begins without the
+        write lock."""
+        return self._sessions_by_mode[write]()
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
@@ -116,9 +129,7 @@ class Database:
 
         `write=False` marks a unit that only reads: on SQLite it does not take the write lock up front.
         """
-        with self.sessions() as session, session.begin():
-            if not self.is_postgres:
-                session.connection(execution_options={SQLITE_WRITE: write})
+        with self.session(write=write) as session, session.begin():
             yield session
 
     @contextmanager

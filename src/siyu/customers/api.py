@@ -7,7 +7,7 @@ import io
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import ValidationFailed
@@ -29,7 +29,7 @@ from siyu.customers.schemas import (
     ReviewOut,
     TimelinePage,
 )
-from siyu.web.deps import DbSession, require
+from siyu.web.deps import DbSession, require, run_short_read
 
 router = APIRouter(prefix="/api", tags=["customers"])
 
@@ -110,7 +110,8 @@ def export_customers(
 
 
 @router.get("/customers/lookup", response_model=CustomerSummary)
-def lookup_customer(
+async def lookup_customer(
+    request: Request,
     session: DbSession,
     actor: Actor = require(Permission.READ),
     phone: str | None = None,
@@ -122,7 +123,10 @@ def lookup_customer(
         kind, value = "phone", phone
     if not kind or not value:
         raise ValidationFailed("pass ?phone= or both ?kind= and ?value=", where="query")
-    return service.lookup_by_identity(session, actor=actor, kind=kind, value=value)
+    # the hot path of shop systems and tills: one indexed read, without a thread hand-off on SQLite
+    return await run_short_read(
+        request, service.lookup_by_identity, session, actor=actor, kind=kind, value=value
+    )
 
 
 @router.get("/customers/{customer_id}", response_model=Customer360)
