@@ -116,19 +116,34 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # the same pool, with the SQLite begin mode set: a session of these connects on first use
+        # the same pool with the begin mode set: SQLite's write lock up front or not; and reads that need
+        # no snapshot, which on PostgreSQL run in autocommit (no BEGIN and COMMIT round trips)
         self._sessions_by_mode = {
-            write: sessionmaker(
-                self.engine.execution_options(**{SQLITE_WRITE: write}), expire_on_commit=False
+            (write, snapshot): sessionmaker(
+                self.engine.execution_options(**self._begin_options(write=write, snapshot=snapshot)),
+                expire_on_commit=False,
             )
-            for write in (True, False)
+            for write, snapshot in ((True, True), (False, True), (False, False))
         }
 
-    def session(self, *, write: bool = True) -> Session:
+    def _begin_options(self, *, write: bool, snapshot: bool) -> dict[str, Any]:
+        if not self.is_postgres:
+            return {SQLITE_WRITE: write}
+        return {} if snapshot else {"isolation_level": "AUTOCOMMIT"}
+
+    def session(self, *, write: bool = True, snapshot: bool = True) -> Session:
         """A new session that takes a connection only when it first runs a statement; the caller commits
-        (or rolls back) and closes it. `write=False`: on SQLite, its transaction begins without the
-        write lock."""
-        return self._sessions_by_mode[write]()
+        (or rolls back) and closes it.
+
+        `write=False`: it only reads; on SQLite its transaction begins without the write lock.
+        `snapshot=False` (reads only): each statement may see the latest committed data instead of one
+        snapshot for the whole session; on PostgreSQL the session then runs in autocommit, saving two
+        round trips, and its commit costs no I/O. Web requests that only read use it, like Django's
+        default; code that reads several statements that must agree keeps the snapshot.
+        """
+        if write and not snapshot:
+            raise ValueError("a session that writes keeps its transaction (snapshot=True)")
+        return self._sessions_by_mode[(write, snapshot)]()
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:

@@ -42,18 +42,19 @@ def _end(session: Session, *, commit: bool) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One transaction per request, committed when the handler returns and before the response is sent
-    (a failed commit is the client's error, not a lost write); only unsafe methods take the SQLite write
-    lock up front.
+    """One transaction per writing request, committed when the handler returns and before the response
+    is sent (a failed commit is the client's error, not a lost write); only unsafe methods take the
+    SQLite write lock up front. A request that only reads needs no snapshot across its statements (on
+    PostgreSQL it runs in autocommit: see `Database.session`).
 
     The session connects on its first statement, in whichever thread runs it, so a request answered
-    from memory never touches the pool. Ending a transaction is database I/O and runs in the thread pool,
-    except a read on SQLite: an in-process COMMIT of a reader is a few microseconds and cannot block.
+    from memory never touches the pool. Ending a write is database I/O and runs in the thread pool;
+    ending a read is not (an in-process COMMIT on SQLite, nothing at all in autocommit), so it runs here.
     """
     database = get_database(request)
     write = request.method not in SAFE_METHODS
-    session = database.session(write=write)
-    inline = not write and not database.is_postgres
+    session = database.session(write=write, snapshot=write)
+    inline = not write
     try:
         yield session
     except BaseException:
