@@ -1,0 +1,167 @@
+"""What every purchase or spend model shares: maximum-likelihood fitting on log-parameters with an
+analytic gradient, over weighted rows (customers with the same history fitted as one), standard
+errors from the Hessian, and a summary.
+
+A model supplies its parameter names, a starting point and `_log_likelihood_terms`: per row, the log
+likelihood and its gradient with respect to the (natural) parameters. Fitted attributes end in `_`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Self
+
+import numpy as np
+from scipy import optimize
+
+from siyu.core.errors import ValidationFailed
+
+
+class FitFailed(ValidationFailed):
+    """The optimiser did not converge to a finite optimum."""
+
+
+class Fitter(ABC):
+    """Base of the models: `fit(...)` then `params_`, `log_likelihood_`, `standard_errors_`."""
+
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.params_: dict[str, float] = {}
+        self.log_likelihood_: float = float("nan")
+        self.standard_errors_: dict[str, float] = {}
+        self.iterations_: int = 0
+        self.start_: dict[str, float] = {}
+
+    # --- what a model provides -------------------------------------------------------------------
+
+    @abstractmethod
+    def _log_likelihood_terms(self, params: np.ndarray, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: (log likelihood, shape (n,); gradient by natural parameter, shape (k, n))."""
+
+    @abstractmethod
+    def _start(self, data: Any) -> np.ndarray:
+        """Natural parameters to start from."""
+
+    # --- fitting -----------------------------------------------------------------------------------
+
+    def _total(self, params: np.ndarray, data: Any, weights: np.ndarray) -> tuple[float, np.ndarray]:
+        values, gradients = self._log_likelihood_terms(params, data)
+        return float(weights @ values), gradients @ weights
+
+    def _optimise(self, data: Any, weights: np.ndarray) -> None:
+        total_weight = float(weights.sum())
+        start = np.asarray(self._start(data), dtype=float)
+        self.start_ = dict(zip(self.param_names, start.tolist(), strict=True))
+
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            params = np.exp(log_params)
+            with np.errstate(all="ignore"):
+                value, gradient = self._total(params, data, weights)
+            if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+                # a step into a region where the likelihood underflows: refuse it, the line search
+                # backs off (an infinite value, never a NaN that would end the search)
+                return np.inf, np.zeros_like(log_params)
+            # mean negative log likelihood, by log-parameter (chain rule: d/dlog p = p d/dp)
+            return -value / total_weight, -(gradient * params) / total_weight
+
+        result = optimize.minimize(
+            objective,
+            np.log(start),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+        )
+        params = np.exp(result.x)
+        value, _ = self._total(params, data, weights)
+        if not np.isfinite(value) or not np.all(np.isfinite(params)):
+            raise FitFailed(
+                f"{type(self).__name__} found no finite optimum ({result.message})",
+                where="fit",
+                hint="check the data: whole repeat counts, 0 ≤ recency ≤ T",
+            )
+        self.params_ = dict(zip(self.param_names, params.tolist(), strict=True))
+        self.log_likelihood_ = value
+        self.iterations_ = int(result.nit)
+        self.standard_errors_ = self._standard_errors(params, data, weights)
+
+    def _standard_errors(self, params: np.ndarray, data: Any, weights: np.ndarray) -> dict[str, float]:
+        """Square roots of the diagonal of the inverse observed information (the Hessian of the
+        negative log likelihood, by central differences of the analytic gradient)."""
+        k = len(params)
+        hessian = np.empty((k, k))
+        for i in range(k):
+            step = 1e-5 * params[i]
+            up, down = params.copy(), params.copy()
+            up[i] += step
+            down[i] -= step
+            hessian[:, i] = -(self._total(up, data, weights)[1] - self._total(down, data, weights)[1]) / (
+                2 * step
+            )
+        hessian = (hessian + hessian.T) / 2
+        try:
+            covariance = np.linalg.inv(hessian)
+        except np.linalg.LinAlgError:
+            return dict.fromkeys(self.param_names, float("nan"))
+        return dict(
+            zip(self.param_names, np.sqrt(np.clip(np.diag(covariance), 0, None)).tolist(), strict=True)
+        )
+
+    def gradient_at_optimum(self, data: Any, weights: np.ndarray) -> np.ndarray:
+        """The gradient of the mean log likelihood by log-parameter at `params_` (≈ 0 when converged)."""
+        params = np.array([self.params_[name] for name in self.param_names])
+        _, gradient = self._total(params, data, weights)
+        return gradient * params / float(weights.sum())
+
+    def summary(self) -> dict[str, Any]:
+        """Parameters, standard errors, log likelihood and iterations, as a plain dict (JSON-ready)."""
+        return {
+            "model": type(self).__name__,
+            "params": self.params_,
+            "standard_errors": self.standard_errors_,
+            "log_likelihood": self.log_likelihood_,
+            "iterations": self.iterations_,
+        }
+
+    def _require_fitted(self) -> np.ndarray:
+        if not self.params_:
+            raise ValidationFailed(f"{type(self).__name__} is not fitted yet", hint="call fit() first")
+        return np.array([self.params_[name] for name in self.param_names])
+
+    def with_params(self, **params: float) -> Self:
+        """This model with the given parameters, as if fitted (for predictions from known values)."""
+        self.params_ = {name: float(params[name]) for name in self.param_names}
+        return self
+
+
+def group_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Distinct rows of the given columns, their counts, and for each input row the index of its
+    distinct row: customers with the same history are fitted as one weighted row."""
+    stacked = np.column_stack(columns)
+    # a view of each row as one opaque value sorts and compares far faster than np.unique(axis=0)
+    rows = np.ascontiguousarray(stacked).view(np.dtype((np.void, stacked.dtype.itemsize * stacked.shape[1])))
+    _, first, inverse, counts = np.unique(
+        rows.ravel(), return_index=True, return_inverse=True, return_counts=True
+    )
+    distinct = stacked[first]
+    return [distinct[:, i] for i in range(stacked.shape[1])], counts.astype(float), inverse
+
+
+def check_histories(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> None:
+    """Refuse histories no purchase process can produce, naming the first bad row."""
+    problems = [
+        (frequency < 0, "frequency is negative"),
+        (frequency != np.floor(frequency), "frequency is not a whole number"),
+        (recency < 0, "recency is negative"),
+        (recency > T + 1e-9, "recency is larger than T"),
+        ((frequency == 0) & (recency != 0), "recency is not 0 for a customer without repeat purchases"),
+        (~np.isfinite(frequency + recency + T), "a value is not finite"),
+    ]
+    for mask, what in problems:
+        if np.any(mask):
+            row = int(np.argmax(mask))
+            raise ValidationFailed(
+                f"{what} (frequency={frequency[row]}, recency={recency[row]}, T={T[row]})",
+                where=f"row {row}",
+                hint="frequency counts repeat purchases; 0 ≤ recency ≤ T",
+            )

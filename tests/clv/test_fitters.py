@@ -1,0 +1,210 @@
+"""The purchase and spend models: the published CDNOW estimates, lifetimes' optimum, predictions,
+gradients, and extreme customers.
+
+Reference values of `lifetimes` 0.11.3 were produced by fitting the same summary with it
+(`BetaGeoFitter().fit(frequency, recency, T)` etc., numpy 2.4, scipy 1.17) and are kept here as numbers:
+lifetimes is not a dependency of siyu.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from siyu.clv.fitters.base import Fitter, group_rows
+from siyu.clv.fitters.bgnbd import BetaGeoFitter, ModifiedBetaGeoFitter
+from siyu.clv.fitters.gamma_gamma import GammaGammaFitter
+from siyu.clv.summary import PurchaseHistories
+from siyu.clv.value import calibration_holdout, customer_lifetime_value
+from siyu.core.errors import ValidationFailed
+
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+LIFETIMES_BGNBD = {
+    "r": 0.24259454342106757,
+    "alpha": 4.413602716077385,
+    "a": 0.792921833347905,
+    "b": 2.4259057287218693,
+}
+LIFETIMES_MBGNBD = {
+    "r": 0.5248429031495564,
+    "alpha": 6.183081764399018,
+    "a": 0.8913595172712881,
+    "b": 1.6140029311985986,
+}
+LIFETIMES_GAMMA_GAMMA = {"p": 6.249572277633923, "q": 3.744224674758611, "gamma": 15.443521018368848}
+
+
+def _published_precision(value: float, published: float) -> None:
+    decimals = len(str(published).split(".")[1])
+    assert round(value, decimals) == published
+
+
+def test_bgnbd_reproduces_the_paper_on_cdnow(cdnow: PurchaseHistories) -> None:
+    model = BetaGeoFitter().fit(cdnow.frequency, cdnow.recency, cdnow.T)
+    for name, published in PUBLISHED_BGNBD.items():
+        _published_precision(model.params_[name], published)
+    assert round(model.log_likelihood_, 1) == -9582.4
+    assert model.params_ == pytest.approx(LIFETIMES_BGNBD, rel=1e-5)
+    assert model.params_ != pytest.approx(model.start_, rel=1e-2)  # it left its starting point
+    assert np.abs(model.gradient_at_optimum(_grouped(cdnow), _weights(cdnow))).max() < 1e-6
+    assert all(0 < se < model.params_[name] for name, se in model.standard_errors_.items())
+
+
+def test_mbgnbd_matches_lifetimes_on_cdnow(cdnow: PurchaseHistories) -> None:
+    model = ModifiedBetaGeoFitter().fit(cdnow.frequency, cdnow.recency, cdnow.T)
+    assert model.params_ == pytest.approx(LIFETIMES_MBGNBD, rel=1e-5)
+    # one more way to drop out, and a better fit on the zero-repeaters
+    assert (
+        model.log_likelihood_ > BetaGeoFitter().fit(cdnow.frequency, cdnow.recency, cdnow.T).log_likelihood_
+    )
+
+
+def test_gamma_gamma_reproduces_the_paper_on_cdnow(cdnow: PurchaseHistories) -> None:
+    repeat = cdnow.frequency > 0
+    model = GammaGammaFitter().fit(cdnow.frequency[repeat], cdnow.monetary_value[repeat])
+    for name, published in PUBLISHED_GAMMA_GAMMA.items():
+        _published_precision(model.params_[name], published)
+    assert model.params_ == pytest.approx(LIFETIMES_GAMMA_GAMMA, rel=1e-5)
+    assert model.params_ != pytest.approx(model.start_, rel=1e-2)
+
+
+def test_the_regrouped_spend_likelihood_equals_the_sum_over_customers(cdnow: PurchaseHistories) -> None:
+    repeat = cdnow.frequency > 0
+    model = GammaGammaFitter().fit(cdnow.frequency[repeat], cdnow.monetary_value[repeat])
+    data = model._data_for_tests  # type: ignore[attr-defined]
+    weights = np.ones(int(repeat.sum()))
+    for params in (np.array([6.0, 3.5, 15.0]), np.array([0.5, 9.0, 2.0])):
+        fast_value, fast_gradient = model._total(params, data, weights)
+        values, gradients = model._log_likelihood_terms(params, data)
+        assert fast_value == pytest.approx(values.sum(), rel=1e-12)
+        assert fast_gradient == pytest.approx(gradients.sum(axis=1), rel=1e-10)
+
+
+def _grouped(h: PurchaseHistories) -> object:
+    from siyu.clv.fitters.bgnbd import _Histories
+
+    (x, t_x, big_t), _, _ = group_rows(h.frequency, h.recency, h.T)
+    return _Histories(x, t_x, big_t, x > 0)
+
+
+def _weights(h: PurchaseHistories) -> np.ndarray:
+    return group_rows(h.frequency, h.recency, h.T)[1]
+
+
+@pytest.mark.parametrize("fitter", [BetaGeoFitter, ModifiedBetaGeoFitter, GammaGammaFitter])
+def test_the_analytic_gradient_is_the_derivative_of_the_likelihood(
+    fitter: type[Fitter], cdnow: PurchaseHistories
+) -> None:
+    model = fitter()
+    if isinstance(model, GammaGammaFitter):
+        repeat = cdnow.frequency > 0
+        model.fit(cdnow.frequency[repeat], cdnow.monetary_value[repeat])
+        data: object = model._data_for_tests  # type: ignore[attr-defined]
+        weights = np.ones(int(repeat.sum()))
+        params = np.array([2.0, 5.0, 30.0])
+    else:
+        data, weights = _grouped(cdnow), _weights(cdnow)
+        params = np.array([0.4, 3.0, 1.3, 4.0])
+    _, gradient = model._total(params, data, weights)
+    for i in range(len(params)):
+        step = 1e-6 * params[i]
+        up, down = params.copy(), params.copy()
+        up[i] += step
+        down[i] -= step
+        numeric = (model._total(up, data, weights)[0] - model._total(down, data, weights)[0]) / (2 * step)
+        assert gradient[i] == pytest.approx(numeric, rel=1e-5)
+
+
+def test_predictions_match_lifetimes() -> None:
+    x = np.array([0, 1, 2, 10, 30.0])
+    t_x = np.array([0, 1.5, 30.43, 35, 38.0])
+    T = np.full(5, 38.86)
+    bg = BetaGeoFitter().with_params(**PUBLISHED_BGNBD)
+    assert bg.probability_alive(x, t_x, T) == pytest.approx(
+        [1.0, 0.2049434, 0.72657857, 0.84694141, 0.9557434], rel=1e-6
+    )
+    assert bg.expected_purchases(39, x, t_x, T) == pytest.approx(
+        [0.19509805, 0.19633021, 1.22602817, 6.16363804, 20.12026486], rel=1e-6
+    )
+    assert bg.expected_purchases_new_customer(39) == pytest.approx(1.1967231933207985, rel=1e-9)
+    mbg = ModifiedBetaGeoFitter().with_params(**PUBLISHED_BGNBD)
+    assert mbg.probability_alive(x, t_x, T) == pytest.approx(
+        [0.63725334, 0.26687616, 0.77441924, 0.8575038, 0.95704963], rel=1e-6
+    )
+    assert mbg.expected_purchases(39, x, t_x, T) == pytest.approx(
+        [0.12746138, 0.26258807, 1.34049743, 6.32744335, 20.26996873], rel=1e-6
+    )
+    gg = GammaGammaFitter().with_params(p=6.25, q=3.74, gamma=15.44)
+    assert gg.conditional_expected_spend(
+        np.array([1, 2, 10.0]), np.array([20.0, 35.5, 100.0])
+    ) == pytest.approx([24.63848721, 35.44947507, 97.27927652], rel=1e-8)
+
+
+def test_the_holdout_check_and_lifetime_value_on_cdnow(cdnow: PurchaseHistories) -> None:
+    purchases = BetaGeoFitter().fit(cdnow.frequency, cdnow.recency, cdnow.T)
+    buckets = calibration_holdout(purchases, cdnow)
+    assert [b.frequency for b in buckets] == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert sum(b.customers for b in buckets) == 2357
+    # FHL 2005 figure 4: the model tracks the actual holdout purchases in every bucket
+    for bucket in buckets:
+        assert bucket.predicted == pytest.approx(bucket.actual, abs=max(0.35 * bucket.actual, 0.12))
+    # lifetimes' conditional expectations summed over the customers (1,882 purchases happened: the
+    # model's known shortfall for the frequent buyers, FHL 2005 figure 4)
+    total_predicted = sum(b.predicted * b.customers for b in buckets)
+    assert total_predicted == pytest.approx(1653.4087241798961, rel=1e-6)
+    repeat = cdnow.frequency > 0
+    spend = GammaGammaFitter().fit(cdnow.frequency[repeat], cdnow.monetary_value[repeat])
+    value = customer_lifetime_value(purchases, spend, cdnow, periods=12, discount_rate=0.01)
+    assert np.all(np.isfinite(value)) and np.all(value >= 0)
+    undiscounted = customer_lifetime_value(purchases, spend, cdnow, periods=12, discount_rate=0.0)
+    assert np.all(value <= undiscounted + 1e-12) and value.sum() < undiscounted.sum()
+    with pytest.raises(ValidationFailed, match="discount rate"):
+        customer_lifetime_value(purchases, spend, cdnow, discount_rate=1.5)
+
+
+histories = st.tuples(
+    st.integers(0, 10_000),
+    st.floats(0.0, 1.0),
+    st.floats(1e-6, 1e5, allow_subnormal=False),
+)
+params = st.tuples(*(st.floats(1e-3, 1e3, allow_subnormal=False) for _ in range(4)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(histories, min_size=1, max_size=20), params)
+def test_extreme_customers_stay_finite(rows: list[tuple[int, float, float]], p: tuple[float, ...]) -> None:
+    x = np.array([float(r[0]) for r in rows])
+    T = np.array([r[2] for r in rows])
+    t_x = np.where(x > 0, np.array([r[1] for r in rows]) * T, 0.0)
+    for fitter in (BetaGeoFitter, ModifiedBetaGeoFitter):
+        model = fitter().with_params(r=p[0], alpha=p[1], a=p[2], b=p[3])
+        from siyu.clv.fitters.bgnbd import _Histories
+
+        values, gradient = model._log_likelihood_terms(np.array(p), _Histories(x, t_x, T, x > 0))
+        assert np.all(np.isfinite(values)) and np.all(np.isfinite(gradient))
+        alive = model.probability_alive(x, t_x, T)
+        assert np.all((alive >= 0) & (alive <= 1))
+        if p[2] > 1.0 + 1e-6:  # E[purchases] is finite only for a > 1
+            expected = model.expected_purchases(52.0, x, t_x, T)
+            assert np.all(np.isfinite(expected)) and np.all(expected >= -1e-9)
+
+
+def test_bad_histories_are_refused_with_the_row() -> None:
+    with pytest.raises(ValidationFailed, match="recency is larger than T") as caught:
+        BetaGeoFitter().fit(np.array([1.0, 2.0]), np.array([1.0, 5.0]), np.array([2.0, 4.0]))
+    assert caught.value.where == "row 1"
+    with pytest.raises(ValidationFailed, match="both must be positive"):
+        GammaGammaFitter().fit(np.array([0.0]), np.array([10.0]))
+    with pytest.raises(ValidationFailed, match="not fitted"):
+        BetaGeoFitter().probability_alive(np.array([1.0]), np.array([1.0]), np.array([2.0]))
+
+
+def test_weighted_rows_fit_as_the_customers_they_stand_for(cdnow: PurchaseHistories) -> None:
+    (x, t_x, T), counts, inverse = group_rows(cdnow.frequency, cdnow.recency, cdnow.T)
+    assert len(x) < len(cdnow) and counts.sum() == len(cdnow)
+    assert np.array_equal(x[inverse], cdnow.frequency) and np.array_equal(T[inverse], cdnow.T)
+    weighted = BetaGeoFitter().fit(x, t_x, T, weights=counts)
+    assert weighted.params_ == pytest.approx(LIFETIMES_BGNBD, rel=1e-5)
