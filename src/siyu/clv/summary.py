@@ -67,69 +67,92 @@ def summarise(
         )
     if transactions.height == 0:
         raise ValidationFailed("there are no transactions to summarise", where="transactions")
-    # one row per customer and day: same-day purchases are one purchase
-    daily = transactions.group_by("customer_id", "date").agg(pl.col("amount").sum())
-    last_date = daily["date"].max()
-    assert isinstance(last_date, date)
-    calibration_end = calibration_end or last_date
+    customer_codes, customer_values = _codes(transactions["customer_id"])
+    day = transactions["date"].cast(pl.Int32).to_numpy().astype(np.int64)
+    first_day = int(day.min())
+    calibration_end = calibration_end or _to_date(int(day.max()))
     if observation_end is not None and observation_end < calibration_end:
         raise ValidationFailed(
             f"the observation end {observation_end} is before the calibration end {calibration_end}",
             where="observation_end",
         )
-    end = pl.lit(calibration_end)
-    calibration = daily.filter(pl.col("date") <= end)
-    if calibration.height == 0:
+    end_day = _to_epoch(calibration_end)
+    # One sort of one integer key (customer, day) orders the log; runs of equal keys are the purchase
+    # days, runs of equal customers the customers. Everything else is a pass over the sorted arrays.
+    key = (customer_codes << 21) | (day - first_day)
+    order = pl.Series(key).arg_sort().to_numpy()
+    key = key[order]
+    amount = transactions["amount"].cast(pl.Float64).to_numpy()[order]
+    new_day = np.empty(len(key), dtype=bool)
+    new_day[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_day[1:])
+    day_starts = np.flatnonzero(new_day)
+    day_key = key[day_starts]
+    day_amount = np.add.reduceat(amount, day_starts)  # same-day purchases are one purchase
+    day_customer = day_key >> 21
+    day_day = (day_key & ((1 << 21) - 1)) + first_day
+    in_calibration = day_day <= end_day
+    if not in_calibration.any():
         raise ValidationFailed(
             f"no purchase on or before the calibration end {calibration_end}", where="calibration_end"
         )
-    per_customer = (
-        calibration.group_by("customer_id")
-        .agg(
-            first=pl.col("date").min(),
-            last=pl.col("date").max(),
-            purchases=pl.len(),
-            total=pl.col("amount").sum(),
-            first_amount=pl.col("amount").sort_by("date").first(),
-        )
-        .sort("customer_id")
-    )
+    cal_customer = day_customer[in_calibration]
+    cal_day = day_day[in_calibration]
+    cal_amount = day_amount[in_calibration]
+    new_customer = np.empty(len(cal_customer), dtype=bool)
+    new_customer[0] = True
+    np.not_equal(cal_customer[1:], cal_customer[:-1], out=new_customer[1:])
+    starts = np.flatnonzero(new_customer)
+    ends = np.append(starts[1:], len(cal_customer)) - 1
+    purchases = np.diff(np.append(starts, len(cal_customer)))
+    first, last = cal_day[starts], cal_day[ends]
+    repeat_total = np.add.reduceat(cal_amount, starts) - cal_amount[starts]
+    repeats = purchases - 1
     to_units = 1.0 / days
-    frame = per_customer.select(
-        "customer_id",
-        frequency=(pl.col("purchases") - 1).cast(pl.Float64),
-        recency=(pl.col("last") - pl.col("first")).dt.total_days().cast(pl.Float64) * to_units,
-        T=(end - pl.col("first")).dt.total_days().cast(pl.Float64) * to_units,
-        monetary_value=pl.when(pl.col("purchases") > 1)
-        .then((pl.col("total") - pl.col("first_amount")) / (pl.col("purchases") - 1))
-        .otherwise(0.0)
-        .cast(pl.Float64),
-    )
     holdout = None
     length = None
     if observation_end is not None:
-        counts = (
-            daily.filter((pl.col("date") > end) & (pl.col("date") <= pl.lit(observation_end)))
-            .group_by("customer_id")
-            .agg(holdout=pl.len())
-        )
-        holdout = (
-            frame.select("customer_id")
-            .join(counts, on="customer_id", how="left")["holdout"]
-            .fill_null(0)
-            .cast(pl.Float64)
-            .to_numpy()
-        )
+        in_holdout = ~in_calibration & (day_day <= _to_epoch(observation_end))
+        counts = np.bincount(day_customer[in_holdout], minlength=int(customer_codes.max()) + 1)
+        holdout = counts[cal_customer[starts]].astype(float)
         length = (observation_end - calibration_end).days * to_units
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(repeats > 0, repeat_total / np.maximum(repeats, 1), 0.0)
     return PurchaseHistories(
-        customer_ids=frame["customer_id"].to_numpy(),
-        frequency=frame["frequency"].to_numpy(),
-        recency=frame["recency"].to_numpy(),
-        T=frame["T"].to_numpy(),
-        monetary_value=frame["monetary_value"].to_numpy(),
+        customer_ids=customer_values[cal_customer[starts]],
+        frequency=repeats.astype(float),
+        recency=(last - first) * to_units,
+        T=(end_day - first) * to_units,
+        monetary_value=monetary,
         holdout_frequency=holdout,
         holdout_length=length,
     )
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _to_epoch(day: date) -> int:
+    return (day - _EPOCH).days
+
+
+def _to_date(epoch_day: int) -> date:
+    return date.fromordinal(_EPOCH.toordinal() + epoch_day)
+
+
+def _codes(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Dense integer codes of the customer ids, in the ids' sort order, and the id of each code."""
+    if ids.dtype.is_integer():
+        values = ids.cast(pl.Int64).to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * len(values) + 1024:  # compact ids: an offset is a code, without hashing
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[values - low] = True
+            rank = np.cumsum(present) - 1
+            return rank[values - low].astype(np.int64), np.flatnonzero(present) + low
+    distinct = ids.unique().sort()
+    codes = ids.replace_strict(distinct, pl.int_range(len(distinct), eager=True), return_dtype=pl.Int64)
+    return codes.to_numpy(), distinct.to_numpy()
 
 
 def read_transactions(path: str) -> pl.DataFrame:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import digamma, gammaln, hyp2f1, logsumexp, roots_jacobi
+from scipy.special import betaincinv, digamma, gammaln, hyp2f1, logsumexp
 
-from siyu.clv.fitters.base import Fitter, check_histories, group_rows
+from siyu.clv.fitters.base import Fitter, check_histories, dot, group_rows, log_add_exp
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,15 @@ class _Histories:
     t_x: np.ndarray
     T: np.ndarray
     repeat: np.ndarray  # x > 0
+    # the distinct purchase counts and each row's index among them: the log-gamma and digamma terms
+    # depend on x alone and are evaluated once per distinct x
+    distinct_x: np.ndarray
+    x_index: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Histories:
+        distinct_x, x_index = np.unique(x, return_inverse=True)
+        return cls(x, t_x, T, x > 0, distinct_x, x_index)
 
 
 class BetaGeoFitter(Fitter):
@@ -39,10 +48,10 @@ class BetaGeoFitter(Fitter):
         frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         check_histories(frequency, recency, T)
         if weights is None:
-            (x, t_x, big_t), counts, _ = group_rows(frequency, recency, T)
+            (x, t_x, big_t), counts = group_rows(frequency, recency, T)
         else:
             x, t_x, big_t, counts = frequency, recency, T, np.asarray(weights, dtype=float)
-        self._optimise(_Histories(x, t_x, big_t, x > 0), counts)
+        self._optimise(_Histories.of(x, t_x, big_t), counts)
         return self
 
     def _start(self, data: _Histories) -> np.ndarray:
@@ -65,7 +74,7 @@ class BetaGeoFitter(Fitter):
             a4 = np.log(a) - np.log(drop_base) - (r + x) * log_alpha_t
         if not self.modified:
             a4 = np.where(data.repeat, a4, -np.inf)
-        total = np.logaddexp(a3, a4)
+        total = log_add_exp(a3, a4)
         alive_share = np.exp(a3 - total)  # share of the likelihood from "still alive at T"
         dropped_share = 1.0 - alive_share
         common_ab = digamma(a + b) - digamma(a + b + x + shift)
@@ -84,6 +93,56 @@ class BetaGeoFitter(Fitter):
         gradient[3] = common_ab + digamma(b + x + shift) - digamma(b) - drop_term
         return a1 + a2 + total, gradient
 
+    def _total(self, params: np.ndarray, data: _Histories, weights: np.ndarray) -> tuple[float, np.ndarray]:
+        # `_log_likelihood_terms` summed with the weights, with every term that depends on x alone
+        # evaluated once per distinct x (a few hundred values) instead of once per row
+        r, alpha, a, b = params
+        shift = 1.0 if self.modified else 0.0
+        dx, index = data.distinct_x, data.x_index
+        weight_by_x = np.bincount(index, weights=weights, minlength=len(dx))
+        log_alpha_T = np.log(alpha + data.T)
+        log_alpha_t = np.log(alpha + data.t_x)
+        by_x = (
+            gammaln(r + dx)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + dx + shift)
+            - gammaln(b)
+            - gammaln(a + b + dx + shift)
+        )
+        drop_base_x = b + dx - 1.0 + shift
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_drop_x = np.log(a) - np.log(drop_base_x)
+            if not self.modified:
+                log_drop_x = np.where(dx > 0, log_drop_x, -np.inf)
+        r_x = r + data.x
+        a3 = -r_x * log_alpha_T
+        a4 = log_drop_x[index] - r_x * log_alpha_t
+        total = log_add_exp(a3, a4)
+        alive = np.exp(a3 - total)
+        dropped = 1.0 - alive
+        w_alive, w_dropped = weights * alive, weights * dropped
+        psi_r = digamma(r + dx) - digamma(r)
+        common_ab = digamma(a + b) - digamma(a + b + dx + shift)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse_drop_x = np.where(np.isfinite(log_drop_x), 1.0 / drop_base_x, 0.0)
+        value = dot(weight_by_x, by_x) + dot(weights, total)
+        gradient = np.array(
+            [
+                dot(weight_by_x, psi_r + np.log(alpha))
+                - dot(w_alive, log_alpha_T)
+                - dot(w_dropped, log_alpha_t),
+                weight_by_x.sum() * r / alpha
+                - dot(w_alive * r_x, 1.0 / (alpha + data.T))
+                - dot(w_dropped * r_x, 1.0 / (alpha + data.t_x)),
+                dot(weight_by_x, common_ab) + w_dropped.sum() / a,
+                dot(weight_by_x, common_ab + digamma(b + dx + shift) - digamma(b))
+                - dot(np.bincount(index, weights=w_dropped, minlength=len(dx)), inverse_drop_x),
+            ]
+        )
+        return float(value), gradient
+
     # --- predictions -------------------------------------------------------------------------------
 
     def _odds_dropped(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -101,7 +160,8 @@ class BetaGeoFitter(Fitter):
         """P(alive at T | history), per customer."""
         x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         # 1 / (1 + odds), computed from the log odds so that extreme histories stay finite
-        return np.exp(-np.logaddexp(0.0, self._odds_dropped(x, t_x, big_t)))
+        log_odds = self._odds_dropped(x, t_x, big_t)
+        return np.exp(-log_add_exp(np.zeros_like(log_odds), log_odds))
 
     def expected_purchases(
         self, t: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray
@@ -139,13 +199,16 @@ class BetaGeoFitter(Fitter):
         )
 
 
-def _euler_tail(A: float, B: float, C: float, z: float, nodes: int = 96) -> float:
+def _euler_tail(A: float, B: float, C: float, z: float, nodes: int = 400) -> float:
     """(1 - z)^B · 2F1(A, B; C; z) from Euler's integral, for C > B > 0: the mean of (1 - z·t)^-A under
-    t ~ Beta(B, C - B), by Gauss-Jacobi quadrature, in logs."""
-    u, w = roots_jacobi(nodes, C - B - 1.0, B - 1.0)
-    t = (1.0 + u) / 2.0
-    log_terms = np.log(w) - A * np.log1p(-z * t)
-    return float(np.exp(B * np.log1p(-z) + logsumexp(log_terms) - np.log(w.sum())))
+    t ~ Beta(B, C - B), by Gauss-Legendre quadrature over the Beta distribution's quantiles (smooth
+    even where the distribution is concentrated), in logs. Only for the parameters where the series
+    fails (hundreds of purchases with b in the hundreds): finite, but within about 1e-2, not 1e-9.
+    """
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    t = betaincinv(B, C - B, (u + 1.0) / 2.0)
+    log_terms = np.log(w / 2.0) - A * np.log1p(-z * t)
+    return float(np.exp(B * np.log1p(-z) + logsumexp(log_terms)))
 
 
 class ModifiedBetaGeoFitter(BetaGeoFitter):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from siyu.clv.fitters.base import Fitter
+from siyu.clv.fitters.base import Fitter, dot
 from siyu.core.errors import ValidationFailed
 
 
@@ -19,10 +19,10 @@ class _Spend:
     x: np.ndarray  # per customer: repeat purchases
     m: np.ndarray  # per customer: average repeat spend
     log_m: np.ndarray
-    # per distinct x: the terms that do not depend on γ, summed once instead of once per customer
+    mx: np.ndarray  # m · x, the customer's total repeat spend
+    # the distinct repeat counts and each customer's index among them
     distinct_x: np.ndarray
     x_index: np.ndarray
-    sum_log_m_by_x: np.ndarray
 
 
 class GammaGammaFitter(Fitter):
@@ -47,7 +47,7 @@ class GammaGammaFitter(Fitter):
         counts = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
         distinct_x, x_index = np.unique(x, return_inverse=True)
         log_m = np.log(m)
-        data = _Spend(x, m, log_m, distinct_x, x_index, np.bincount(x_index, weights=counts * log_m))
+        data = _Spend(x, m, log_m, m * x, distinct_x, x_index)
         self._optimise(data, counts)
         self._data_for_tests = data
         return self
@@ -82,29 +82,23 @@ class GammaGammaFitter(Fitter):
         # are evaluated once per distinct x; only the terms in γ + m·x need every customer.
         p, q, gamma = params
         dx = data.distinct_x
-        w_by_x = np.bincount(data.x_index, weights=weights)
+        w_by_x = np.bincount(data.x_index, weights=weights, minlength=len(dx))
         pdx = p * dx
-        log_gamma_mx = np.log(gamma + data.m * data.x)
-        weighted_log_gmx = weights * log_gamma_mx
-        sum_log_gmx_by_x = np.bincount(data.x_index, weights=weighted_log_gmx)
-        inverse_gmx = weights / (gamma + data.m * data.x)
+        log_gamma_mx = np.log(gamma + data.mx)
+        w_x = weights * data.x
         by_x_terms = gammaln(pdx + q) - gammaln(pdx) - gammaln(q) + q * np.log(gamma) + pdx * np.log(dx)
-        value = (
-            w_by_x @ by_x_terms
-            + (p * dx) @ data.sum_log_m_by_x
-            - data.sum_log_m_by_x.sum()
-            - (pdx + q) @ sum_log_gmx_by_x
-        )
+        x_log_m, log_m = dot(w_x, data.log_m), dot(weights, data.log_m)
+        x_log_gmx, log_gmx = dot(w_x, log_gamma_mx), dot(weights, log_gamma_mx)
+        value = dot(w_by_x, by_x_terms) + p * x_log_m - log_m - p * x_log_gmx - q * log_gmx
         psi_sum = digamma(pdx + q)
         gradient = np.array(
             [
-                dx
-                @ (w_by_x * (psi_sum - digamma(pdx) + np.log(dx)) + data.sum_log_m_by_x - sum_log_gmx_by_x),
-                w_by_x @ (psi_sum - digamma(q) + np.log(gamma)) - sum_log_gmx_by_x.sum(),
-                q / gamma * w_by_x.sum() - (p * data.x + q) @ inverse_gmx,
+                dot(w_by_x * dx, psi_sum - digamma(pdx) + np.log(dx)) + x_log_m - x_log_gmx,
+                dot(w_by_x, psi_sum - digamma(q) + np.log(gamma)) - log_gmx,
+                q / gamma * w_by_x.sum() - dot(p * w_x + q * weights, 1.0 / (gamma + data.mx)),
             ]
         )
-        return float(value), gradient
+        return value, gradient
 
     def conditional_expected_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
         """E[spend per transaction | x, m̄], per customer; the population mean for x = 0."""
