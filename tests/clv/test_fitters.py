@@ -214,3 +214,19 @@ def test_weighted_rows_fit_as_the_customers_they_stand_for(cdnow: PurchaseHistor
     assert np.array_equal(counts[order], distinct[1])
     weighted = BetaGeoFitter().fit(x, t_x, T, weights=counts)
     assert weighted.params_ == pytest.approx(LIFETIMES_BGNBD, rel=1e-5)
+
+
+def test_the_spend_hessian_is_the_derivative_of_its_gradient(cdnow: PurchaseHistories) -> None:
+    repeat = cdnow.frequency > 0
+    model = GammaGammaFitter().fit(cdnow.frequency[repeat], cdnow.monetary_value[repeat])
+    data = model._data_for_tests  # type: ignore[attr-defined]
+    weights = np.ones(int(repeat.sum()))
+    params = np.array([2.0, 5.0, 30.0])
+    hessian = model._hessian(params, data, weights)
+    for i in range(3):
+        step = 1e-6 * params[i]
+        up, down = params.copy(), params.copy()
+        up[i] += step
+        down[i] -= step
+        numeric = (model._total(up, data, weights)[1] - model._total(down, data, weights)[1]) / (2 * step)
+        assert hessian[:, i] == pytest.approx(numeric, rel=1e-5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, polygamma
 
 from siyu.clv.fitters.base import Fitter, dot
 from siyu.core.errors import ValidationFailed
@@ -20,9 +20,32 @@ class _Spend:
     m: np.ndarray  # per customer: average repeat spend
     log_m: np.ndarray
     mx: np.ndarray  # m · x, the customer's total repeat spend
-    # the distinct repeat counts and each customer's index among them
+    # the distinct repeat counts, and what does not change during a fit: the weights per distinct x,
+    # each customer's weight and weight · x, and the sums over customers that involve m alone
     distinct_x: np.ndarray
-    x_index: np.ndarray
+    weight_by_x: np.ndarray
+    weights: np.ndarray
+    weighted_x: np.ndarray
+    sum_x_log_m: float
+    sum_log_m: float
+
+    @classmethod
+    def of(cls, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> _Spend:
+        distinct_x, x_index = np.unique(x, return_inverse=True)
+        log_m = np.log(m)
+        weighted_x = weights * x
+        return cls(
+            x=x,
+            m=m,
+            log_m=log_m,
+            mx=m * x,
+            distinct_x=distinct_x,
+            weight_by_x=np.bincount(x_index, weights=weights, minlength=len(distinct_x)),
+            weights=weights,
+            weighted_x=weighted_x,
+            sum_x_log_m=dot(weighted_x, log_m),
+            sum_log_m=dot(weights, log_m),
+        )
 
 
 class GammaGammaFitter(Fitter):
@@ -45,9 +68,7 @@ class GammaGammaFitter(Fitter):
                 hint="fit the spend model on repeat buyers only (frequency > 0)",
             )
         counts = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
-        distinct_x, x_index = np.unique(x, return_inverse=True)
-        log_m = np.log(m)
-        data = _Spend(x, m, log_m, m * x, distinct_x, x_index)
+        data = _Spend.of(x, m, counts)
         self._optimise(data, counts)
         self._data_for_tests = data
         return self
@@ -79,26 +100,48 @@ class GammaGammaFitter(Fitter):
 
     def _total(self, params: np.ndarray, data: _Spend, weights: np.ndarray) -> tuple[float, np.ndarray]:
         # The per-customer sum, regrouped: the log-gamma and digamma terms depend on x alone, so they
-        # are evaluated once per distinct x; only the terms in γ + m·x need every customer.
+        # are evaluated once per distinct x; only the terms in γ + m·x need every customer. `weights`
+        # are the ones `data` was built with (its sums include them).
         p, q, gamma = params
-        dx = data.distinct_x
-        w_by_x = np.bincount(data.x_index, weights=weights, minlength=len(dx))
+        dx, w_by_x = data.distinct_x, data.weight_by_x
         pdx = p * dx
         log_gamma_mx = np.log(gamma + data.mx)
-        w_x = weights * data.x
+        inverse_gamma_mx = 1.0 / (gamma + data.mx)
         by_x_terms = gammaln(pdx + q) - gammaln(pdx) - gammaln(q) + q * np.log(gamma) + pdx * np.log(dx)
-        x_log_m, log_m = dot(w_x, data.log_m), dot(weights, data.log_m)
-        x_log_gmx, log_gmx = dot(w_x, log_gamma_mx), dot(weights, log_gamma_mx)
-        value = dot(w_by_x, by_x_terms) + p * x_log_m - log_m - p * x_log_gmx - q * log_gmx
+        x_log_gmx, log_gmx = dot(data.weighted_x, log_gamma_mx), dot(data.weights, log_gamma_mx)
+        value = dot(w_by_x, by_x_terms) + p * data.sum_x_log_m - data.sum_log_m - p * x_log_gmx - q * log_gmx
         psi_sum = digamma(pdx + q)
         gradient = np.array(
             [
-                dot(w_by_x * dx, psi_sum - digamma(pdx) + np.log(dx)) + x_log_m - x_log_gmx,
+                dot(w_by_x * dx, psi_sum - digamma(pdx) + np.log(dx)) + data.sum_x_log_m - x_log_gmx,
                 dot(w_by_x, psi_sum - digamma(q) + np.log(gamma)) - log_gmx,
-                q / gamma * w_by_x.sum() - dot(p * w_x + q * weights, 1.0 / (gamma + data.mx)),
+                q / gamma * w_by_x.sum()
+                - p * dot(data.weighted_x, inverse_gamma_mx)
+                - q * dot(data.weights, inverse_gamma_mx),
             ]
         )
         return value, gradient
+
+    def _hessian(self, params: np.ndarray, data: _Spend, weights: np.ndarray) -> np.ndarray:
+        p, q, gamma = params
+        dx, w_by_x = data.distinct_x, data.weight_by_x
+        pdx = p * dx
+        trigamma_sum = polygamma(1, pdx + q)
+        inverse = 1.0 / (gamma + data.mx)
+        inverse_squared = inverse * inverse
+        wx_inverse, w_inverse = dot(data.weighted_x, inverse), dot(data.weights, inverse)
+        pp = dot(w_by_x * dx * dx, trigamma_sum - polygamma(1, pdx))
+        pq = dot(w_by_x * dx, trigamma_sum)
+        qq = dot(w_by_x, trigamma_sum - polygamma(1, q))
+        total = w_by_x.sum()
+        p_gamma = -wx_inverse
+        q_gamma = total / gamma - w_inverse
+        gamma_gamma = (
+            -q * total / gamma**2
+            + p * dot(data.weighted_x, inverse_squared)
+            + q * dot(data.weights, inverse_squared)
+        )
+        return np.array([[pp, pq, p_gamma], [pq, qq, q_gamma], [p_gamma, q_gamma, gamma_gamma]])
 
     def conditional_expected_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
         """E[spend per transaction | x, m̄], per customer; the population mean for x = 0."""
