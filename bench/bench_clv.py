@@ -1,9 +1,10 @@
-"""Predictive CLV at scale: summarise a transaction log and fit BG/NBD, MBG/NBD and Gamma-Gamma on 1M
+"""Predictive CLV at scale: summarise a transaction log and fit BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma on 1M
 synthetic customers, side by side with the `lifetimes` library on the same data when it is installed.
 
     .venv/bin/pip install lifetimes      # only for this benchmark: the baseline
     .venv/bin/python bench/bench_clv.py                      # 1M customers
     .venv/bin/python bench/bench_clv.py --customers 200000 --no-lifetimes
+    .venv/bin/python bench/bench_clv.py --lifetimes-pareto   # also lifetimes' Pareto/NBD: minutes
 
 The log is drawn from a BG/NBD process with the CDNOW estimates (r 0.243, α 4.414, a 0.793, b 2.426;
 weeks), first purchases spread over 12 weeks, observed for 78, spend from a Gamma-Gamma process
@@ -23,6 +24,7 @@ from common import machine
 from siyu.clv.fitters.base import group_rows
 from siyu.clv.fitters.bgnbd import BetaGeoFitter, ModifiedBetaGeoFitter
 from siyu.clv.fitters.gamma_gamma import GammaGammaFitter
+from siyu.clv.fitters.pareto_nbd import ParetoNBDFitter
 from siyu.clv.summary import summarise
 
 START = date(1997, 1, 1)
@@ -83,6 +85,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-lifetimes", action="store_true", help="skip the lifetimes baseline")
+    parser.add_argument(
+        "--lifetimes-pareto",
+        action="store_true",
+        help="also fit lifetimes' Pareto/NBD (minutes on 1M customers)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the median is reported")
     args = parser.parse_args()
     print(machine())
@@ -101,10 +108,16 @@ def main() -> None:
     f, r, t = histories.frequency, histories.recency, histories.T
     bg = timed("BG/NBD", ours, BetaGeoFitter().fit, f, r, t, repeat=n)
     mbg = timed("MBG/NBD", ours, ModifiedBetaGeoFitter().fit, f, r, t, repeat=n)
+    pareto = timed("Pareto/NBD", ours, ParetoNBDFitter().fit, f, r, t, repeat=n)
     gg = timed(
         "Gamma-Gamma", ours, GammaGammaFitter().fit, f[repeat], histories.monetary_value[repeat], repeat=n
     )
-    fitted = {"BG/NBD": bg.params_, "MBG/NBD": mbg.params_, "Gamma-Gamma": gg.params_}
+    fitted = {
+        "BG/NBD": bg.params_,
+        "MBG/NBD": mbg.params_,
+        "Pareto/NBD": pareto.params_,
+        "Gamma-Gamma": gg.params_,
+    }
 
     theirs: dict[str, float] = {}
     their_params: dict[str, dict[str, float]] = {}

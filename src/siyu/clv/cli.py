@@ -10,19 +10,23 @@ from pathlib import Path
 
 import typer
 
+from siyu.clv.fitters.base import Fitter
 from siyu.clv.fitters.bgnbd import BetaGeoFitter, ModifiedBetaGeoFitter
 from siyu.clv.fitters.gamma_gamma import GammaGammaFitter
+from siyu.clv.fitters.pareto_nbd import ParetoNBDFitter
 from siyu.clv.summary import read_transactions, summarise
 from siyu.core.errors import ValidationFailed
 
 clv_app = typer.Typer(
-    help="Predictive customer lifetime value (BG/NBD, MBG/NBD, Gamma-Gamma).", no_args_is_help=True
+    help="Predictive customer lifetime value (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).",
+    no_args_is_help=True,
 )
 
 
 class Model(StrEnum):
     bgnbd = "bgnbd"
     mbgnbd = "mbgnbd"
+    pareto = "pareto"
     gammagamma = "gammagamma"
 
 
@@ -59,7 +63,7 @@ def fit(
         calibration_end=_date(calibration_end, "--calibration-end"),
         unit=unit.value,
     )
-    fitter: BetaGeoFitter | GammaGammaFitter
+    fitter: Fitter
     if model is Model.gammagamma:
         repeat = histories.frequency > 0
         if not repeat.any():
@@ -67,9 +71,12 @@ def fit(
         fitter = GammaGammaFitter().fit(histories.frequency[repeat], histories.monetary_value[repeat])
         customers = int(repeat.sum())
     else:
-        fitter = (ModifiedBetaGeoFitter if model is Model.mbgnbd else BetaGeoFitter)().fit(
-            histories.frequency, histories.recency, histories.T
-        )
+        purchase_models: dict[Model, type[BetaGeoFitter] | type[ParetoNBDFitter]] = {
+            Model.bgnbd: BetaGeoFitter,
+            Model.mbgnbd: ModifiedBetaGeoFitter,
+            Model.pareto: ParetoNBDFitter,
+        }
+        fitter = purchase_models[model]().fit(histories.frequency, histories.recency, histories.T)
         customers = len(histories)
     typer.echo(json.dumps({**fitter.summary(), "customers": customers, "unit": unit.value}, indent=2))
 
