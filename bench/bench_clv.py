@@ -149,10 +149,10 @@ def main() -> None:
                 freq_multiplier=7,
             )
             lf, lr, lt = summary["frequency"], summary["recency"], summary["T"]
-            for label, model in (
-                ("BG/NBD", lifetimes.BetaGeoFitter()),
-                ("MBG/NBD", lifetimes.ModifiedBetaGeoFitter()),
-            ):
+            models = [("BG/NBD", lifetimes.BetaGeoFitter()), ("MBG/NBD", lifetimes.ModifiedBetaGeoFitter())]
+            if args.lifetimes_pareto:
+                models.append(("Pareto/NBD", lifetimes.ParetoNBDFitter()))
+            for label, model in models:
                 timed(label, theirs, model.fit, lf, lr, lt)
                 their_params[label] = {k: float(v) for k, v in model.params_.items()}
             rep = summary["frequency"] > 0

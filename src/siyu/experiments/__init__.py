@@ -1,0 +1,1 @@
+"""Experiments (A/B tests): assignment, exposure and their analysis."""
