@@ -230,3 +230,36 @@ def order_ids_of_customer(session: Session, *, workspace_id: int, customer_id: i
             select(Order.id).where(Order.workspace_id == workspace_id, Order.customer_id == customer_id)
         )
     )
+
+
+def purchases(
+    *,
+    workspace_id: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    channel_id: int | None = None,
+    store_id: int | None = None,
+) -> Select[Any]:
+    """A selectable of the purchases placed in [start, end) — paid or partially refunded orders of a
+    customer, as the rollups count them — with `order_id`, `customer_id`, `placed_at`, `net_cents`
+    (paid − refunded) and `channel_id`, for the analytical domains to aggregate in SQL."""
+    conditions = [
+        Order.workspace_id == workspace_id,
+        Order.customer_id.is_not(None),
+        Order.status.in_(PURCHASE_STATUSES),
+    ]
+    if start is not None:
+        conditions.append(Order.placed_at >= start)
+    if end is not None:
+        conditions.append(Order.placed_at < end)
+    if channel_id is not None:
+        conditions.append(Order.channel_id == channel_id)
+    if store_id is not None:
+        conditions.append(Order.store_id == store_id)
+    return select(
+        Order.id.label("order_id"),
+        Order.customer_id.label("customer_id"),
+        Order.placed_at.label("placed_at"),
+        (Order.paid_cents - Order.refunded_cents).label("net_cents"),
+        Order.channel_id.label("channel_id"),
+    ).where(*conditions)

@@ -1,0 +1,50 @@
+"""Selectables of per-customer facts for the analytical domains (metrics), which aggregate them in
+SQL: the caller composes them into its own statements and never reads the customer tables itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from siyu.customers.models import Customer, CustomerRollup, Identity, IdentityKind
+
+# Identities that make a customer reachable at no cost through a channel the brand owns: a WeCom
+# friend (external_userid) or a follower of the official account (openid).
+PRIVATE_DOMAIN_KINDS = (IdentityKind.WECOM_EXTERNAL_USERID.value, IdentityKind.WECHAT_OPENID.value)
+
+
+def acquisitions(*, workspace_id: int) -> Select[Any]:
+    """Live buyers with when and where they were acquired: `customer_id`, `acquired_at` (their first
+    purchase, from the rollup) and `channel_id` (the customer's first channel, else the channel of
+    that first purchase)."""
+    return (
+        select(
+            Customer.id.label("customer_id"),
+            CustomerRollup.first_order_at.label("acquired_at"),
+            func.coalesce(Customer.first_channel_id, CustomerRollup.first_channel_id).label("channel_id"),
+        )
+        .join(CustomerRollup, CustomerRollup.customer_id == Customer.id)
+        .where(
+            Customer.workspace_id == workspace_id,
+            CustomerRollup.workspace_id == workspace_id,
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+            CustomerRollup.first_order_at.is_not(None),
+        )
+    )
+
+
+def private_domain_members(*, workspace_id: int) -> Select[Any]:
+    """`customer_id` of the live customers who are in the private domain (see PRIVATE_DOMAIN_KINDS)."""
+    return (
+        select(Identity.customer_id.label("customer_id"))
+        .join(Customer, Customer.id == Identity.customer_id)
+        .where(
+            Identity.workspace_id == workspace_id,
+            Identity.kind.in_(PRIVATE_DOMAIN_KINDS),
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+        .distinct()
+    )

@@ -1,0 +1,67 @@
+"""JSON routes of the metrics: each takes a date range of the workspace's calendar (both days
+included) and returns the figures with the counts behind them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from siyu.auth.service import Actor, Permission
+from siyu.metrics import service
+from siyu.metrics.service import Attribution, ChannelReturn, PrivateDomainShare, Repurchase
+from siyu.web.deps import DbSession, require
+
+router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+
+Start = Annotated[date, Query(description="First day of the range (workspace calendar).")]
+End = Annotated[date, Query(description="Last day of the range, included.")]
+
+
+@router.get("/repurchase", response_model=Repurchase)
+def repurchase(
+    session: DbSession,
+    start: Start,
+    end: End,
+    actor: Actor = require(Permission.READ),
+    channel_id: int | None = None,
+    store_id: int | None = None,
+) -> Repurchase:
+    """Repurchase rate (复购率) and the days between consecutive purchases (docs/metrics.md)."""
+    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    return service.repurchase(
+        session, actor=actor, start=window[0], end=window[1], channel_id=channel_id, store_id=store_id
+    )
+
+
+@router.get("/private-domain", response_model=PrivateDomainShare)
+def private_domain(
+    session: DbSession,
+    start: Start,
+    end: End,
+    actor: Actor = require(Permission.READ),
+    channel_id: int | None = None,
+    store_id: int | None = None,
+) -> PrivateDomainShare:
+    """The private domain's share of GMV and its buyers' purchase frequency against the others."""
+    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    return service.private_domain_share(
+        session, actor=actor, start=window[0], end=window[1], channel_id=channel_id, store_id=store_id
+    )
+
+
+@router.get("/channel-roi", response_model=list[ChannelReturn])
+def channel_roi(
+    session: DbSession,
+    start: Start,
+    end: End,
+    actor: Actor = require(Permission.READ),
+    attribution: Attribution = "last_touch",
+    window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
+) -> list[ChannelReturn]:
+    """Per channel: attributed revenue, cost, new customers, ROI and CAC (first or last touch)."""
+    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    return service.channel_roi(
+        session, actor=actor, start=window[0], end=window[1], attribution=attribution, window_days=window_days
+    )

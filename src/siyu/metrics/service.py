@@ -1,0 +1,308 @@
+"""The measures of a private domain, computed in SQL where the data lives: repurchase rate and the
+intervals between purchases, the private domain's share of GMV and its customers' purchase frequency
+against the others, and channel ROI with CAC under first- or last-touch attribution.
+
+Each is defined in docs/metrics.md (formula, window, what counts, a worked example). Read only; built
+from the selectables of the orders, customers and channels services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from siyu.auth.service import Actor, Permission
+from siyu.channels import service as channels
+from siyu.core.db import is_postgres
+from siyu.core.errors import ValidationFailed
+from siyu.customers.service import facts as customer_facts
+from siyu.orders import service as orders
+from siyu.workspaces import service as workspaces
+
+Attribution = Literal["first_touch", "last_touch"]
+
+# Buckets of days between a customer's consecutive purchases: (label, upper bound in days, inclusive)
+INTERVAL_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("0-7", 7),
+    ("8-14", 14),
+    ("15-30", 30),
+    ("31-60", 60),
+    ("61-90", 90),
+    ("91-180", 180),
+    ("181+", float("inf")),
+)
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed("give the window's start and end with a time zone", where="start/end")
+    if end <= start:
+        raise ValidationFailed(f"the window ends ({end}) before it starts ({start})", where="end")
+
+
+def _days_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
+    """(later − earlier) in days, as a number, in the dialect's own date arithmetic."""
+    if is_postgres(session):
+        return func.extract("epoch", later - earlier) / 86400.0
+    return func.julianday(later) - func.julianday(earlier)
+
+
+# --- repurchase ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntervalBucket:
+    label: str
+    intervals: int
+
+
+@dataclass(frozen=True)
+class Repurchase:
+    """Of the customers who bought in the window, how many bought at least twice in it."""
+
+    buyers: int
+    repeat_buyers: int
+    rate: float | None  # repeat_buyers / buyers; None without buyers
+    purchases: int
+    intervals: list[IntervalBucket]  # days between consecutive purchases within the window
+    mean_interval_days: float | None
+
+
+def repurchase(
+    session: Session,
+    *,
+    actor: Actor,
+    start: datetime,
+    end: datetime,
+    channel_id: int | None = None,
+    store_id: int | None = None,
+) -> Repurchase:
+    """Repurchase rate over purchases placed in [start, end), optionally of one channel or store."""
+    actor.require(Permission.READ)
+    _check_window(start, end)
+    bought = orders.purchases(
+        workspace_id=actor.workspace_id, start=start, end=end, channel_id=channel_id, store_id=store_id
+    ).subquery()
+    per_customer = (
+        select(bought.c.customer_id, func.count().label("purchases"))
+        .group_by(bought.c.customer_id)
+        .subquery()
+    )
+    buyers, repeaters, purchases = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((per_customer.c.purchases >= 2, 1), else_=0)), 0),
+            func.coalesce(func.sum(per_customer.c.purchases), 0),
+        )
+    ).one()
+    previous = (
+        func.lag(bought.c.placed_at)
+        .over(partition_by=bought.c.customer_id, order_by=(bought.c.placed_at, bought.c.order_id))
+        .label("previous")
+    )
+    consecutive = select(bought.c.placed_at, previous).subquery()
+    days = _days_between(session, consecutive.c.placed_at, consecutive.c.previous)
+    bucket = case(
+        *[(days <= upper, literal(label)) for label, upper in INTERVAL_BUCKETS[:-1]],
+        else_=literal(INTERVAL_BUCKETS[-1][0]),
+    ).label("bucket")
+    by_bucket: dict[str, int] = {
+        str(label): int(count)
+        for label, count in session.execute(
+            select(bucket, func.count()).where(consecutive.c.previous.is_not(None)).group_by("bucket")
+        )
+    }
+    mean_days = session.scalar(select(func.avg(days)).where(consecutive.c.previous.is_not(None)))
+    buyers, repeaters = int(buyers), int(repeaters)
+    return Repurchase(
+        buyers=buyers,
+        repeat_buyers=repeaters,
+        rate=repeaters / buyers if buyers else None,
+        purchases=int(purchases),
+        intervals=[IntervalBucket(label, int(by_bucket.get(label, 0))) for label, _ in INTERVAL_BUCKETS],
+        mean_interval_days=float(mean_days) if mean_days is not None else None,
+    )
+
+
+# --- the private domain's share --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuyerGroup:
+    buyers: int
+    purchases: int
+    gmv_cents: int
+    purchases_per_buyer: float | None
+
+
+@dataclass(frozen=True)
+class PrivateDomainShare:
+    """GMV and purchase frequency of the private domain's buyers against the other buyers."""
+
+    private: BuyerGroup
+    others: BuyerGroup
+    gmv_share: float | None  # private GMV / all GMV
+    frequency_ratio: float | None  # purchases per private buyer / purchases per other buyer
+
+
+def private_domain_share(
+    session: Session,
+    *,
+    actor: Actor,
+    start: datetime,
+    end: datetime,
+    channel_id: int | None = None,
+    store_id: int | None = None,
+) -> PrivateDomainShare:
+    """Split the window's buyers into the private domain (WeCom friends, official-account followers)
+    and the others: their GMV (net of refunds), purchases and purchases per buyer."""
+    actor.require(Permission.READ)
+    _check_window(start, end)
+    bought = orders.purchases(
+        workspace_id=actor.workspace_id, start=start, end=end, channel_id=channel_id, store_id=store_id
+    ).subquery()
+    members = customer_facts.private_domain_members(workspace_id=actor.workspace_id).subquery()
+    per_customer = (
+        select(
+            bought.c.customer_id,
+            func.count().label("purchases"),
+            func.sum(bought.c.net_cents).label("gmv"),
+        )
+        .group_by(bought.c.customer_id)
+        .subquery()
+    )
+    in_private = case((members.c.customer_id.is_not(None), 1), else_=0).label("private")
+    rows = session.execute(
+        select(in_private, func.count(), func.sum(per_customer.c.purchases), func.sum(per_customer.c.gmv))
+        .select_from(per_customer)
+        .outerjoin(members, members.c.customer_id == per_customer.c.customer_id)
+        .group_by("private")
+    ).all()
+    groups = {int(flag): (int(n), int(p or 0), int(g or 0)) for flag, n, p, g in rows}
+
+    def group(flag: int) -> BuyerGroup:
+        n, p, g = groups.get(flag, (0, 0, 0))
+        return BuyerGroup(buyers=n, purchases=p, gmv_cents=g, purchases_per_buyer=p / n if n else None)
+
+    private, others = group(1), group(0)
+    total_gmv = private.gmv_cents + others.gmv_cents
+    ratio = None
+    if private.purchases_per_buyer is not None and others.purchases_per_buyer:
+        ratio = private.purchases_per_buyer / others.purchases_per_buyer
+    return PrivateDomainShare(
+        private=private,
+        others=others,
+        gmv_share=private.gmv_cents / total_gmv if total_gmv else None,
+        frequency_ratio=ratio,
+    )
+
+
+# --- channel ROI and CAC ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelReturn:
+    channel_id: int | None
+    channel_key: str
+    channel_name: str
+    attributed_revenue_cents: int
+    cost_cents: int
+    new_customers: int
+    roi: float | None  # (revenue − cost) / cost; None without cost
+    cac_cents: float | None  # cost / new customers; None without new customers
+
+
+def channel_roi(
+    session: Session,
+    *,
+    actor: Actor,
+    start: datetime,
+    end: datetime,
+    attribution: Attribution = "last_touch",
+    window_days: int = 30,
+) -> list[ChannelReturn]:
+    """Per channel over [start, end): attributed revenue, cost, new customers, ROI and CAC.
+
+    Last touch: a purchase's revenue goes to the channel it was placed through. First touch: to the
+    channel that acquired the customer, for purchases within `window_days` of the customer's first
+    purchase. New customers: those whose first purchase falls in the window, by acquiring channel.
+    Cost: the channel's cost records, pro rata by day over the window (in the workspace's calendar).
+    """
+    actor.require(Permission.READ)
+    _check_window(start, end)
+    if attribution not in ("first_touch", "last_touch"):
+        raise ValidationFailed(
+            f"unknown attribution {attribution!r}", where="attribution", hint="first_touch or last_touch"
+        )
+    if not 1 <= window_days <= 3650:
+        raise ValidationFailed(
+            f"an attribution window of {window_days} days is out of range", where="window_days"
+        )
+    workspace_id = actor.workspace_id
+    bought = orders.purchases(workspace_id=workspace_id, start=start, end=end).subquery()
+    acquired = customer_facts.acquisitions(workspace_id=workspace_id).subquery()
+    if attribution == "last_touch":
+        revenue_rows = session.execute(
+            select(bought.c.channel_id, func.sum(bought.c.net_cents)).group_by(bought.c.channel_id)
+        ).all()
+    else:
+        age = _days_between(session, bought.c.placed_at, acquired.c.acquired_at)
+        revenue_rows = session.execute(
+            select(acquired.c.channel_id, func.sum(bought.c.net_cents))
+            .join(acquired, acquired.c.customer_id == bought.c.customer_id)
+            .where(age < window_days)
+            .group_by(acquired.c.channel_id)
+        ).all()
+    new_rows = session.execute(
+        select(acquired.c.channel_id, func.count())
+        .where(acquired.c.acquired_at >= start, acquired.c.acquired_at < end)
+        .group_by(acquired.c.channel_id)
+    ).all()
+    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=workspace_id).timezone)
+    costs = channels.cost_by_channel(
+        session,
+        workspace_id=workspace_id,
+        start=start.astimezone(zone).date(),
+        end=(end - timedelta(microseconds=1)).astimezone(zone).date(),
+    )
+    revenue = {channel: int(cents or 0) for channel, cents in revenue_rows}
+    new = {channel: int(count) for channel, count in new_rows}
+    cost = {row.channel_id: row.cost_cents for row in costs}
+    names = channels.channel_names(session, workspace_id=workspace_id)
+    result = []
+    for channel in sorted(set(revenue) | set(new) | set(cost), key=lambda c: (c is None, c or 0)):
+        key, name = names.get(channel, ("(none)", "(none)")) if channel is not None else ("(none)", "(none)")
+        spent = cost.get(channel, 0)
+        earned = revenue.get(channel, 0)
+        acquired_count = new.get(channel, 0)
+        result.append(
+            ChannelReturn(
+                channel_id=channel,
+                channel_key=key,
+                channel_name=name,
+                attributed_revenue_cents=earned,
+                cost_cents=spent,
+                new_customers=acquired_count,
+                roi=(earned - spent) / spent if spent else None,
+                cac_cents=spent / acquired_count if spent and acquired_count else None,
+            )
+        )
+    return result
+
+
+def window_of_dates(
+    session: Session, *, workspace_id: int, first_day: date, last_day: date
+) -> tuple[datetime, datetime]:
+    """[first_day 00:00, the day after last_day 00:00) in the workspace's time zone: the window of a
+    date range as people say it ("1 to 31 March", both days included)."""
+    if last_day < first_day:
+        raise ValidationFailed(f"the range ends ({last_day}) before it starts ({first_day})", where="end")
+    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=workspace_id).timezone)
+    start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
+    after = last_day + timedelta(days=1)
+    return start, datetime(after.year, after.month, after.day, tzinfo=zone)

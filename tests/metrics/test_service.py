@@ -1,0 +1,230 @@
+"""Each metric against an independent plain-Python recomputation on generated data (the same numbers
+exactly), plus worked examples and bad input, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from siyu.auth.models import Role
+from siyu.auth.service import Actor
+from siyu.channels import service as channels
+from siyu.core.db import Database
+from siyu.core.errors import ValidationFailed
+from siyu.metrics import service as metrics
+from tests.factories import make_channel, make_customer, make_member, make_order, unique
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+END = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+@dataclass
+class Generated:
+    actor: Actor
+    channel_ids: list[int]
+    costs: dict[int, int]  # per channel, inside the window
+    first_channel: dict[int, int | None] = field(default_factory=dict)
+    private: set[int] = field(default_factory=set)
+    # (order id, customer id, placed_at, status, net cents, channel id)
+    orders: list[tuple[int, int, datetime, str, int, int]] = field(default_factory=list)
+
+
+def _generate(db: Database, workspace_id: int, seed: int) -> Generated:
+    rng = random.Random(seed)
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        channel_ids = [make_channel(session, workspace_id=workspace_id, key=unique("m")).id for _ in range(3)]
+        costs = {}
+        for channel_id in channel_ids[:2]:
+            # March and April inside the window, February outside it
+            for month, cents in ((2, 99_000), (3, 31_000 * (channel_id % 5 + 1)), (4, 30_000)):
+                start = date(2026, month, 1)
+                end = date(2026, month + 1, 1) - timedelta(days=1)
+                channels.add_cost(
+                    session,
+                    workspace_id=workspace_id,
+                    channel_id=channel_id,
+                    period_start=start,
+                    period_end=end,
+                    amount_cents=cents,
+                )
+            costs[channel_id] = 31_000 * (channel_id % 5 + 1) + 30_000
+        generated = Generated(actor, channel_ids, costs)
+        for _ in range(45):
+            first = rng.choice([*channel_ids, None])
+            private = rng.random() < 0.4
+            identities = {"wecom_external_userid": unique("wm")} if private else None
+            customer = make_customer(
+                session, workspace_id=workspace_id, first_channel_id=first, identities=identities
+            )
+            generated.first_channel[customer.id] = first
+            if private:
+                generated.private.add(customer.id)
+            for _ in range(rng.choice([0, 1, 1, 2, 3, 5, 8])):
+                placed = datetime(2026, 1, 15, tzinfo=UTC) + timedelta(
+                    seconds=rng.randrange(0, 150 * 86400), microseconds=rng.randrange(10**6)
+                )
+                status = rng.choices(["paid", "partially_refunded", "refunded", "pending"], [80, 10, 5, 5])[0]
+                paid = rng.randrange(1000, 20000)
+                refunded = {"paid": 0, "partially_refunded": paid // 3, "refunded": paid, "pending": 0}[
+                    status
+                ]
+                channel_id = rng.choice(channel_ids)
+                order = make_order(
+                    session,
+                    workspace_id=workspace_id,
+                    customer_id=customer.id,
+                    paid_cents=paid,
+                    refunded_cents=refunded,
+                    status=status,
+                    placed_at=placed,
+                    channel_id=channel_id,
+                )
+                generated.orders.append((order.id, customer.id, placed, status, paid - refunded, channel_id))
+    return generated
+
+
+def _purchases(
+    g: Generated, start: datetime = START, end: datetime = END
+) -> list[tuple[int, int, datetime, str, int, int]]:
+    return [o for o in g.orders if o[3] in ("paid", "partially_refunded") and start <= o[2] < end]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_repurchase_equals_a_plain_recomputation(db: Database, workspace_id: int, seed: int) -> None:
+    g = _generate(db, workspace_id, seed)
+    with db.reader() as session:
+        result = metrics.repurchase(session, actor=g.actor, start=START, end=END)
+    bought = _purchases(g)
+    per_customer: dict[int, list[tuple[datetime, int]]] = {}
+    for order_id, customer, placed, *_ in bought:
+        per_customer.setdefault(customer, []).append((placed, order_id))
+    buyers = len(per_customer)
+    repeaters = sum(1 for v in per_customer.values() if len(v) >= 2)
+    assert (result.buyers, result.repeat_buyers, result.purchases) == (buyers, repeaters, len(bought))
+    assert result.rate == pytest.approx(repeaters / buyers)
+    gaps = []
+    for v in per_customer.values():
+        v.sort()
+        gaps += [(b[0] - a[0]).total_seconds() / 86400 for a, b in itertools.pairwise(v)]
+    expected = {label: 0 for label, _ in metrics.INTERVAL_BUCKETS}
+    for gap in gaps:
+        label = next(label for label, upper in metrics.INTERVAL_BUCKETS if gap <= upper)
+        expected[label] += 1
+    assert {b.label: b.intervals for b in result.intervals} == expected
+    assert result.mean_interval_days == pytest.approx(sum(gaps) / len(gaps), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_private_domain_share_equals_a_plain_recomputation(
+    db: Database, workspace_id: int, seed: int
+) -> None:
+    g = _generate(db, workspace_id, seed)
+    with db.reader() as session:
+        result = metrics.private_domain_share(session, actor=g.actor, start=START, end=END)
+    bought = _purchases(g)
+    for group, in_private in ((result.private, True), (result.others, False)):
+        mine = [o for o in bought if (o[1] in g.private) == in_private]
+        assert group.buyers == len({o[1] for o in mine})
+        assert group.purchases == len(mine)
+        assert group.gmv_cents == sum(o[4] for o in mine)
+    total = sum(o[4] for o in bought)
+    assert result.gmv_share == pytest.approx(result.private.gmv_cents / total)
+    assert result.frequency_ratio == pytest.approx(
+        (result.private.purchases / result.private.buyers) / (result.others.purchases / result.others.buyers)
+    )
+
+
+@pytest.mark.parametrize("attribution", ["last_touch", "first_touch"])
+def test_channel_roi_equals_a_plain_recomputation(db: Database, workspace_id: int, attribution: str) -> None:
+    g = _generate(db, workspace_id, 5)
+    with db.reader() as session:
+        rows = metrics.channel_roi(
+            session, actor=g.actor, start=START, end=END, attribution=attribution, window_days=30
+        )  # type: ignore[arg-type]
+    purchases_ever = sorted(
+        (o for o in g.orders if o[3] in ("paid", "partially_refunded")), key=lambda o: (o[2], o[0])
+    )
+    first_purchase: dict[int, tuple[datetime, int]] = {}
+    for _, customer, placed, _, _, channel_id in purchases_ever:
+        first_purchase.setdefault(customer, (placed, channel_id))
+    acquiring = {c: g.first_channel[c] or channel for c, (_, channel) in first_purchase.items()}
+    revenue: dict[int | None, int] = {}
+    for _, customer, placed, _, net, channel_id in _purchases(g):
+        if attribution == "last_touch":
+            revenue[channel_id] = revenue.get(channel_id, 0) + net
+        elif (placed - first_purchase[customer][0]).total_seconds() < 30 * 86400:
+            key = acquiring[customer]
+            revenue[key] = revenue.get(key, 0) + net
+    new: dict[int | None, int] = {}
+    for customer, (placed, _) in first_purchase.items():
+        if START <= placed < END:
+            new[acquiring[customer]] = new.get(acquiring[customer], 0) + 1
+    by_channel = {row.channel_id: row for row in rows}
+    for channel_id in set(revenue) | set(new) | set(g.costs):
+        row = by_channel.pop(channel_id)
+        assert row.attributed_revenue_cents == revenue.get(channel_id, 0)
+        assert row.new_customers == new.get(channel_id, 0)
+        assert row.cost_cents == g.costs.get(channel_id, 0)
+        if row.cost_cents:
+            assert row.roi == pytest.approx((row.attributed_revenue_cents - row.cost_cents) / row.cost_cents)
+            if row.new_customers:
+                assert row.cac_cents == pytest.approx(row.cost_cents / row.new_customers)
+        else:
+            assert row.roi is None and row.cac_cents is None
+    assert by_channel == {}
+
+
+def test_a_worked_repurchase_example(db: Database, workspace_id: int) -> None:
+    # docs/metrics.md: three buyers in March; one buys on the 2nd, 9th and 30th; one once; one twice
+    # but the second purchase is refunded in full, which is not a purchase
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        a, b, c = (make_customer(session, workspace_id=workspace_id) for _ in range(3))
+        for day in (2, 9, 30):
+            make_order(
+                session,
+                workspace_id=workspace_id,
+                customer_id=a.id,
+                placed_at=datetime(2026, 3, day, 12, tzinfo=UTC),
+            )
+        make_order(
+            session, workspace_id=workspace_id, customer_id=b.id, placed_at=datetime(2026, 3, 5, tzinfo=UTC)
+        )
+        make_order(
+            session, workspace_id=workspace_id, customer_id=c.id, placed_at=datetime(2026, 3, 6, tzinfo=UTC)
+        )
+        make_order(
+            session,
+            workspace_id=workspace_id,
+            customer_id=c.id,
+            placed_at=datetime(2026, 3, 7, tzinfo=UTC),
+            status="refunded",
+            refunded_cents=3200,
+        )
+    with db.reader() as session:
+        result = metrics.repurchase(
+            session, actor=actor, start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 4, 1, tzinfo=UTC)
+        )
+    assert (result.buyers, result.repeat_buyers, result.purchases) == (3, 1, 5)
+    assert result.rate == pytest.approx(1 / 3)
+    assert {b.label: b.intervals for b in result.intervals if b.intervals} == {"0-7": 1, "15-30": 1}
+    assert result.mean_interval_days == pytest.approx(14.0)
+
+
+def test_bad_windows_and_options_are_refused(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+    with db.reader() as session:
+        with pytest.raises(ValidationFailed, match="before it starts"):
+            metrics.repurchase(session, actor=actor, start=END, end=START)
+        with pytest.raises(ValidationFailed, match="time zone"):
+            metrics.repurchase(session, actor=actor, start=datetime(2026, 1, 1), end=END)
+        with pytest.raises(ValidationFailed, match="unknown attribution"):
+            metrics.channel_roi(session, actor=actor, start=START, end=END, attribution="linear")  # type: ignore[arg-type]
+        with pytest.raises(ValidationFailed, match="out of range"):
+            metrics.channel_roi(session, actor=actor, start=START, end=END, window_days=0)
