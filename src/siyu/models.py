@@ -9,6 +9,7 @@ from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, I
 from siyu.events.models import CustomerEvent
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.orders.models import Order, OrderLine
+from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.workspaces.models import Workspace
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerRollup",
+    "CustomerTag",
     "DomainEvent",
     "Identity",
     "IdentityReview",
@@ -31,6 +33,8 @@ __all__ = [
     "Order",
     "OrderLine",
     "Store",
+    "Tag",
+    "TagGroup",
     "User",
     "Workspace",
 ]

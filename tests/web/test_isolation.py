@@ -28,6 +28,7 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.tags import service as tags
 from siyu.workspaces import service as workspaces
 from tests.factories import (
     Member,
@@ -139,6 +140,9 @@ def _workspace_b(db: Database) -> Other:
             reason=f"bmerge{tag}",
             actor_user_id=owner.user_id,
         )
+        group = tags.create_group(session, actor=owner.actor, name=f"B组{tag}")
+        b_tag = tags.create_tag(session, actor=owner.actor, group_id=group.id, name=f"B标签{tag}")
+        tags.tag_customer(session, actor=owner.actor, customer_id=customer.id, tag_id=b_tag.id)
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -152,6 +156,8 @@ def _workspace_b(db: Database) -> Other:
             "merge_log_id": merge.id,
             "review_id": review.id,
             "job_id": job.id,
+            "group_id": group.id,
+            "tag_id": b_tag.id,
             "external_id": order.external_id,
             "phone": phone,
         }
@@ -172,6 +178,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount_cents": 1}
     },
     ("POST", "/api/identity-reviews/{review_id}/resolve"): {"json": {"decision": "dismiss"}},
+    ("POST", "/api/tag-groups/{group_id}/tags"): {"json": {"name": "hacked"}},
+    ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -277,6 +286,26 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
         f"/api/customers/{mine.id}/merge", json={"merged_id": other.ids["customer_id"]}, headers=a.headers
     )
     assert merge.status_code == 404
+    # A's own customer with B's tag, and B's customer in the body of a bulk tagging with A's own tag
+    assert (
+        client.put(f"/api/customers/{mine.id}/tags/{other.ids['tag_id']}", headers=a.headers).status_code
+        == 404
+    )
+    with db.transaction() as session:
+        own_group = tags.create_group(session, actor=a.actor, name="甲组")
+        own_tag = tags.create_tag(session, actor=a.actor, group_id=own_group.id, name="甲标签")
+    bulk = client.post(
+        f"/api/tags/{own_tag.id}/customers",
+        json={"customer_ids": [other.ids["customer_id"]]},
+        headers=a.headers,
+    )
+    assert bulk.status_code == 200 and bulk.json()["changed"] == 0
+    by_phone = client.post(
+        f"/api/tags/{own_tag.id}/customers",
+        json={"identity_kind": "phone", "values": [other.ids["phone"]]},
+        headers=a.headers,
+    )
+    assert by_phone.json()["changed"] == 0
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -293,6 +322,10 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     assert client.get("/api/identity-reviews", headers=b).json()[0]["status"] == "open"
     assert client.get("/api/merges", headers=b).json()[0]["undone_at"] is None
     assert client.get(f"/api/orders/{other.ids['order_id']}", headers=b).status_code == 200
+    b_tags = client.get(f"/api/customers/{other.ids['customer_id']}/tags", headers=b).json()
+    assert [t["tag_id"] for t in b_tags] == [other.ids["tag_id"]]
+    [b_group] = client.get("/api/tag-groups", headers=b).json()
+    assert b_group["tags"][0]["name"].startswith("B标签")
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
@@ -311,6 +344,7 @@ def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
     assert client.get("/api/imports", headers=a.headers).json() == []
     assert client.get("/api/merges", headers=a.headers).json() == []
     assert client.get("/api/identity-reviews", headers=a.headers).json() == []
+    assert client.get("/api/tag-groups", headers=a.headers).json() == []
     assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}
     assert client.get("/api/me", headers=a.headers).json()["workspace_id"] == workspace_id
     lookup = client.get("/api/customers/lookup", params={"phone": other.ids["phone"]}, headers=a.headers)

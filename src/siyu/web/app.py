@@ -21,7 +21,18 @@ from siyu.core.db import Database, get_database
 from siyu.core.errors import SiyuError, Unauthorized
 
 # Domains whose `api` / `views` modules define a module-level `router`; mounted in this order.
-DOMAINS = ("auth", "workspaces", "channels", "customers", "orders", "events", "ingest", "overview", "web")
+DOMAINS = (
+    "auth",
+    "workspaces",
+    "channels",
+    "customers",
+    "orders",
+    "events",
+    "tags",
+    "ingest",
+    "overview",
+    "web",
+)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 

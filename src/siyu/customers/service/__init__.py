@@ -29,6 +29,7 @@ from siyu.customers.service.search import (
     search_customers,
     visible_customers,
 )
+from siyu.customers.service.selection import customer_ids_by_identity, visible_customer_ids
 from siyu.customers.service.writes import assign_owner, record_consent, update_profile
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "clamp_limit",
     "consents_in_force",
     "count_customers",
+    "customer_ids_by_identity",
     "customer_timeline",
     "decode_cursor",
     "decode_time_id_cursor",
@@ -53,5 +55,6 @@ __all__ = [
     "record_consent",
     "search_customers",
     "update_profile",
+    "visible_customer_ids",
     "visible_customers",
 ]
