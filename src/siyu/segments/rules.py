@@ -40,7 +40,10 @@ class RuleError(ValidationFailed):
 
     def __init__(self, message: str, *, at: Location | None = None, hint: str | None = None) -> None:
         super().__init__(
-            message, where=str(at) if at else None, hint=hint, details=at.details() if at else {}
+            message,
+            where=str(at) if at else None,
+            hint=(hint or "").strip() or None,
+            details=at.details() if at else {},
         )
 
 
