@@ -28,6 +28,7 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.workspaces import service as workspaces
 from tests.factories import (
@@ -143,6 +144,9 @@ def _workspace_b(db: Database) -> Other:
         group = tags.create_group(session, actor=owner.actor, name=f"B组{tag}")
         b_tag = tags.create_tag(session, actor=owner.actor, group_id=group.id, name=f"B标签{tag}")
         tags.tag_customer(session, actor=owner.actor, customer_id=customer.id, tag_id=b_tag.id)
+        segment = segments.create_segment(
+            session, actor=owner.actor, name=f"B分群{tag}", rule=f'city = "B城{tag}"'
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -158,6 +162,8 @@ def _workspace_b(db: Database) -> Other:
             "job_id": job.id,
             "group_id": group.id,
             "tag_id": b_tag.id,
+            "segment_id": segment.id,
+            "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
         }
@@ -179,6 +185,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/identity-reviews/{review_id}/resolve"): {"json": {"decision": "dismiss"}},
     ("POST", "/api/tag-groups/{group_id}/tags"): {"json": {"name": "hacked"}},
+    ("PATCH", "/api/segments/{segment_id}"): {"json": {"text": "has(phone)"}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {
@@ -190,6 +197,10 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/orders/revenue-by-channel": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/api/customers/lookup": {"phone": "{phone}"},
+    # a rule that matches everyone A may see: B's customers must not be among them
+    "/api/segments/count": {"text": "all"},
+    "/api/segments/sample": {"text": "all"},
+    "/api/segments/explain": {"text": "all"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
@@ -306,6 +317,12 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
         headers=a.headers,
     )
     assert by_phone.json()["changed"] == 0
+    # B's segment is not a name A's rules can use
+    named = client.get(
+        "/api/segments/count", params={"text": f'segment("{other.ids["segment_name"]}")'}, headers=a.headers
+    )
+    assert named.status_code == 422 and "no segment is called" in named.json()["message"]
+    assert client.get("/api/segments/count", params={"text": "all"}, headers=a.headers).json()["count"] == 1
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -326,6 +343,9 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     assert [t["tag_id"] for t in b_tags] == [other.ids["tag_id"]]
     [b_group] = client.get("/api/tag-groups", headers=b).json()
     assert b_group["tags"][0]["name"].startswith("B标签")
+    b_segment = client.get(f"/api/segments/{other.ids['segment_id']}", headers=b).json()
+    assert b_segment["deleted_at"] is None and b_segment["rule_text"].startswith('city = "B城')
+    assert client.get(f"/api/segments/{other.ids['segment_id']}/count", headers=b).json()["count"] == 1
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
@@ -345,6 +365,7 @@ def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
     assert client.get("/api/merges", headers=a.headers).json() == []
     assert client.get("/api/identity-reviews", headers=a.headers).json() == []
     assert client.get("/api/tag-groups", headers=a.headers).json() == []
+    assert client.get("/api/segments", headers=a.headers).json() == []
     assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}
     assert client.get("/api/me", headers=a.headers).json()["workspace_id"] == workspace_id
     lookup = client.get("/api/customers/lookup", params={"phone": other.ids["phone"]}, headers=a.headers)

@@ -29,6 +29,7 @@ DOMAINS = (
     "orders",
     "events",
     "tags",
+    "segments",
     "ingest",
     "overview",
     "web",
