@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from siyu.core.errors import ValidationFailed
 
@@ -111,9 +111,6 @@ class HasConsent:
     channel: str
     purpose: str = "marketing"
     at: Location | None = _LOC
-
-
-Measure = Literal["count", "sum"]
 
 
 @dataclass(frozen=True)
