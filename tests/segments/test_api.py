@@ -46,6 +46,20 @@ def test_evaluate_and_save_through_the_api(db: Database, workspace_id: int) -> N
     everyone = client.post("/api/segments", json={"name": "全部", "text": "all"}, headers=operator.headers)
     assert everyone.status_code == 422 and "matches every customer" in everyone.json()["message"]
     assert client.get(f"/api/segments/{segment_id}/count", headers=analyst.headers).json()["count"] == 1
+    group = client.post("/api/tag-groups", json={"name": "活动"}, headers=operator.headers).json()
+    tag = client.post(
+        f"/api/tag-groups/{group['id']}/tags", json={"name": "618"}, headers=operator.headers
+    ).json()
+    tagged = client.post(
+        f"/api/segments/{segment_id}/tag", json={"tag_id": tag["id"]}, headers=operator.headers
+    )
+    assert tagged.json() == {"tag_id": tag["id"], "changed": 1, "unchanged": 0, "not_found": []}
+    [carried] = client.get(f"/api/customers/{buyer.id}/tags", headers=analyst.headers).json()
+    assert (carried["name"], carried["source"], carried["source_ref"]) == (
+        "618",
+        "manual",
+        f"segment:{segment_id}",
+    )
     patched = client.patch(
         f"/api/segments/{segment_id}", json={"text": 'city = "北京"'}, headers=operator.headers
     )

@@ -1,6 +1,6 @@
-"""Property: on a random small pool loaded through the real import and service verbs, a random rule
-counts in SQL exactly the customers a plain-Python evaluation of the same rule finds — on SQLite and
-PostgreSQL.
+"""Property: on a random small pool loaded through the real import and service verbs, a random rule (which
+may name a saved segment with a random rule of its own) counts in SQL exactly the customers a
+plain-Python evaluation of the same rule finds — on SQLite and PostgreSQL.
 
 The Python side reads the stored rows back and evaluates the rule's documented meaning by itself
 (missing values make a comparison false, windows are (now - d, now], money is exact in cents); it shares
@@ -38,6 +38,7 @@ from siyu.segments.rules import (
     HasConsent,
     HasIdentity,
     HasTag,
+    InSegment,
     Not,
     Or,
     OrderMeasure,
@@ -203,8 +204,10 @@ _within = st.sampled_from([None, "7d", "30d", "90d", "36h"])
 _ago = st.builds(Ago, st.sampled_from(["7d", "30d", "60d", "2w"]))
 
 
-def _leaves(owner_email: str) -> st.SearchStrategy[Rule]:
+def _leaves(owner_email: str, segment: str | None = None) -> st.SearchStrategy[Rule]:
+    saved = [st.just(InSegment(segment))] if segment else []
     return st.one_of(
+        *saved,
         st.builds(
             Compare, st.just("city"), st.sampled_from(["=", "!="]), st.sampled_from(["上海", "北京", None])
         ),
@@ -284,9 +287,9 @@ def _leaves(owner_email: str) -> st.SearchStrategy[Rule]:
     )
 
 
-def _rules(owner_email: str) -> st.SearchStrategy[Rule]:
+def _rules(owner_email: str, segment: str | None = None) -> st.SearchStrategy[Rule]:
     return st.recursive(
-        _leaves(owner_email),
+        _leaves(owner_email, segment),
         lambda children: st.one_of(
             st.builds(Not, children),
             st.builds(And, st.lists(children, min_size=2, max_size=3).map(tuple)),
@@ -318,6 +321,7 @@ class World:
     stores: dict[str, int]
     zone: ZoneInfo
     now: datetime
+    segments: dict[str, Rule] = field(default_factory=dict)
 
 
 def _world(db: Database, workspace_id: int) -> World:
@@ -505,6 +509,8 @@ def evaluate(world: World, person: Person, rule: Rule) -> bool:
             return _orders(world, person, rule)
         case EventMeasure():
             return _events(world, person, rule)
+        case InSegment(segment=name):
+            return evaluate(world, person, world.segments[name])
     raise AssertionError(rule)
 
 
@@ -527,7 +533,11 @@ def test_sql_counts_what_plain_python_finds(
     loaded = _load(db, pool)
     world = _world(db, loaded.actor.workspace_id)
     assert len(world.people) == len(pool)
-    rules = data.draw(st.lists(_rules(loaded.owner_email), min_size=8, max_size=8), label="rules")
+    saved = data.draw(_rules(loaded.owner_email), label="saved segment")
+    with db.transaction() as session:
+        segments.create_segment(session, actor=loaded.actor, name="S", rule=saved, accept_warnings=True)
+    world.segments["S"] = saved
+    rules = data.draw(st.lists(_rules(loaded.owner_email, "S"), min_size=8, max_size=8), label="rules")
     with db.reader() as session:
         for rule in rules:
             expected = {i for i, person in world.people.items() if evaluate(world, person, rule)}

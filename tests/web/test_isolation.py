@@ -186,6 +186,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/identity-reviews/{review_id}/resolve"): {"json": {"decision": "dismiss"}},
     ("POST", "/api/tag-groups/{group_id}/tags"): {"json": {"name": "hacked"}},
     ("PATCH", "/api/segments/{segment_id}"): {"json": {"text": "has(phone)"}},
+    ("POST", "/api/segments/{segment_id}/tag"): {"json": {"tag_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {

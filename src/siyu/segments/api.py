@@ -13,7 +13,16 @@ from fastapi import APIRouter, Query, Response
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import ValidationFailed
 from siyu.segments import service
-from siyu.segments.schemas import RuleCount, RuleExplain, RuleSample, SegmentIn, SegmentOut, SegmentUpdate
+from siyu.segments.schemas import (
+    RuleCount,
+    RuleExplain,
+    RuleSample,
+    SegmentIn,
+    SegmentOut,
+    SegmentUpdate,
+    TagMembersIn,
+)
+from siyu.tags.schemas import BulkTagResult
 from siyu.web.deps import DbSession, require
 
 router = APIRouter(prefix="/api", tags=["segments"])
@@ -128,3 +137,14 @@ def count_segment(
     """How many customers a saved segment matches now (a full evaluation)."""
     segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
     return service.count_segment_rule(session, actor=actor, rule=segment.rule, now=now)
+
+
+@router.post("/segments/{segment_id}/tag", response_model=BulkTagResult)
+def tag_segment_members(
+    segment_id: int, body: TagMembersIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> BulkTagResult:
+    """Tag everyone the segment matches now (once: the tag does not follow later changes)."""
+    segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return service.tag_members(
+        session, actor=actor, rule=segment.rule, tag_id=body.tag_id, source_ref=f"segment:{segment.id}"
+    )

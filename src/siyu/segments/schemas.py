@@ -53,6 +53,10 @@ class SegmentOut(BaseModel):
     deleted_at: datetime | None
 
 
+class TagMembersIn(BaseModel):
+    tag_id: int
+
+
 class RuleCount(BaseModel):
     count: int
     text: str = Field(description="The rule in its text form.")

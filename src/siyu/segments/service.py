@@ -25,6 +25,8 @@ from siyu.segments.models import Segment
 from siyu.segments.parser import parse
 from siyu.segments.rules import Rule, RuleError, rule_from_json, rule_to_json, to_text
 from siyu.segments.schemas import RuleCount, RuleExplain, RuleSample
+from siyu.tags import service as tags
+from siyu.tags.schemas import BulkTagResult
 
 RuleSource = str | dict[str, Any] | Rule
 NAME_MAX = 200
@@ -113,6 +115,22 @@ def explain(session: Session, *, actor: Actor, rule: RuleSource, now: datetime |
         warnings=fields.warnings(tree),
         now=now,
     )
+
+
+def tag_members(
+    session: Session,
+    *,
+    actor: Actor,
+    rule: RuleSource,
+    tag_id: int,
+    now: datetime | None = None,
+    source_ref: str | None = None,
+) -> BulkTagResult:
+    """Give every customer the rule matches now a tag, by hand (source `manual`), in one transaction; the
+    tag is not kept current afterwards (that is a rule tag's job)."""
+    actor.require(Permission.WRITE)
+    ids = member_ids(session, actor=actor, rule=rule, now=now)
+    return tags.tag_customers(session, actor=actor, tag_id=tag_id, customer_ids=ids, source_ref=source_ref)
 
 
 # --- saved segments ---------------------------------------------------------------------------------
