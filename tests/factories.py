@@ -28,6 +28,7 @@ from siyu.core.timeutil import utcnow
 from siyu.customers.models import Customer, CustomerRollup, Identity
 from siyu.events.models import CustomerEvent
 from siyu.orders.models import PURCHASE_STATUSES, REVENUE_STATUSES, Order, OrderLine
+from siyu.tags.models import Tag
 from siyu.web.app import create_app
 
 _seq = itertools.count(1)
@@ -258,3 +259,13 @@ def make_event(
 def api_client(db: Database) -> TestClient:
     """An in-process client of the whole app on `db` (send `headers=member.headers`)."""
     return TestClient(create_app(database=db))
+
+
+def make_tag(session: Session, *, actor: Actor, name: str | None = None, group: str | None = None) -> Tag:
+    """A tag (in the named group, created if missing), through the tags service."""
+    from siyu.tags import service as tags
+
+    group_name = group or unique("组")
+    existing = [g for g in tags.list_groups(session, workspace_id=actor.workspace_id) if g.name == group_name]
+    group_id = existing[0].id if existing else tags.create_group(session, actor=actor, name=group_name).id
+    return tags.create_tag(session, actor=actor, group_id=group_id, name=name or unique("tag"))

@@ -9,6 +9,8 @@ from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, I
 from siyu.events.models import CustomerEvent
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.orders.models import Order, OrderLine
+from siyu.segments.models import Segment
+from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.workspaces.models import Workspace
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerRollup",
+    "CustomerTag",
     "DomainEvent",
     "Identity",
     "IdentityReview",
@@ -30,7 +33,10 @@ __all__ = [
     "MergeLog",
     "Order",
     "OrderLine",
+    "Segment",
     "Store",
+    "Tag",
+    "TagGroup",
     "User",
     "Workspace",
 ]

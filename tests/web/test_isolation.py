@@ -28,6 +28,8 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.segments import service as segments
+from siyu.tags import service as tags
 from siyu.workspaces import service as workspaces
 from tests.factories import (
     Member,
@@ -139,6 +141,12 @@ def _workspace_b(db: Database) -> Other:
             reason=f"bmerge{tag}",
             actor_user_id=owner.user_id,
         )
+        group = tags.create_group(session, actor=owner.actor, name=f"B组{tag}")
+        b_tag = tags.create_tag(session, actor=owner.actor, group_id=group.id, name=f"B标签{tag}")
+        tags.tag_customer(session, actor=owner.actor, customer_id=customer.id, tag_id=b_tag.id)
+        segment = segments.create_segment(
+            session, actor=owner.actor, name=f"B分群{tag}", rule=f'city = "B城{tag}"'
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -152,6 +160,10 @@ def _workspace_b(db: Database) -> Other:
             "merge_log_id": merge.id,
             "review_id": review.id,
             "job_id": job.id,
+            "group_id": group.id,
+            "tag_id": b_tag.id,
+            "segment_id": segment.id,
+            "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
         }
@@ -172,6 +184,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount_cents": 1}
     },
     ("POST", "/api/identity-reviews/{review_id}/resolve"): {"json": {"decision": "dismiss"}},
+    ("POST", "/api/tag-groups/{group_id}/tags"): {"json": {"name": "hacked"}},
+    ("PATCH", "/api/segments/{segment_id}"): {"json": {"text": "has(phone)"}},
+    ("POST", "/api/segments/{segment_id}/tag"): {"json": {"tag_id": 0}},
+    ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -185,6 +202,10 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/metrics/repurchase": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/private-domain": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/channel-roi": {"start": "2000-01-01", "end": "2100-01-01"},
+    # a rule that matches everyone A may see: B's customers must not be among them
+    "/api/segments/count": {"text": "all"},
+    "/api/segments/sample": {"text": "all"},
+    "/api/segments/explain": {"text": "all"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
@@ -281,6 +302,32 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
         f"/api/customers/{mine.id}/merge", json={"merged_id": other.ids["customer_id"]}, headers=a.headers
     )
     assert merge.status_code == 404
+    # A's own customer with B's tag, and B's customer in the body of a bulk tagging with A's own tag
+    assert (
+        client.put(f"/api/customers/{mine.id}/tags/{other.ids['tag_id']}", headers=a.headers).status_code
+        == 404
+    )
+    with db.transaction() as session:
+        own_group = tags.create_group(session, actor=a.actor, name="甲组")
+        own_tag = tags.create_tag(session, actor=a.actor, group_id=own_group.id, name="甲标签")
+    bulk = client.post(
+        f"/api/tags/{own_tag.id}/customers",
+        json={"customer_ids": [other.ids["customer_id"]]},
+        headers=a.headers,
+    )
+    assert bulk.status_code == 200 and bulk.json()["changed"] == 0
+    by_phone = client.post(
+        f"/api/tags/{own_tag.id}/customers",
+        json={"identity_kind": "phone", "values": [other.ids["phone"]]},
+        headers=a.headers,
+    )
+    assert by_phone.json()["changed"] == 0
+    # B's segment is not a name A's rules can use
+    named = client.get(
+        "/api/segments/count", params={"text": f'segment("{other.ids["segment_name"]}")'}, headers=a.headers
+    )
+    assert named.status_code == 422 and "no segment is called" in named.json()["message"]
+    assert client.get("/api/segments/count", params={"text": "all"}, headers=a.headers).json()["count"] == 1
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -297,6 +344,13 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     assert client.get("/api/identity-reviews", headers=b).json()[0]["status"] == "open"
     assert client.get("/api/merges", headers=b).json()[0]["undone_at"] is None
     assert client.get(f"/api/orders/{other.ids['order_id']}", headers=b).status_code == 200
+    b_tags = client.get(f"/api/customers/{other.ids['customer_id']}/tags", headers=b).json()
+    assert [t["tag_id"] for t in b_tags] == [other.ids["tag_id"]]
+    [b_group] = client.get("/api/tag-groups", headers=b).json()
+    assert b_group["tags"][0]["name"].startswith("B标签")
+    b_segment = client.get(f"/api/segments/{other.ids['segment_id']}", headers=b).json()
+    assert b_segment["deleted_at"] is None and b_segment["rule_text"].startswith('city = "B城')
+    assert client.get(f"/api/segments/{other.ids['segment_id']}/count", headers=b).json()["count"] == 1
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
@@ -315,6 +369,8 @@ def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
     assert client.get("/api/imports", headers=a.headers).json() == []
     assert client.get("/api/merges", headers=a.headers).json() == []
     assert client.get("/api/identity-reviews", headers=a.headers).json() == []
+    assert client.get("/api/tag-groups", headers=a.headers).json() == []
+    assert client.get("/api/segments", headers=a.headers).json() == []
     assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}
     assert client.get("/api/me", headers=a.headers).json()["workspace_id"] == workspace_id
     lookup = client.get("/api/customers/lookup", params={"phone": other.ids["phone"]}, headers=a.headers)

@@ -274,3 +274,26 @@ def member_ids_by_email(session: Session, *, workspace_id: int) -> dict[str, int
         .where(Membership.workspace_id == workspace_id, Membership.is_active.is_(True))
     )
     return {email.lower(): user_id for email, user_id in rows}
+
+
+def command_line_actor(session: Session, *, workspace_id: int, email: str | None = None) -> Actor:
+    """Whom a CLI command acts as: the member with `email`, or else the workspace's first owner."""
+    query = (
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.workspace_id == workspace_id, Membership.is_active.is_(True), User.is_active.is_(True)
+        )
+    )
+    if email:
+        query = query.where(User.email == email.strip().lower())
+    else:
+        query = query.where(Membership.role == Role.OWNER.value).order_by(Membership.id)
+    user_id = session.scalar(query.limit(1))
+    if user_id is None:
+        raise NotFound(
+            f"{email} is not an active member of this workspace" if email else "this workspace has no owner",
+            where="--as",
+            hint="name a member with --as EMAIL",
+        )
+    return actor_for(session, user_id=user_id, workspace_id=workspace_id, via="cli")

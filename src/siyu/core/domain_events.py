@@ -32,6 +32,11 @@ class DomainEventType(StrEnum):
     EVENT_RECORDED = "event.recorded"
     CONSENT_CHANGED = "consent.changed"
     OWNER_CHANGED = "customer.owner_changed"
+    TAG_ADDED = "tag.added"
+    TAG_REMOVED = "tag.removed"
+    SEGMENT_CREATED = "segment.created"
+    SEGMENT_UPDATED = "segment.updated"
+    SEGMENT_DELETED = "segment.deleted"
 
 
 class DomainEvent(Base):

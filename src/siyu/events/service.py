@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -122,3 +122,26 @@ def delete_customer_events(session: Session, *, workspace_id: int, customer_id: 
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def event_count_by_customer(
+    workspace_id: int,
+    *,
+    type: str | None = None,
+    occurred_after: datetime | None = None,
+    occurred_until: datetime | None = None,
+) -> Select[tuple[int | None, int]]:
+    """Per customer with at least one matching event: (customer_id, value = how many), for segment rules;
+    events of `type` (any type when None) that occurred in (occurred_after, occurred_until]."""
+    conditions = [CustomerEvent.workspace_id == workspace_id, CustomerEvent.customer_id.is_not(None)]
+    if type is not None:
+        conditions.append(CustomerEvent.type == type)
+    if occurred_after is not None:
+        conditions.append(CustomerEvent.occurred_at > occurred_after)
+    if occurred_until is not None:
+        conditions.append(CustomerEvent.occurred_at <= occurred_until)
+    return (
+        select(CustomerEvent.customer_id, func.count(CustomerEvent.id).label("value"))
+        .where(*conditions)
+        .group_by(CustomerEvent.customer_id)
+    )

@@ -232,6 +232,58 @@ def order_ids_of_customer(session: Session, *, workspace_id: int, customer_id: i
     )
 
 
+def order_measure_by_customer(
+    workspace_id: int,
+    *,
+    measure: str,
+    category: str | None = None,
+    channel_id: int | None = None,
+    store_id: int | None = None,
+    placed_after: datetime | None = None,
+    placed_until: datetime | None = None,
+) -> Select[tuple[int | None, int]]:
+    """Per customer with at least one matching purchase: (customer_id, value), for segment rules.
+
+    Purchases are orders in a purchase status (paid, partially refunded), placed in
+    (placed_after, placed_until]. `measure` "count" counts them; "sum" adds their net paid cents (paid
+    less refunded) — or, with a `category`, the amounts of their lines in that category. With a category,
+    an order matches when one of its lines is in it. Customers without a matching purchase have no row.
+    """
+    conditions = [
+        Order.workspace_id == workspace_id,
+        Order.customer_id.is_not(None),
+        Order.status.in_([s.value for s in PURCHASE_STATUSES]),
+    ]
+    if channel_id is not None:
+        conditions.append(Order.channel_id == channel_id)
+    if store_id is not None:
+        conditions.append(Order.store_id == store_id)
+    if placed_after is not None:
+        conditions.append(Order.placed_at > placed_after)
+    if placed_until is not None:
+        conditions.append(Order.placed_at <= placed_until)
+    if category is None:
+        value = (
+            func.count(Order.id) if measure == "count" else func.sum(Order.paid_cents - Order.refunded_cents)
+        )
+        return select(Order.customer_id, value.label("value")).where(*conditions).group_by(Order.customer_id)
+    in_category = select(OrderLine.order_id).where(
+        OrderLine.order_id == Order.id, OrderLine.category == category
+    )
+    if measure == "count":
+        return (
+            select(Order.customer_id, func.count(Order.id).label("value"))
+            .where(*conditions, in_category.exists())
+            .group_by(Order.customer_id)
+        )
+    return (
+        select(Order.customer_id, func.sum(OrderLine.amount_cents).label("value"))
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(*conditions, OrderLine.category == category)
+        .group_by(Order.customer_id)
+    )
+
+
 def purchases(
     *,
     workspace_id: int,

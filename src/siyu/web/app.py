@@ -28,6 +28,8 @@ DOMAINS = (
     "customers",
     "orders",
     "events",
+    "tags",
+    "segments",
     "ingest",
     "overview",
     "metrics",

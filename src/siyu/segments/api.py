@@ -1,0 +1,150 @@
+"""JSON routes for segments: evaluate a rule (count, sample, explain; `read`) and save, change and delete
+segments (`write`). Rules are given as `?text=` or as canonical JSON in `?rule=`; evaluating stays a
+read (GET), so on SQLite it never takes the write lock."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from siyu.auth.service import Actor, Permission
+from siyu.core.errors import ValidationFailed
+from siyu.segments import service
+from siyu.segments.schemas import (
+    RuleCount,
+    RuleExplain,
+    RuleSample,
+    SegmentIn,
+    SegmentOut,
+    SegmentUpdate,
+    TagMembersIn,
+)
+from siyu.tags.schemas import BulkTagResult
+from siyu.web.deps import DbSession, require
+
+router = APIRouter(prefix="/api", tags=["segments"])
+
+TextQuery = Annotated[str | None, Query(description='The rule\'s text form, e.g. tag("VIP")')]
+RuleQuery = Annotated[str | None, Query(description="The rule as canonical JSON (URL-encoded).")]
+NowQuery = Annotated[datetime | None, Query(description="Evaluate as of this instant (default: now).")]
+
+
+def _rule(text: str | None, rule: str | None) -> str | dict[str, Any]:
+    if (text is None) == (rule is None):
+        raise ValidationFailed("give the rule as ?text= or as ?rule= (JSON), one of the two", where="query")
+    if text is not None:
+        return text
+    try:
+        document = json.loads(rule or "")
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(f"?rule= is not JSON: {exc.msg}", where=f"rule, column {exc.colno}") from None
+    if not isinstance(document, dict):
+        raise ValidationFailed("?rule= must be a JSON object", where="rule")
+    return document
+
+
+@router.get("/segments/count", response_model=RuleCount)
+def count_rule(
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    text: TextQuery = None,
+    rule: RuleQuery = None,
+    now: NowQuery = None,
+) -> RuleCount:
+    """How many customers a rule matches (what the builder shows while editing)."""
+    return service.count_segment_rule(session, actor=actor, rule=_rule(text, rule), now=now)
+
+
+@router.get("/segments/sample", response_model=RuleSample)
+def sample_rule(
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    text: TextQuery = None,
+    rule: RuleQuery = None,
+    now: NowQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> RuleSample:
+    """The count and the newest matching customers."""
+    return service.sample_members(session, actor=actor, rule=_rule(text, rule), now=now, limit=limit)
+
+
+@router.get("/segments/explain", response_model=RuleExplain)
+def explain_rule(
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    text: TextQuery = None,
+    rule: RuleQuery = None,
+    now: NowQuery = None,
+) -> RuleExplain:
+    """The rule in both forms and the SQL it runs as on this database."""
+    return service.explain(session, actor=actor, rule=_rule(text, rule), now=now)
+
+
+@router.get("/segments", response_model=list[SegmentOut])
+def list_segments(session: DbSession, actor: Actor = require(Permission.READ)) -> list[SegmentOut]:
+    return [
+        SegmentOut.model_validate(s) for s in service.list_segments(session, workspace_id=actor.workspace_id)
+    ]
+
+
+@router.post("/segments", response_model=SegmentOut, status_code=201)
+def create_segment(
+    body: SegmentIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> SegmentOut:
+    segment = service.create_segment(
+        session, actor=actor, name=body.name, rule=body.source, accept_warnings=body.accept_warnings
+    )
+    return SegmentOut.model_validate(segment)
+
+
+@router.get("/segments/{segment_id}", response_model=SegmentOut)
+def get_segment(segment_id: int, session: DbSession, actor: Actor = require(Permission.READ)) -> SegmentOut:
+    return SegmentOut.model_validate(
+        service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    )
+
+
+@router.patch("/segments/{segment_id}", response_model=SegmentOut)
+def update_segment(
+    segment_id: int, body: SegmentUpdate, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> SegmentOut:
+    if body.text is not None and body.rule is not None:
+        raise ValidationFailed("give the rule either as text or as rule (JSON), not both", where="body")
+    segment = service.update_segment(
+        session,
+        actor=actor,
+        segment_id=segment_id,
+        name=body.name,
+        rule=body.text if body.text is not None else body.rule,
+        accept_warnings=body.accept_warnings,
+    )
+    return SegmentOut.model_validate(segment)
+
+
+@router.delete("/segments/{segment_id}", status_code=204)
+def delete_segment(segment_id: int, session: DbSession, actor: Actor = require(Permission.WRITE)) -> Response:
+    service.delete_segment(session, actor=actor, segment_id=segment_id)
+    return Response(status_code=204)
+
+
+@router.get("/segments/{segment_id}/count", response_model=RuleCount)
+def count_segment(
+    segment_id: int, session: DbSession, actor: Actor = require(Permission.READ), now: NowQuery = None
+) -> RuleCount:
+    """How many customers a saved segment matches now (a full evaluation)."""
+    segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return service.count_segment_rule(session, actor=actor, rule=segment.rule, now=now)
+
+
+@router.post("/segments/{segment_id}/tag", response_model=BulkTagResult)
+def tag_segment_members(
+    segment_id: int, body: TagMembersIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> BulkTagResult:
+    """Tag everyone the segment matches now (once: the tag does not follow later changes)."""
+    segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return service.tag_members(
+        session, actor=actor, rule=segment.rule, tag_id=body.tag_id, source_ref=f"segment:{segment.id}"
+    )

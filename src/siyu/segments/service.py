@@ -1,0 +1,310 @@
+"""Segment verbs: read a rule in either form, count and sample the customers it matches, explain its SQL,
+and save, change and delete named segments (each write with its audit row and domain event).
+
+Counting never loads customers: the rule runs as one statement inside the database. Staff count and see
+only their own customers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import CompileError
+from sqlalchemy.orm import Session
+
+from siyu.auth.service import Actor, Permission
+from siyu.core import audit, domain_events
+from siyu.core.domain_events import DomainEventType
+from siyu.core.errors import Conflict, NotFound, ValidationFailed
+from siyu.core.timeutil import utcnow
+from siyu.customers import service as customers
+from siyu.segments import compiler, fields
+from siyu.segments.models import Segment
+from siyu.segments.parser import parse
+from siyu.segments.rules import Rule, RuleError, rule_from_json, rule_to_json, to_text
+from siyu.segments.schemas import RuleCount, RuleExplain, RuleSample
+from siyu.tags import service as tags
+from siyu.tags.schemas import BulkTagResult
+
+RuleSource = str | dict[str, Any] | Rule
+NAME_MAX = 200
+
+
+def read_rule(source: RuleSource) -> Rule:
+    """A rule from its text form, its canonical JSON or a tree, checked for everything that needs no
+    database (names, operators, values); a RuleError says where."""
+    if isinstance(source, str):
+        rule = parse(source)
+    elif isinstance(source, dict):
+        rule = rule_from_json(source)
+    else:
+        rule = source
+    fields.check(rule)
+    return rule
+
+
+def _members(
+    session: Session, *, actor: Actor, rule: Rule, now: datetime, within_segment: str | None = None
+) -> Select[tuple[int]]:
+    statement = compiler.compile_rule(
+        session, workspace_id=actor.workspace_id, rule=rule, now=now, within_segment=within_segment
+    )
+    if actor.sees_only_own_customers:
+        statement = statement.where(
+            customers.RULE_COLUMNS.customer_id.in_(customers.visible_customers(actor))
+        )
+    return statement
+
+
+def count_segment_rule(
+    session: Session, *, actor: Actor, rule: RuleSource, now: datetime | None = None
+) -> RuleCount:
+    """How many customers the rule matches at `now` (default: now), counted inside the database."""
+    actor.require(Permission.READ)
+    tree = read_rule(rule)
+    now = now or utcnow()
+    members = _members(session, actor=actor, rule=tree, now=now).subquery()
+    count = session.scalar(select(func.count()).select_from(members)) or 0
+    return RuleCount(count=count, text=to_text(tree), warnings=fields.warnings(tree), now=now)
+
+
+def member_ids(
+    session: Session, *, actor: Actor, rule: RuleSource, now: datetime | None = None, limit: int | None = None
+) -> list[int]:
+    """The ids of the customers the rule matches, newest customer first (at most `limit`)."""
+    actor.require(Permission.READ)
+    statement = _members(session, actor=actor, rule=read_rule(rule), now=now or utcnow())
+    statement = statement.order_by(customers.RULE_COLUMNS.customer_id.desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement))
+
+
+def sample_members(
+    session: Session, *, actor: Actor, rule: RuleSource, now: datetime | None = None, limit: int = 20
+) -> RuleSample:
+    """The count and up to `limit` matching customers (newest first), as list rows — what the segment
+    builder shows while a rule is edited."""
+    now = now or utcnow()
+    counted = count_segment_rule(session, actor=actor, rule=rule, now=now)
+    ids = member_ids(session, actor=actor, rule=rule, now=now, limit=max(0, min(limit, 200)))
+    return RuleSample(
+        **counted.model_dump(), members=customers.customer_summaries(session, actor=actor, customer_ids=ids)
+    )
+
+
+def explain(session: Session, *, actor: Actor, rule: RuleSource, now: datetime | None = None) -> RuleExplain:
+    """The rule's text and JSON forms and the SQL it runs as on this database, parameters inlined."""
+    actor.require(Permission.READ)
+    tree = read_rule(rule)
+    now = now or utcnow()
+    statement = _members(session, actor=actor, rule=tree, now=now)
+    dialect = session.get_bind().dialect
+    try:
+        text = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except (CompileError, NotImplementedError):  # a value without a literal form: show the parameters
+        compiled = statement.compile(dialect=dialect)
+        text = f"{compiled}\n-- parameters: {compiled.params!r}"
+    return RuleExplain(
+        text=to_text(tree),
+        rule=rule_to_json(tree),
+        dialect=dialect.name,
+        sql=text,
+        warnings=fields.warnings(tree),
+        now=now,
+    )
+
+
+def tag_members(
+    session: Session,
+    *,
+    actor: Actor,
+    rule: RuleSource,
+    tag_id: int,
+    now: datetime | None = None,
+    source_ref: str | None = None,
+) -> BulkTagResult:
+    """Give every customer the rule matches now a tag, by hand (source `manual`), in one transaction; the
+    tag is not kept current afterwards (that is a rule tag's job)."""
+    actor.require(Permission.WRITE)
+    ids = member_ids(session, actor=actor, rule=rule, now=now)
+    return tags.tag_customers(session, actor=actor, tag_id=tag_id, customer_ids=ids, source_ref=source_ref)
+
+
+# --- saved segments ---------------------------------------------------------------------------------
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join((name or "").split())
+    if not cleaned:
+        raise ValidationFailed("the segment name is empty", where="name", hint="e.g. 高价值沉睡")
+    if len(cleaned) > NAME_MAX:
+        raise ValidationFailed(f"the segment name is longer than {NAME_MAX} characters", where="name")
+    return cleaned
+
+
+def get_segment(
+    session: Session, *, workspace_id: int, segment_id: int, include_deleted: bool = False
+) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if (
+        segment is None
+        or segment.workspace_id != workspace_id
+        or (segment.deleted_at and not include_deleted)
+    ):
+        raise NotFound(f"segment {segment_id} does not exist in this workspace", where="segment_id")
+    return segment
+
+
+def get_segment_by_name(session: Session, *, workspace_id: int, name: str) -> Segment:
+    segment = session.scalar(
+        select(Segment).where(Segment.workspace_id == workspace_id, Segment.name == name)
+    )
+    if segment is None or segment.deleted_at is not None:
+        raise NotFound(f"no segment is called {name!r} in this workspace", where="name")
+    return segment
+
+
+def list_segments(session: Session, *, workspace_id: int, include_deleted: bool = False) -> list[Segment]:
+    """The workspace's segments by name."""
+    query = select(Segment).where(Segment.workspace_id == workspace_id)
+    if not include_deleted:
+        query = query.where(Segment.deleted_at.is_(None))
+    return list(session.scalars(query.order_by(Segment.name)))
+
+
+def _checked(
+    session: Session, *, actor: Actor, rule: RuleSource, name: str, accept_warnings: bool
+) -> tuple[Rule, list[str]]:
+    """The rule, compiled once against the workspace (tags, channels, segments it names must exist)."""
+    tree = read_rule(rule)
+    compiler.compile_rule(
+        session, workspace_id=actor.workspace_id, rule=tree, now=utcnow(), within_segment=name
+    )
+    found = fields.warnings(tree)
+    if found and not accept_warnings:
+        raise RuleError(
+            found[0], hint="narrow the rule, or save it anyway with accept_warnings (--accept-warnings)"
+        )
+    return tree, found
+
+
+def create_segment(
+    session: Session, *, actor: Actor, name: str, rule: RuleSource, accept_warnings: bool = False
+) -> Segment:
+    """Save a named rule; emits segment.created. A rule that matches everyone or no one is refused unless
+    `accept_warnings`."""
+    actor.require(Permission.WRITE)
+    name = _clean_name(name)
+    taken = session.scalar(
+        select(Segment).where(Segment.workspace_id == actor.workspace_id, Segment.name == name)
+    )
+    if taken is not None:
+        raise Conflict(
+            f"a segment called {name!r} exists already" + (" (deleted)" if taken.deleted_at else ""),
+            where="name",
+            hint="pick another name" if taken.deleted_at else f"edit segment {taken.id} instead",
+        )
+    tree, found = _checked(session, actor=actor, rule=rule, name=name, accept_warnings=accept_warnings)
+    now = utcnow()
+    segment = Segment(
+        workspace_id=actor.workspace_id,
+        name=name,
+        rule=rule_to_json(tree),
+        rule_text=to_text(tree),
+        created_by_user_id=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(segment)
+    session.flush()
+    _record(
+        session,
+        actor=actor,
+        segment=segment,
+        type_=DomainEventType.SEGMENT_CREATED,
+        detail={"warnings": found},
+    )
+    return segment
+
+
+def update_segment(
+    session: Session,
+    *,
+    actor: Actor,
+    segment_id: int,
+    name: str | None = None,
+    rule: RuleSource | None = None,
+    accept_warnings: bool = False,
+) -> Segment:
+    """Rename a segment and/or change its rule; emits segment.updated with what changed."""
+    actor.require(Permission.WRITE)
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    changed: dict[str, Any] = {}
+    if name is not None and _clean_name(name) != segment.name:
+        new_name = _clean_name(name)
+        if session.scalar(
+            select(Segment.id).where(Segment.workspace_id == actor.workspace_id, Segment.name == new_name)
+        ):
+            raise Conflict(f"a segment called {new_name!r} exists already", where="name")
+        changed["name"] = {"from": segment.name, "to": new_name}
+        segment.name = new_name
+    if rule is not None:
+        tree, found = _checked(
+            session, actor=actor, rule=rule, name=segment.name, accept_warnings=accept_warnings
+        )
+        if rule_to_json(tree) != segment.rule:
+            changed["rule"] = {"from": segment.rule_text, "to": to_text(tree), "warnings": found}
+            segment.rule, segment.rule_text = rule_to_json(tree), to_text(tree)
+    if changed:
+        segment.updated_at = utcnow()
+        _record(session, actor=actor, segment=segment, type_=DomainEventType.SEGMENT_UPDATED, detail=changed)
+    return segment
+
+
+def delete_segment(session: Session, *, actor: Actor, segment_id: int) -> Segment:
+    """Mark a segment deleted (the row and its name stay); emits segment.deleted. Rules that name it then
+    fail, saying so."""
+    actor.require(Permission.WRITE)
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    segment.deleted_at = segment.updated_at = utcnow()
+    referring = [
+        s.name
+        for s in list_segments(session, workspace_id=actor.workspace_id)
+        if s.id != segment.id and _names_segment(s.rule, segment.name)
+    ]
+    _record(
+        session,
+        actor=actor,
+        segment=segment,
+        type_=DomainEventType.SEGMENT_DELETED,
+        detail={"referred_to_by": referring},
+    )
+    return segment
+
+
+def _names_segment(document: dict[str, Any], name: str) -> bool:
+    if document.get("type") == "segment":
+        return bool(document.get("segment") == name)
+    children = document.get("rules") or ([document["rule"]] if "rule" in document else [])
+    return any(_names_segment(child, name) for child in children)
+
+
+def _record(
+    session: Session, *, actor: Actor, segment: Segment, type_: DomainEventType, detail: dict[str, Any]
+) -> None:
+    payload = {"segment_id": segment.id, "name": segment.name, **detail}
+    domain_events.record(
+        session, workspace_id=actor.workspace_id, type=type_, customer_id=None, payload=payload
+    )
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action=str(type_),
+        target_type="segment",
+        target_id=segment.id,
+        detail=payload,
+    )

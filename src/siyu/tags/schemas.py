@@ -1,0 +1,71 @@
+"""Pydantic shapes of tags: groups with their tags, a customer's tags, bulk tagging requests and results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from siyu.tags.models import TagSource
+
+
+class TagGroupIn(BaseModel):
+    name: str = Field(description="Unique in the workspace, e.g. 会员等级.")
+
+
+class TagIn(BaseModel):
+    name: str = Field(description="Unique in its group, e.g. VIP. May not contain '/'.")
+
+
+class TagOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    group_id: int
+    name: str
+    created_at: datetime
+
+
+class TagGroupOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    tags: list[TagOut]
+
+
+class CustomerTagOut(BaseModel):
+    """A tag one customer carries, and where it came from."""
+
+    tag_id: int
+    group: str
+    name: str
+    source: TagSource
+    source_ref: str | None
+    actor_user_id: int | None
+    tagged_at: datetime
+
+
+class BulkTagIn(BaseModel):
+    """Whom to tag or untag: customer ids, or identity values of one kind (an imported list of phones…)."""
+
+    customer_ids: list[int] | None = None
+    identity_kind: str | None = Field(None, description="With `values`: e.g. phone, shop_member_id.")
+    values: list[str] | None = Field(None, description="Identity values, e.g. phones in any spelling.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> BulkTagIn:
+        if (self.customer_ids is None) == (self.values is None):
+            raise ValueError("give either customer_ids or identity_kind with values")
+        if self.values is not None and not self.identity_kind:
+            raise ValueError("values need their identity_kind (e.g. phone)")
+        return self
+
+
+class BulkTagResult(BaseModel):
+    """What a bulk tag or untag did: `changed` customers gained (or lost) the tag, `unchanged` had it
+    already (or did not have it); `not_found` lists the ids or values that name no visible customer."""
+
+    tag_id: int
+    changed: int
+    unchanged: int
+    not_found: list[str] = Field(default_factory=list)
