@@ -315,7 +315,12 @@ _EVENT_SCHEMA = {"customer_id": pl.Int64, "type": pl.Utf8, "payload": pl.Utf8}
 
 
 def resolve_single_keys(
-    session: Session, *, workspace_id: int, keys: pl.DataFrame, source: str
+    session: Session,
+    *,
+    workspace_id: int,
+    keys: pl.DataFrame,
+    source: str,
+    resolved: pl.DataFrame | None = None,
 ) -> tuple[pl.Series, list[int]]:
     """The customer of each record that carries exactly one identity key, found or created set-based.
 
@@ -324,16 +329,25 @@ def resolve_single_keys(
     customers, so it needs none of the grouping of `resolve_key_groups`: a known key attaches to its
     customer, an unknown one creates a customer (customer.created) holding it. The caller must leave
     here only keys that no record with several keys carries, and resolve those records first (their
-    merges move identities, so a key of a merged customer then points to the survivor). Returns the
-    customer id of each row of `keys`, in order, and the ids of the customers created.
+    merges move identities, so a key of a merged customer then points to the survivor). `resolved`
+    (kind, value, customer_id) may name keys whose customer the caller knows already, from earlier
+    in the same transaction and current with every merge since: they are not looked up again.
+    Returns the customer id of each row of `keys`, in order, and the ids of the customers created.
     """
     if keys.height == 0:
         return pl.Series("customer_id", [], dtype=pl.Int64), []
     now = utcnow()
+    frame = keys.with_row_index("_pos")
+    if resolved is not None and resolved.height:
+        frame = frame.join(resolved.select("kind", "value", "customer_id"), on=["kind", "value"], how="left")
+        hits = frame.filter(pl.col("customer_id").is_not_null())
+        frame = frame.filter(pl.col("customer_id").is_null()).drop("customer_id")
+    else:
+        hits = None
     known, _ = _known_keys(
-        session, workspace_id=workspace_id, keys=keys.select("kind", "value"), with_single=False
+        session, workspace_id=workspace_id, keys=frame.select("kind", "value"), with_single=False
     )
-    frame = keys.with_row_index("_pos").join(known, on=["kind", "value"], how="left")
+    frame = frame.join(known, on=["kind", "value"], how="left")
     new = frame.filter(pl.col("customer_id").is_null()).sort("kind", "value")
     new_ids = pl.Series("new_id", bulk.reserve_ids(session, "customer", new.height), dtype=pl.Int64)
     if new.height:
@@ -356,9 +370,13 @@ def resolve_single_keys(
         _insert_domain_events(
             session, workspace_id=workspace_id, events=_created_events(new_ids, source), now=now
         )
-        frame = frame.join(new.select("_pos", "new_id"), on="_pos", how="left").with_columns(
-            pl.coalesce("customer_id", "new_id").alias("customer_id")
+        frame = (
+            frame.join(new.select("_pos", "new_id"), on="_pos", how="left")
+            .with_columns(pl.coalesce("customer_id", "new_id").alias("customer_id"))
+            .drop("new_id")
         )
+    if hits is not None:
+        frame = pl.concat([frame, hits], how="diagonal_relaxed")
     return frame.sort("_pos")["customer_id"], new_ids.to_list()
 
 

@@ -72,6 +72,13 @@ class _Context:
     # no order of the workspace was stored when the load began: chunks hold disjoint order numbers,
     # so no chunk can meet a stored order and the comparison read is skipped
     first_order_load: bool = False
+    # keys of one-key records resolved by earlier chunks (kind, value, customer_id), kept current with
+    # the merges of later chunks: a repeat customer is looked up once per load, not once per chunk
+    resolved_keys: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"kind": pl.Utf8, "value": pl.Utf8, "customer_id": pl.Int64}
+        )
+    )
 
     def denied(self, kind: str) -> frozenset[str]:
         if kind not in self.denylist:
@@ -399,17 +406,25 @@ def _resolve_identities(
     resolution = identity.resolve_key_groups(
         session, workspace_id=ctx.workspace_id, groups=groups, source=source, actor_user_id=actor_user_id
     )
+    if resolution.merged_into:
+        ctx.resolved_keys = ctx.resolved_keys.with_columns(
+            pl.col("customer_id").replace(resolution.merged_into).cast(pl.Int64)
+        )
+    single_keys = alone.select(
+        pl.col("_kind").alias("kind"),
+        pl.col("_value").alias("value"),
+        pl.col("_first_at").alias("first_at"),
+        pl.col("_channel_id").alias("first_channel_id"),
+    )
     alone_ids, created = identity.resolve_single_keys(
         session,
         workspace_id=ctx.workspace_id,
-        keys=alone.select(
-            pl.col("_kind").alias("kind"),
-            pl.col("_value").alias("value"),
-            pl.col("_first_at").alias("first_at"),
-            pl.col("_channel_id").alias("first_channel_id"),
-        ),
+        keys=single_keys,
         source=source,
+        resolved=ctx.resolved_keys,
     )
+    fresh = single_keys.select("kind", "value", alone_ids.alias("customer_id"))
+    ctx.resolved_keys = pl.concat([ctx.resolved_keys.join(fresh, on=["kind", "value"], how="anti"), fresh])
     resolution.created_ids += created
     resolution.touched_ids.update(created)
     resolved = pl.concat(
