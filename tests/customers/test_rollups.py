@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from siyu.core.db import Database
@@ -88,3 +89,80 @@ def test_incremental_rollups_equal_full_rebuild(db: Database, workspace_id: int)
     rebuilt = snapshot(db, workspace_id)
     assert count == len(rebuilt) == len(incremental)
     assert rebuilt == incremental
+
+
+def test_first_load_rollups_from_memory_equal_full_rebuild(
+    db: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load of orders computes rollups from its own frames: they must equal the SQL rebuild,
+    across chunks, merges between chunks, refunds, ties, channels, categories and earlier events."""
+    rng = random.Random(11)
+    channels = [add_channel(db, workspace_id, key) for key in ("douyin", "store")]
+    phones = [f"+86139777{n:05d}" for n in range(20000, 20015)]
+    # people known before the first order: events (last_event_at) and a customer with a first channel
+    load(
+        db,
+        workspace_id,
+        batch(
+            ImportKind.EVENTS,
+            [{"type": "visit", "occurred_at": T0 + timedelta(hours=h), "phone": phones[h]} for h in range(4)],
+        ),
+    )
+    load(
+        db,
+        workspace_id,
+        batch(ImportKind.CUSTOMERS, [{"phone": phones[5], "channel": "store", "name": "Lin"}]),
+    )
+    statuses = ["paid", "paid", "pending", "cancelled", "refunded", "partially_refunded"]
+    rows = []
+    for n in range(120):
+        status = rng.choice(statuses)
+        rows.append(
+            order(
+                f"F{n}",
+                phone=rng.choice([*phones, None]),
+                paid=rng.randint(100, 5000),
+                refunded_cents={"refunded": 5000, "partially_refunded": 50}.get(status, 0),
+                status=status,
+                channel=rng.choice(["douyin", "store", None]),
+                category=rng.choice(["茶饮", "cake", "", None, "Tea"]),
+                sku=f"S{n % 3}",
+                quantity=1,
+                unit_price_cents=100,
+                # few distinct times: ties on placed_at, decided by order id
+                placed_at=T0 + timedelta(hours=rng.randint(0, 5)),
+            )
+        )
+    # a second line for some orders, and rows in later chunks linking two phones (merges)
+    rows += [order("F1", phone=None, category="lines", sku="X", quantity=2, unit_price_cents=50)]
+    rows += [order(f"M{i}", phone=phones[i], wechat_unionid=f"ox-M{i // 2}") for i in range(6)]
+    rows += [order("Z1", phone="+8613977799999", status="cancelled")]  # a customer without purchases
+    calls: list[int] = []
+    from_frames = rollups.refresh_rollups_from_frames
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        return from_frames(*args, **kwargs)
+
+    monkeypatch.setattr(rollups, "refresh_rollups_from_frames", spy)
+    result, _ = load(db, workspace_id, batch(ImportKind.ORDERS, rows), chunk_rows=25)
+    assert calls == [1], "a first load of orders computes rollups from memory"
+    assert result.customers_merged >= 2
+
+    loaded = snapshot(db, workspace_id)
+    assert any(row[COLUMNS.index("categories")] for row in loaded.values())
+    assert any(row[COLUMNS.index("first_channel_id")] in channels for row in loaded.values())
+    assert any(row[COLUMNS.index("last_event_at")] is not None for row in loaded.values())
+    assert any(row[COLUMNS.index("order_count")] == 0 for row in loaded.values())
+    with db.transaction() as session:
+        rollups.rebuild_rollups(session, workspace_id=workspace_id)
+    assert snapshot(db, workspace_id) == loaded
+
+    # the next load meets stored orders: the SQL refresh runs, and agrees as well
+    calls.clear()
+    load(db, workspace_id, batch(ImportKind.ORDERS, [order("F2", phone=phones[0], paid=1, status="paid")]))
+    assert calls == []
+    refreshed = snapshot(db, workspace_id)
+    with db.transaction() as session:
+        rollups.rebuild_rollups(session, workspace_id=workspace_id)
+    assert snapshot(db, workspace_id) == refreshed

@@ -355,3 +355,37 @@ def test_chunks_keep_lines_of_one_order_together(db: Database, workspace_id: int
     assert seen[-1] == (30, 30) and len(seen) > 1
     with db.reader() as session:
         assert count(session, OrderLine, workspace_id) == 30
+
+
+def test_one_key_rows_follow_merges_made_by_earlier_chunks(db: Database, workspace_id: int) -> None:
+    a, b, c = "+8613966662001", "+8613966662002", "+8613966662003"
+    rows = [
+        order("C1", phone=a),
+        order("C2", phone=b),
+        order("C3", phone=c),
+        # second chunk: one record links a and b (a merge); c is known from the first chunk
+        order("C4", phone=a, wechat_unionid="ox-C"),
+        order("C5", phone=b, wechat_unionid="ox-C"),
+        order("C6", phone=c),
+        # third chunk: one-key records of all three phones
+        order("C7", phone=a),
+        order("C8", phone=b),
+        order("C9", phone=c),
+    ]
+    result, _ = load(db, workspace_id, batch(ImportKind.ORDERS, rows), chunk_rows=3)
+    assert (result.customers_created, result.customers_merged) == (3, 1)
+    with db.reader() as session:
+        owner = dict(
+            session.execute(
+                select(Order.external_id, Order.customer_id).where(Order.workspace_id == workspace_id)
+            ).all()
+        )
+        log = session.scalar(select(MergeLog).where(MergeLog.workspace_id == workspace_id))
+        assert log is not None
+        linked = {owner[e] for e in ("C1", "C2", "C4", "C5", "C7", "C8")}
+        assert linked == {log.survivor_id}
+        assert owner["C3"] == owner["C6"] == owner["C9"] != log.survivor_id
+        survivor = session.get(CustomerRollup, log.survivor_id)
+        assert survivor is not None and survivor.order_count == 6
+        assert session.get(CustomerRollup, log.merged_id) is None
+        assert count(session, Identity, workspace_id) == 4

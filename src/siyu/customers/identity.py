@@ -80,6 +80,7 @@ class Resolution:
     conflicts: int = 0
     identities_added: int = 0
     touched_ids: set[int] = field(default_factory=set)
+    merged_into: dict[int, int] = field(default_factory=dict)  # merged customer → survivor
 
 
 class _UnionFind:
@@ -153,7 +154,12 @@ def resolve_key_groups(
     """
     now = utcnow()
     distinct = sorted({key for g in groups for key in g.keys})
-    known, existing_single = _known_keys(session, workspace_id=workspace_id, keys=distinct)
+    known_rows, existing_single = _known_keys(
+        session,
+        workspace_id=workspace_id,
+        keys=pl.DataFrame(distinct, schema={"kind": pl.Utf8, "value": pl.Utf8}, orient="row"),
+    )
+    known = {(k, v): c for k, v, c in known_rows.iter_rows()}
 
     uf = _UnionFind()
     node_of_key: dict[tuple[str, str], int] = {}
@@ -206,6 +212,7 @@ def resolve_key_groups(
             )
             result.merges += 1
             result.touched_ids.update((survivor, merged_id))
+            result.merged_into[merged_id] = survivor
 
     # new customers start at their earliest record, from the channel of that record
     start_of_root: dict[int, tuple[datetime, int | None]] = {}
@@ -225,29 +232,13 @@ def resolve_key_groups(
         customer_of_root[root] = customer_id
     if new_ids:
         starts = [start_of_root.get(r, (now, None)) for r in new_roots]
-        bulk.insert_frame(
+        _insert_customers(
             session,
-            "customer",
-            pl.DataFrame(
-                {
-                    "id": new_ids,
-                    "workspace_id": [workspace_id] * len(new_ids),
-                    "gender": [str(Gender.UNKNOWN)] * len(new_ids),
-                    "attributes": ["{}"] * len(new_ids),
-                    "first_channel_id": [s[1] for s in starts],
-                    "created_at": [min(s[0], now) for s in starts],
-                    "updated_at": [now] * len(new_ids),
-                },
-                schema={
-                    "id": pl.Int64,
-                    "workspace_id": pl.Int64,
-                    "gender": pl.Utf8,
-                    "attributes": pl.Utf8,
-                    "first_channel_id": pl.Int64,
-                    "created_at": pl.Datetime("us", "UTC"),
-                    "updated_at": pl.Datetime("us", "UTC"),
-                },
-            ),
+            workspace_id=workspace_id,
+            ids=pl.Series(new_ids, dtype=pl.Int64),
+            first_at=pl.Series([s[0] for s in starts], dtype=_UTC_US),
+            first_channel_ids=pl.Series([s[1] for s in starts], dtype=pl.Int64),
+            now=now,
         )
         result.created_ids = list(new_ids)
         result.touched_ids.update(new_ids)
@@ -259,53 +250,41 @@ def resolve_key_groups(
         if key not in known:
             added.append((customer_of_root[uf.find(node_of_key[key])], key[0], key[1]))
     if added:
-        bulk.insert_frame(
+        _insert_identities(
             session,
-            "identity",
-            pl.DataFrame(
-                {
-                    "workspace_id": [workspace_id] * len(added),
-                    "customer_id": [a[0] for a in added],
-                    "kind": [a[1] for a in added],
-                    "value": [a[2] for a in added],
-                    "source": [source[:64]] * len(added),
-                    "created_at": [now] * len(added),
-                },
-                schema={
-                    "workspace_id": pl.Int64,
-                    "customer_id": pl.Int64,
-                    "kind": pl.Utf8,
-                    "value": pl.Utf8,
-                    "source": pl.Utf8,
-                    "created_at": pl.Datetime("us", "UTC"),
-                },
+            workspace_id=workspace_id,
+            identities=pl.DataFrame(
+                added, schema={"customer_id": pl.Int64, "kind": pl.Utf8, "value": pl.Utf8}, orient="row"
             ),
+            source=source,
+            now=now,
         )
     result.identities_added = len(added)
 
     # domain events in bulk: a first import creates as many customers as it has people
-    event_rows: list[tuple[int, str, str]] = [
-        (c, str(DomainEventType.CUSTOMER_CREATED), json.dumps({"source": source})) for c in new_ids
-    ]
-    event_rows += [
-        (customer_id, str(DomainEventType.IDENTITY_ADDED), json.dumps({"kind": kind, "source": source}))
-        for customer_id, kind, _value in added
-        if customer_id not in created
-    ]
-    if event_rows:
-        bulk.insert_frame(
-            session,
-            "domain_event",
-            pl.DataFrame(
-                event_rows,
-                schema={"customer_id": pl.Int64, "type": pl.Utf8, "payload": pl.Utf8},
-                orient="row",
-            ).with_columns(
-                pl.lit(workspace_id, pl.Int64).alias("workspace_id"),
-                pl.lit(now, pl.Datetime("us", "UTC")).alias("occurred_at"),
-                pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
-            ),
-        )
+    _insert_domain_events(
+        session,
+        workspace_id=workspace_id,
+        events=pl.concat(
+            [
+                _created_events(pl.Series(new_ids, dtype=pl.Int64), source),
+                pl.DataFrame(
+                    [
+                        (
+                            customer_id,
+                            str(DomainEventType.IDENTITY_ADDED),
+                            json.dumps({"kind": kind, "source": source}),
+                        )
+                        for customer_id, kind, _value in added
+                        if customer_id not in created
+                    ],
+                    schema=_EVENT_SCHEMA,
+                    orient="row",
+                ),
+            ]
+        ),
+        now=now,
+    )
 
     seen_pairs: set[tuple[int, int]] = set()
     for node_a, node_b, kind, keys in conflict_pairs:
@@ -331,42 +310,180 @@ def resolve_key_groups(
     return result
 
 
-def _known_keys(
-    session: Session, *, workspace_id: int, keys: list[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], int], dict[int, dict[str, set[str]]]]:
-    """Which keys are known (→ customer id), and every single-valued identity of those customers."""
-    if not keys:
-        return {}, {}
-    name = bulk.stage(
+_UTC_US = pl.Datetime("us", "UTC")
+_EVENT_SCHEMA = {"customer_id": pl.Int64, "type": pl.Utf8, "payload": pl.Utf8}
+
+
+def resolve_single_keys(
+    session: Session,
+    *,
+    workspace_id: int,
+    keys: pl.DataFrame,
+    source: str,
+    resolved: pl.DataFrame | None = None,
+) -> tuple[pl.Series, list[int]]:
+    """The customer of each record that carries exactly one identity key, found or created set-based.
+
+    `keys`: one row per distinct key, with `kind`, `value` (normalised, free of junk), `first_at` and
+    `first_channel_id` (what a new customer starts from). A single key links no two records and no two
+    customers, so it needs none of the grouping of `resolve_key_groups`: a known key attaches to its
+    customer, an unknown one creates a customer (customer.created) holding it. The caller must leave
+    here only keys that no record with several keys carries, and resolve those records first (their
+    merges move identities, so a key of a merged customer then points to the survivor). `resolved`
+    (kind, value, customer_id) may name keys whose customer the caller knows already, from earlier
+    in the same transaction and current with every merge since: they are not looked up again.
+    Returns the customer id of each row of `keys`, in order, and the ids of the customers created.
+    """
+    if keys.height == 0:
+        return pl.Series("customer_id", [], dtype=pl.Int64), []
+    now = utcnow()
+    frame = keys.with_row_index("_pos")
+    if resolved is not None and resolved.height:
+        frame = frame.join(resolved.select("kind", "value", "customer_id"), on=["kind", "value"], how="left")
+        hits = frame.filter(pl.col("customer_id").is_not_null())
+        frame = frame.filter(pl.col("customer_id").is_null()).drop("customer_id")
+    else:
+        hits = None
+    known, _ = _known_keys(
+        session, workspace_id=workspace_id, keys=frame.select("kind", "value"), with_single=False
+    )
+    frame = frame.join(known, on=["kind", "value"], how="left")
+    new = frame.filter(pl.col("customer_id").is_null()).sort("kind", "value")
+    new_ids = pl.Series("new_id", bulk.reserve_ids(session, "customer", new.height), dtype=pl.Int64)
+    if new.height:
+        new = new.with_columns(new_ids)
+        _insert_customers(
+            session,
+            workspace_id=workspace_id,
+            ids=new_ids,
+            first_at=new["first_at"].cast(_UTC_US).fill_null(now),
+            first_channel_ids=new["first_channel_id"].cast(pl.Int64),
+            now=now,
+        )
+        _insert_identities(
+            session,
+            workspace_id=workspace_id,
+            identities=new.select(pl.col("new_id").alias("customer_id"), "kind", "value"),
+            source=source,
+            now=now,
+        )
+        _insert_domain_events(
+            session, workspace_id=workspace_id, events=_created_events(new_ids, source), now=now
+        )
+        frame = (
+            frame.join(new.select("_pos", "new_id"), on="_pos", how="left")
+            .with_columns(pl.coalesce("customer_id", "new_id").alias("customer_id"))
+            .drop("new_id")
+        )
+    if hits is not None:
+        frame = pl.concat([frame, hits], how="diagonal_relaxed")
+    return frame.sort("_pos")["customer_id"], new_ids.to_list()
+
+
+def _insert_customers(
+    session: Session,
+    *,
+    workspace_id: int,
+    ids: pl.Series,
+    first_at: pl.Series,
+    first_channel_ids: pl.Series,
+    now: datetime,
+) -> None:
+    """New customers, each starting at its earliest record (never in the future) from that record's channel."""
+    now_lit = pl.lit(now, _UTC_US)
+    bulk.insert_frame(
         session,
-        "stage_identity_key",
-        pl.DataFrame(
-            {"kind": [k[0] for k in keys], "value": [k[1] for k in keys]},
-            schema={"kind": pl.Utf8, "value": pl.Utf8},
+        "customer",
+        pl.DataFrame({"id": ids, "first_channel_id": first_channel_ids, "_at": first_at}).select(
+            "id",
+            pl.lit(workspace_id, pl.Int64).alias("workspace_id"),
+            pl.lit(str(Gender.UNKNOWN)).alias("gender"),
+            pl.lit("{}").alias("attributes"),
+            "first_channel_id",
+            pl.min_horizontal(pl.col("_at").cast(_UTC_US), now_lit).alias("created_at"),
+            now_lit.alias("updated_at"),
         ),
     )
+
+
+def _insert_identities(
+    session: Session, *, workspace_id: int, identities: pl.DataFrame, source: str, now: datetime
+) -> None:
+    """Identity rows (`identities`: customer_id, kind, value)."""
+    bulk.insert_frame(
+        session,
+        "identity",
+        identities.select(
+            pl.lit(workspace_id, pl.Int64).alias("workspace_id"),
+            pl.col("customer_id").cast(pl.Int64),
+            pl.col("kind").cast(pl.Utf8),
+            pl.col("value").cast(pl.Utf8),
+            pl.lit(source[:64]).alias("source"),
+            pl.lit(now, _UTC_US).alias("created_at"),
+        ),
+    )
+
+
+def _created_events(customer_ids: pl.Series, source: str) -> pl.DataFrame:
+    return pl.DataFrame({"customer_id": customer_ids.cast(pl.Int64)}).select(
+        "customer_id",
+        pl.lit(str(DomainEventType.CUSTOMER_CREATED)).alias("type"),
+        pl.lit(json.dumps({"source": source})).alias("payload"),
+    )
+
+
+def _insert_domain_events(
+    session: Session, *, workspace_id: int, events: pl.DataFrame, now: datetime
+) -> None:
+    """Domain events (`events`: customer_id, type, payload as JSON text) occurring now."""
+    if events.height == 0:
+        return
+    bulk.insert_frame(
+        session,
+        "domain_event",
+        events.select(
+            pl.col("customer_id").cast(pl.Int64),
+            pl.col("type").cast(pl.Utf8),
+            pl.col("payload").cast(pl.Utf8),
+            pl.lit(workspace_id, pl.Int64).alias("workspace_id"),
+            pl.lit(now, _UTC_US).alias("occurred_at"),
+            pl.lit(now, _UTC_US).alias("created_at"),
+        ),
+    )
+
+
+def _known_keys(
+    session: Session, *, workspace_id: int, keys: pl.DataFrame, with_single: bool = True
+) -> tuple[pl.DataFrame, dict[int, dict[str, set[str]]]]:
+    """Which keys (`keys`: kind, value) are known, as rows (kind, value, customer_id), and, when
+    `with_single`, every single-valued identity of those customers."""
+    schema = {"kind": pl.Utf8, "value": pl.Utf8, "customer_id": pl.Int64}
+    if keys.height == 0:
+        return pl.DataFrame(schema=schema), {}
+    name = bulk.stage(session, "stage_identity_key", keys.select("kind", "value"))
     rows = bulk.fetch_frame(
         session,
         f"SELECT i.kind, i.value, i.customer_id FROM identity i JOIN {name} s "
         "ON i.kind = s.kind AND i.value = s.value WHERE i.workspace_id = :ws",
         {"ws": workspace_id},
-        {"kind": pl.Utf8, "value": pl.Utf8, "customer_id": pl.Int64},
+        schema,
     )
-    single_kinds = ", ".join(f"'{k}'" for k in sorted(_SINGLE))
-    singles = bulk.fetch_frame(
-        session,
-        f"SELECT i.customer_id, i.kind, i.value FROM identity i WHERE i.workspace_id = :ws "
-        f"AND i.kind IN ({single_kinds}) AND i.customer_id IN ("
-        f"SELECT k.customer_id FROM identity k JOIN {name} s ON k.kind = s.kind AND k.value = s.value "
-        "WHERE k.workspace_id = :ws)",
-        {"ws": workspace_id},
-        {"customer_id": pl.Int64, "kind": pl.Utf8, "value": pl.Utf8},
-    )
-    bulk.drop_stage(session, name)
     single: dict[int, dict[str, set[str]]] = {}
-    for customer_id, kind, value in singles.iter_rows():
-        single.setdefault(customer_id, {}).setdefault(kind, set()).add(value)
-    return {(k, v): c for k, v, c in rows.iter_rows()}, single
+    if with_single:
+        single_kinds = ", ".join(f"'{k}'" for k in sorted(_SINGLE))
+        singles = bulk.fetch_frame(
+            session,
+            f"SELECT i.customer_id, i.kind, i.value FROM identity i WHERE i.workspace_id = :ws "
+            f"AND i.kind IN ({single_kinds}) AND i.customer_id IN ("
+            f"SELECT k.customer_id FROM identity k JOIN {name} s ON k.kind = s.kind AND k.value = s.value "
+            "WHERE k.workspace_id = :ws)",
+            {"ws": workspace_id},
+            {"customer_id": pl.Int64, "kind": pl.Utf8, "value": pl.Utf8},
+        )
+        for customer_id, kind, value in singles.iter_rows():
+            single.setdefault(customer_id, {}).setdefault(kind, set()).add(value)
+    bulk.drop_stage(session, name)
+    return rows, single
 
 
 def _in_chunks(ids: Iterable[int]) -> Iterable[list[int]]:

@@ -1,6 +1,8 @@
 """Per-customer rollups (first/last order, counts, revenue, categories, channels, last event), set-based.
 
 Loading refreshes the customers a batch touched; a full rebuild from raw orders yields the same rows.
+A load that holds every order of its customers in memory (a first load) computes their rollups from its
+own frames instead (`refresh_rollups_from_frames`), with the same rules as the SQL statement.
 """
 
 from __future__ import annotations
@@ -190,4 +192,138 @@ def rebuild_rollups(session: Session, *, workspace_id: int) -> int:
         session.execute(
             text("SELECT count(*) FROM customer_rollup WHERE workspace_id = :ws"), {"ws": workspace_id}
         ).scalar_one()
+    )
+
+
+def refresh_rollups_from_frames(
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_ids: Iterable[int],
+    orders: pl.DataFrame,
+    lines: pl.DataFrame,
+) -> int:
+    """Recompute the rollups of these customers from `orders` and `lines` in memory; returns how many.
+
+    `orders` (id, customer_id, channel_id, placed_at, status, paid_cents, refunded_cents) must hold
+    every stored order of these customers, and `lines` (order_id, category) every line of those orders:
+    the caller knows it when the workspace had no order before its load. The rows equal what
+    `refresh_rollups` computes from the tables (`tests/customers/test_rollups.py` checks it); customer
+    fields (first channel, merged or not) and the last event come from the tables.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    bulk.stage(session, _STAGE, pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}))
+    customers = bulk.fetch_frame(
+        session,
+        f"SELECT c.id AS customer_id, c.first_channel_id FROM customer c JOIN {_STAGE} s "
+        "ON s.customer_id = c.id WHERE c.workspace_id = :ws AND c.merged_into_id IS NULL",
+        {"ws": workspace_id},
+        {"customer_id": pl.Int64, "customer_first_channel_id": pl.Int64},
+    )
+    last_events = bulk.fetch_frame(
+        session,
+        f"SELECT e.customer_id, max(e.occurred_at) AS last_event_at FROM customer_event e "
+        f"JOIN {_STAGE} s ON s.customer_id = e.customer_id GROUP BY e.customer_id",
+        {},
+        {"customer_id": pl.Int64, "last_event_at": pl.Datetime("us", "UTC")},
+    )
+    session.execute(
+        text(
+            f"DELETE FROM customer_rollup WHERE workspace_id = :ws AND customer_id IN (SELECT customer_id FROM {_STAGE})"
+        ),
+        {"ws": workspace_id},
+    )
+    bulk.drop_stage(session, _STAGE)
+    rows = _rollup_rows(customers, orders, lines).join(last_events, on="customer_id", how="left")
+    bulk.insert_frame(
+        session,
+        "customer_rollup",
+        rows.select(
+            "customer_id",
+            pl.lit(workspace_id, pl.Int64).alias("workspace_id"),
+            "first_order_at",
+            "last_order_at",
+            "order_count",
+            "gross_revenue_cents",
+            "refunded_cents",
+            "net_revenue_cents",
+            "avg_order_value_cents",
+            "categories",
+            "first_channel_id",
+            "last_channel_id",
+            "last_event_at",
+            pl.lit(utcnow(), pl.Datetime("us", "UTC")).alias("updated_at"),
+        ),
+    )
+    return rows.height
+
+
+def _rollup_rows(customers: pl.DataFrame, orders: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+    """The rollup columns of `customers` (customer_id, customer_first_channel_id) from their orders and lines,
+    by the rules of `_insert_sql`."""
+    purchase = pl.col("status").is_in([s.value for s in PURCHASE_STATUSES])
+    revenue = pl.col("status").is_in([s.value for s in REVENUE_STATUSES])
+    mine = orders.join(customers.select("customer_id"), on="customer_id", how="semi")
+    totals = mine.group_by("customer_id").agg(
+        pl.col("placed_at").filter(purchase).min().alias("first_order_at"),
+        pl.col("placed_at").filter(purchase).max().alias("last_order_at"),
+        purchase.sum().cast(pl.Int64).alias("order_count"),
+        pl.col("paid_cents").filter(revenue).sum().cast(pl.Int64).alias("gross_revenue_cents"),
+        pl.col("refunded_cents").filter(revenue).sum().cast(pl.Int64).alias("refunded_cents"),
+    )
+    # first and last purchase with a channel; ties by order id
+    channels = (
+        mine.filter(purchase & pl.col("channel_id").is_not_null())
+        .sort("customer_id", "placed_at", "id")
+        .group_by("customer_id")
+        .agg(
+            pl.col("channel_id").first().alias("_first_channel"),
+            pl.col("channel_id").last().alias("_last_channel"),
+        )
+    )
+    # distinct non-empty categories of purchases, bytewise sorted, as a JSON array
+    categories = (
+        lines.filter(pl.col("category").is_not_null() & (pl.col("category") != ""))
+        .join(mine.filter(purchase).select(pl.col("id").alias("order_id"), "customer_id"), on="order_id")
+        .select("customer_id", "category")
+        .unique()
+        .with_columns(
+            pl.struct(pl.col("category").alias("c"))
+            .struct.json_encode()
+            .str.strip_prefix('{"c":')
+            .str.strip_suffix("}")
+            .alias("_quoted")
+        )
+        .group_by("customer_id")
+        .agg(pl.col("_quoted").sort_by("category").str.join(",").alias("_categories"))
+    )
+    count = pl.col("order_count")
+    net = pl.col("net_revenue_cents")
+    # ((net * 2 + count) / (2 * count)) in SQL integer division, which truncates towards zero
+    numerator = net * 2 + count
+    average = (
+        pl.when(count > 0)
+        .then(
+            pl.when(numerator >= 0).then(numerator // (2 * count)).otherwise(-((-numerator) // (2 * count)))
+        )
+        .otherwise(0)
+    )
+    return (
+        customers.join(totals, on="customer_id", how="left")
+        .join(channels, on="customer_id", how="left")
+        .join(categories, on="customer_id", how="left")
+        .with_columns(
+            pl.col("order_count").fill_null(0),
+            pl.col("gross_revenue_cents").fill_null(0),
+            pl.col("refunded_cents").fill_null(0),
+        )
+        .with_columns((pl.col("gross_revenue_cents") - pl.col("refunded_cents")).alias("net_revenue_cents"))
+        .with_columns(
+            average.cast(pl.Int64).alias("avg_order_value_cents"),
+            ("[" + pl.col("_categories").fill_null("") + "]").alias("categories"),
+            pl.coalesce("_first_channel", "customer_first_channel_id").alias("first_channel_id"),
+            pl.coalesce("_last_channel", "customer_first_channel_id").alias("last_channel_id"),
+        )
     )

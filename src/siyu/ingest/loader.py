@@ -72,6 +72,13 @@ class _Context:
     # no order of the workspace was stored when the load began: chunks hold disjoint order numbers,
     # so no chunk can meet a stored order and the comparison read is skipped
     first_order_load: bool = False
+    # keys of one-key records resolved by earlier chunks (kind, value, customer_id), kept current with
+    # the merges of later chunks: a repeat customer is looked up once per load, not once per chunk
+    resolved_keys: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"kind": pl.Utf8, "value": pl.Utf8, "customer_id": pl.Int64}
+        )
+    )
 
     def denied(self, kind: str) -> frozenset[str]:
         if kind not in self.denylist:
@@ -143,6 +150,8 @@ def _load_batch(
     source_of_field = {target: column for column, target in batch.mapping.items()}
     total = batch.rows.height
     done = 0
+    # a first load of orders keeps what the rollups need of every order it inserts (see below)
+    loaded = _LoadedOrders() if ctx.first_order_load else None
     for chunk in _chunks(batch.rows, kind, chunk_rows):
         chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
         rejects += refused
@@ -151,8 +160,10 @@ def _load_batch(
         result.customers_merged += resolution.merges
         result.conflicts_flagged += resolution.conflicts
         touched |= resolution.touched_ids
+        if loaded is not None:
+            loaded.merged_into.update(resolution.merged_into)
         if kind == ImportKind.ORDERS:
-            touched |= _load_orders(session, chunk, ctx, source, result)
+            touched |= _load_orders(session, chunk, ctx, source, result, loaded)
         elif kind == ImportKind.EVENTS:
             touched |= _load_events(session, chunk, ctx, source, result)
         else:
@@ -160,9 +171,73 @@ def _load_batch(
         done += chunk.height + len(refused)
         if progress is not None:
             progress(min(done, total), total)
-    rollups.refresh_rollups(session, workspace_id=workspace_id, customer_ids=touched)
+    if loaded is not None and loaded.complete(session, workspace_id):
+        orders, lines = loaded.frames()
+        rollups.refresh_rollups_from_frames(
+            session, workspace_id=workspace_id, customer_ids=touched, orders=orders, lines=lines
+        )
+    else:
+        rollups.refresh_rollups(session, workspace_id=workspace_id, customer_ids=touched)
     result.touched_customer_ids = sorted(touched)
     return result, rejects
+
+
+@dataclass
+class _LoadedOrders:
+    """The orders a first load of orders inserted, for rollups computed from memory.
+
+    When the workspace held no order as the load began, the orders it inserts are all the orders of
+    every customer it touches, so their rollups need no read of `customer_order` (at a million orders,
+    most of the refresh time). Merges during the load move orders of earlier chunks; `merged_into`
+    follows them.
+    """
+
+    orders: list[pl.DataFrame] = field(default_factory=list)
+    lines: list[pl.DataFrame] = field(default_factory=list)
+    merged_into: dict[int, int] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, orders: pl.DataFrame | None, lines: pl.DataFrame | None) -> None:
+        if orders is not None:
+            self.orders.append(orders)
+            self.count += orders.height
+        if lines is not None:
+            self.lines.append(lines)
+
+    def complete(self, session: Session, workspace_id: int) -> bool:
+        """Whether the workspace holds exactly these orders (nothing else wrote orders meanwhile)."""
+        return order_bulk.count_orders(session, workspace_id=workspace_id) == self.count
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        orders = pl.concat(self.orders) if self.orders else pl.DataFrame(schema=_LOADED_ORDER_SCHEMA)
+        lines = pl.concat(self.lines) if self.lines else pl.DataFrame(schema=_LOADED_LINE_SCHEMA)
+        survivor = {merged: self._survivor(merged) for merged in self.merged_into}
+        if survivor:
+            orders = orders.with_columns(
+                pl.col("customer_id").replace(survivor).cast(pl.Int64).alias("customer_id")
+            )
+        return orders, lines
+
+    def _survivor(self, customer_id: int) -> int:
+        seen = {customer_id}
+        while customer_id in self.merged_into:
+            customer_id = self.merged_into[customer_id]
+            if customer_id in seen:
+                break
+            seen.add(customer_id)
+        return customer_id
+
+
+_LOADED_ORDER_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "customer_id": pl.Int64(),
+    "channel_id": pl.Int64(),
+    "placed_at": pl.Datetime("us", "UTC"),
+    "status": pl.Utf8(),
+    "paid_cents": pl.Int64(),
+    "refunded_cents": pl.Int64(),
+}
+_LOADED_LINE_SCHEMA: dict[str, pl.DataType] = {"order_id": pl.Int64(), "category": pl.Utf8()}
 
 
 # --- stage: chunks and references -------------------------------------------------------------------
@@ -273,7 +348,13 @@ def _resolve_identities(
     source: str,
     actor_user_id: int | None,
 ) -> tuple[pl.DataFrame, identity.Resolution]:
-    """Adds `customer_id` and `_identity_key` ("kind:value" of the first key) to every row."""
+    """Adds `customer_id` and `_identity_key` ("kind:value" of the first key) to every row.
+
+    Rows are grouped by the identity keys they carry. Groups with several keys, and groups with one key
+    that such a group also carries, go through `identity.resolve_key_groups` (linking, merges, reviews);
+    the rest, usually nearly all, carry one key that links nothing and resolve set-based
+    (`identity.resolve_single_keys`), after the others, whose merges they must see.
+    """
     columns = identity_columns(chunk)
     chunk = _clean_identities(chunk, ctx, columns)
     if not columns:
@@ -287,29 +368,84 @@ def _resolve_identities(
         pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f").alias("_key"),
         at.alias("_at"),
     )
-    per_key = chunk.group_by("_key", maintain_order=True).agg(
-        *[pl.col(c).first() for c in columns],
-        pl.col("_at").min().alias("_first_at"),
-        pl.col("channel_id").sort_by("_at", nulls_last=True).drop_nulls().first().alias("_channel_id"),
+    per_key = (
+        chunk.group_by("_key", maintain_order=True)
+        .agg(
+            *[pl.col(c).first() for c in columns],
+            pl.col("_at").min().alias("_first_at"),
+            pl.col("channel_id").sort_by("_at", nulls_last=True).drop_nulls().first().alias("_channel_id"),
+        )
+        .with_columns(
+            pl.sum_horizontal([pl.col(c).is_not_null() for c in columns]).alias("_keys"),
+            # the one key of a single-key group (unused for groups with several)
+            pl.coalesce([pl.when(pl.col(c).is_not_null()).then(pl.lit(k)) for c, k in columns.items()]).alias(
+                "_kind"
+            ),
+            pl.coalesce([pl.col(c) for c in columns]).alias("_value"),
+        )
     )
+    multi = per_key.filter(pl.col("_keys") > 1)
+    linked = pl.concat(
+        [multi.select(pl.lit(k).alias("kind"), pl.col(c).alias("value")) for c, k in columns.items()]
+    ).drop_nulls()
+    single = per_key.filter(pl.col("_keys") == 1)
+    on = {"left_on": ["_kind", "_value"], "right_on": ["kind", "value"]}
+    grouped = pl.concat([multi, single.join(linked.unique(), how="semi", **on)])  # type: ignore[arg-type]
+    alone = single.join(linked, how="anti", **on)  # type: ignore[arg-type]
+
     groups: list[identity.KeyGroup] = []
     first_keys: list[str] = []
     kinds = list(columns.values())
-    for row in per_key.select(*columns, "_first_at", "_channel_id").iter_rows():
+    for row in grouped.select(*columns, "_first_at", "_channel_id").iter_rows():
         keys = sorted(
             ((kinds[i], value) for i, value in enumerate(row[: len(kinds)]) if value is not None),
             key=lambda k: identity.key_order(k[0]),
         )
         groups.append(identity.KeyGroup(keys=keys, first_at=row[-2], first_channel_id=row[-1]))
-        first_keys.append(f"{keys[0][0]}:{keys[0][1]}" if keys else "")
+        first_keys.append(f"{keys[0][0]}:{keys[0][1]}")
     resolution = identity.resolve_key_groups(
         session, workspace_id=ctx.workspace_id, groups=groups, source=source, actor_user_id=actor_user_id
     )
-    resolved = per_key.select("_key").with_columns(
-        pl.Series("customer_id", resolution.customer_ids, dtype=pl.Int64),
-        pl.Series("_identity_key", first_keys, dtype=pl.Utf8),
+    if resolution.merged_into:
+        ctx.resolved_keys = ctx.resolved_keys.with_columns(
+            pl.col("customer_id").replace(resolution.merged_into).cast(pl.Int64)
+        )
+    single_keys = alone.select(
+        pl.col("_kind").alias("kind"),
+        pl.col("_value").alias("value"),
+        pl.col("_first_at").alias("first_at"),
+        pl.col("_channel_id").alias("first_channel_id"),
     )
-    chunk = chunk.join(resolved, on="_key", how="left", maintain_order="left").drop("_key", "_at")
+    alone_ids, created = identity.resolve_single_keys(
+        session,
+        workspace_id=ctx.workspace_id,
+        keys=single_keys,
+        source=source,
+        resolved=ctx.resolved_keys,
+    )
+    fresh = single_keys.select("kind", "value", alone_ids.alias("customer_id"))
+    ctx.resolved_keys = pl.concat([ctx.resolved_keys.join(fresh, on=["kind", "value"], how="anti"), fresh])
+    resolution.created_ids += created
+    resolution.touched_ids.update(created)
+    resolved = pl.concat(
+        [
+            grouped.select(
+                "_key",
+                pl.Series("customer_id", resolution.customer_ids, dtype=pl.Int64),
+                pl.Series("_identity_key", first_keys, dtype=pl.Utf8),
+            ),
+            alone.select(
+                "_key",
+                alone_ids.alias("customer_id"),
+                pl.concat_str([pl.col("_kind"), pl.col("_value")], separator=":").alias("_identity_key"),
+            ),
+        ]
+    )
+    chunk = (
+        chunk.join(resolved, on="_key", how="left", maintain_order="left")
+        .with_columns(pl.col("_identity_key").fill_null(""))
+        .drop("_key", "_at")
+    )
     return chunk, resolution
 
 
@@ -321,7 +457,12 @@ def _col(chunk: pl.DataFrame, name: str, dtype: Any) -> pl.Expr:
 
 
 def _load_orders(
-    session: Session, chunk: pl.DataFrame, ctx: _Context, source: str, result: LoadResult
+    session: Session,
+    chunk: pl.DataFrame,
+    ctx: _Context,
+    source: str,
+    result: LoadResult,
+    loaded: _LoadedOrders | None = None,
 ) -> set[int]:
     """Order fields come from the last row of each order number; line fields from every row that has them."""
     frame = chunk.select(
@@ -373,6 +514,8 @@ def _load_orders(
     result.inserted += upsert.inserted
     result.updated += upsert.updated
     result.unchanged += upsert.unchanged
+    if loaded is not None:
+        loaded.add(upsert.new_orders, upsert.new_lines)
     return upsert.touched_customer_ids
 
 

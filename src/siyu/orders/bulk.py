@@ -51,6 +51,10 @@ class OrderUpsert:
     updated: int = 0
     unchanged: int = 0
     touched_customer_ids: set[int] = field(default_factory=set)
+    # the orders inserted (id, customer_id, channel_id, placed_at, status, paid_cents, refunded_cents)
+    # and their lines (order_id, category): what rollups need when these are all the customers' orders
+    new_orders: pl.DataFrame | None = None
+    new_lines: pl.DataFrame | None = None
 
 
 def _domain_events(workspace_id: int, frame: pl.DataFrame, type_expr: pl.Expr, now: datetime) -> pl.DataFrame:
@@ -80,6 +84,15 @@ def workspace_has_orders(session: Session, *, workspace_id: int) -> bool:
         text("SELECT 1 FROM customer_order WHERE workspace_id = :ws LIMIT 1"), {"ws": workspace_id}
     ).first()
     return found is not None
+
+
+def count_orders(session: Session, *, workspace_id: int) -> int:
+    """How many orders the workspace holds."""
+    return int(
+        session.execute(
+            text("SELECT count(*) FROM customer_order WHERE workspace_id = :ws"), {"ws": workspace_id}
+        ).scalar_one()
+    )
 
 
 def upsert_orders(
@@ -188,6 +201,12 @@ def upsert_orders(
         ]
     )
     line_rows = lines.join(target_ids, on="external_id", how="inner")
+    result.new_orders = new.select(
+        "id", "customer_id", "channel_id", "placed_at", "status", "paid_cents", "refunded_cents"
+    )
+    result.new_lines = line_rows.join(new.select("id"), on="id", how="semi").select(
+        pl.col("id").alias("order_id"), "category"
+    )
     bulk.insert_frame(
         session,
         "order_line",
