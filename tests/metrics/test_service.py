@@ -228,3 +228,57 @@ def test_bad_windows_and_options_are_refused(db: Database, workspace_id: int) ->
             metrics.channel_roi(session, actor=actor, start=START, end=END, attribution="linear")  # type: ignore[arg-type]
         with pytest.raises(ValidationFailed, match="out of range"):
             metrics.channel_roi(session, actor=actor, start=START, end=END, window_days=0)
+
+
+@pytest.mark.parametrize("by", ["month", "channel"])
+def test_ltv_by_cohort_equals_a_plain_recomputation(db: Database, workspace_id: int, by: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    g = _generate(db, workspace_id, 6)
+    with db.reader() as session:
+        cohorts = metrics.ltv_by_cohort(
+            session,
+            actor=g.actor,
+            first_month=date(2026, 1, 1),
+            last_month=date(2026, 5, 1),
+            horizon=3,
+            by=by,  # type: ignore[arg-type]
+            today=date(2026, 4, 15),
+        )
+    zone = ZoneInfo("Asia/Shanghai")
+
+    def month(at: datetime) -> int:
+        local = at.astimezone(zone)
+        return local.year * 12 + local.month - 1
+
+    purchases_ever = sorted(
+        (o for o in g.orders if o[3] in ("paid", "partially_refunded")), key=lambda o: (o[2], o[0])
+    )
+    first: dict[int, tuple[datetime, int]] = {}
+    for _, customer, placed, _, _, channel_id in purchases_ever:
+        first.setdefault(customer, (placed, channel_id))
+    keys = {
+        c: (month(at) if by == "month" else (g.first_channel[c] or channel))
+        for c, (at, channel) in first.items()
+    }
+    in_range = {
+        c for c, (at, _) in first.items() if date(2026, 1, 1) <= at.astimezone(zone).date() < date(2026, 6, 1)
+    }
+    expected: dict[object, tuple[int, list[int]]] = {}
+    for customer in in_range:
+        size, sums = expected.setdefault(keys[customer], (0, [0] * 4))
+        expected[keys[customer]] = (size + 1, sums)
+    for _, customer, placed, _, net, _ in purchases_ever:
+        if customer in in_range:
+            offset = month(placed) - month(first[customer][0])
+            if offset <= 3:
+                for m in range(offset, 4):
+                    expected[keys[customer]][1][m] += net
+    got = {(c.key if by == "month" else c.channel_id): c for c in cohorts}
+    assert len(got) == len(expected)
+    for key, (size, sums) in expected.items():
+        cohort = got[f"{key // 12:04d}-{key % 12 + 1:02d}" if by == "month" else key]
+        assert cohort.customers == size
+        assert cohort.ltv_cents == pytest.approx([s / size for s in sums])
+    if by == "month":
+        assert got["2026-01"].complete == [True, True, True, False]  # April has not ended on 15 April

@@ -4,13 +4,13 @@ included) and returns the figures with the counts behind them."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from siyu.auth.service import Actor, Permission
 from siyu.metrics import service
-from siyu.metrics.service import Attribution, ChannelReturn, PrivateDomainShare, Repurchase
+from siyu.metrics.service import Attribution, ChannelReturn, Cohort, PrivateDomainShare, Repurchase
 from siyu.web.deps import DbSession, require
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
@@ -64,4 +64,19 @@ def channel_roi(
     window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
     return service.channel_roi(
         session, actor=actor, start=window[0], end=window[1], attribution=attribution, window_days=window_days
+    )
+
+
+@router.get("/ltv-cohorts", response_model=list[Cohort])
+def ltv_cohorts(
+    session: DbSession,
+    first_month: Annotated[date, Query(description="Any day of the first acquisition month.")],
+    last_month: Annotated[date, Query(description="Any day of the last acquisition month.")],
+    actor: Actor = require(Permission.READ),
+    horizon: Annotated[int, Query(ge=0, le=60)] = 12,
+    by: Literal["month", "channel"] = "month",
+) -> list[Cohort]:
+    """Historical LTV per customer by months since acquisition, per acquisition month or channel."""
+    return service.ltv_by_cohort(
+        session, actor=actor, first_month=first_month, last_month=last_month, horizon=horizon, by=by
     )

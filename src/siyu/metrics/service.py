@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -306,3 +306,108 @@ def window_of_dates(
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
     after = last_day + timedelta(days=1)
     return start, datetime(after.year, after.month, after.day, tzinfo=zone)
+
+
+# --- LTV by acquisition cohort ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Customers acquired in one month (or by one channel over the range), and the cumulative net
+    revenue per customer by months since acquisition (offset 0 = the acquisition month)."""
+
+    key: str  # "2026-03" or a channel key
+    channel_id: int | None  # the acquiring channel, when grouped by channel
+    customers: int
+    ltv_cents: list[float]  # per customer, cumulative, for offsets 0 … horizon
+    complete: list[bool]  # whether that offset's month has ended for every customer of the cohort
+
+
+def _month_index(session: Session, column: Any, zone: str, at: datetime) -> ColumnElement[Any]:
+    """year·12 + month − 1 of a timestamp in the workspace's calendar. On SQLite the zone's UTC offset
+    at `at` stands for the whole range, as in the orders service (exact for Asia/Shanghai)."""
+    if is_postgres(session):
+        local = func.timezone(zone, column)
+        return func.extract("year", local) * 12 + func.extract("month", local) - 1
+    offset = at.astimezone(ZoneInfo(zone)).utcoffset() or timedelta(0)
+    shift = f"{int(offset.total_seconds() // 60):+d} minutes"
+    return (
+        cast(func.strftime("%Y", column, shift), Integer) * 12
+        + cast(func.strftime("%m", column, shift), Integer)
+        - 1
+    )
+
+
+def ltv_by_cohort(
+    session: Session,
+    *,
+    actor: Actor,
+    first_month: date,
+    last_month: date,
+    horizon: int = 12,
+    by: Literal["month", "channel"] = "month",
+    today: date | None = None,
+) -> list[Cohort]:
+    """Historical LTV: for the customers acquired (first purchase) in the months first_month …
+    last_month of the workspace's calendar, grouped by acquisition month or by acquiring channel, the
+    net revenue of all their purchases up to each month since acquisition, per customer."""
+    actor.require(Permission.READ)
+    if not 0 <= horizon <= 60:
+        raise ValidationFailed(
+            f"a horizon of {horizon} months is out of range", where="horizon", hint="0 to 60"
+        )
+    if by not in ("month", "channel"):
+        raise ValidationFailed(f"unknown cohort grouping {by!r}", where="by", hint="month or channel")
+    workspace_id = actor.workspace_id
+    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone = ZoneInfo(zone_name)
+    start, _ = window_of_dates(
+        session,
+        workspace_id=workspace_id,
+        first_day=first_month.replace(day=1),
+        last_day=first_month.replace(day=1),
+    )
+    after = date(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1)
+    end = datetime(after.year, after.month, after.day, tzinfo=zone)
+    _check_window(start, end)
+    acquired = customer_facts.acquisitions(workspace_id=workspace_id).subquery()
+    bought = orders.purchases(workspace_id=workspace_id).subquery()
+    cohort_month = _month_index(session, acquired.c.acquired_at, zone_name, start)
+    order_month = _month_index(session, bought.c.placed_at, zone_name, start)
+    offset = (order_month - cohort_month).label("offset")
+    group = (cohort_month if by == "month" else acquired.c.channel_id).label("cohort")
+    in_range = (acquired.c.acquired_at >= start, acquired.c.acquired_at < end)
+    sizes = dict(
+        session.execute(select(group, func.count()).where(*in_range).group_by("cohort")).tuples().all()
+    )
+    revenue: dict[Any, dict[int, int]] = {}
+    for cohort, months_since, cents in session.execute(
+        select(group, offset, func.sum(bought.c.net_cents))
+        .join(bought, bought.c.customer_id == acquired.c.customer_id)
+        .where(*in_range, offset <= horizon)
+        .group_by("cohort", "offset")
+    ):
+        revenue.setdefault(cohort, {})[int(months_since)] = int(cents or 0)
+    today = today or datetime.now(zone).date()
+    today_index = today.year * 12 + today.month - 1
+    last_index = last_month.year * 12 + last_month.month - 1
+    names = channels.channel_names(session, workspace_id=workspace_id)
+    result = []
+    for cohort in sorted(sizes, key=lambda c: (c is None, c or 0)):
+        size = int(sizes[cohort])
+        cumulative, running = [], 0
+        for months_since in range(horizon + 1):
+            running += revenue.get(cohort, {}).get(months_since, 0)
+            cumulative.append(running / size)
+        if by == "month":
+            index = int(cohort)
+            key = f"{index // 12:04d}-{index % 12 + 1:02d}"
+            complete = [index + m < today_index for m in range(horizon + 1)]
+        else:
+            key = names.get(cohort, ("(none)", ""))[0] if cohort is not None else "(none)"
+            complete = [last_index + m < today_index for m in range(horizon + 1)]
+        channel_id = int(cohort) if by == "channel" and cohort is not None else None
+        result.append(
+            Cohort(key=key, channel_id=channel_id, customers=size, ltv_cents=cumulative, complete=complete)
+        )
+    return result
