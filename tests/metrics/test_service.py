@@ -282,3 +282,39 @@ def test_ltv_by_cohort_equals_a_plain_recomputation(db: Database, workspace_id: 
         assert cohort.ltv_cents == pytest.approx([s / size for s in sums])
     if by == "month":
         assert got["2026-01"].complete == [True, True, True, False]  # April has not ended on 15 April
+
+
+def test_conversion_equals_a_plain_recomputation(db: Database, workspace_id: int) -> None:
+    rng = random.Random(9)
+    joined_at: dict[int, datetime] = {}
+    first_purchase: dict[int, datetime] = {}
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        for _ in range(60):
+            joined = datetime(2026, 2, 20, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 60 * 86400))
+            customer = make_customer(session, workspace_id=workspace_id, created_at=joined)
+            joined_at[customer.id] = joined
+            times = sorted(
+                joined + timedelta(days=rng.uniform(-20, 80)) for _ in range(rng.choice([0, 0, 1, 2, 3]))
+            )
+            for at in times:
+                make_order(session, workspace_id=workspace_id, customer_id=customer.id, placed_at=at)
+            if times:
+                first_purchase[customer.id] = times[0]
+    with db.reader() as session:
+        result = metrics.conversion(session, actor=actor, start=START, end=END, window_days=30)
+    cohort = [c for c, at in joined_at.items() if START <= at < END]
+    already = [c for c in cohort if c in first_purchase and first_purchase[c] < joined_at[c]]
+    delays = [
+        (first_purchase[c] - joined_at[c]).total_seconds() / 86400
+        for c in cohort
+        if c in first_purchase and first_purchase[c] >= joined_at[c]
+    ]
+    converted = [d for d in delays if d < 30]
+    assert (result.joined, result.already_buyers, result.converted) == (
+        len(cohort),
+        len(already),
+        len(converted),
+    )
+    assert result.rate == pytest.approx(len(converted) / (len(cohort) - len(already)))
+    assert result.mean_days_to_convert == pytest.approx(sum(converted) / len(converted), rel=1e-9)

@@ -202,6 +202,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/metrics/repurchase": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/private-domain": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/channel-roi": {"start": "2000-01-01", "end": "2100-01-01"},
+    "/api/metrics/conversion": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/ltv-cohorts": {"first_month": "2000-01-01", "last_month": "2099-12-01", "by": "channel"},
     # a rule that matches everyone A may see: B's customers must not be among them
     "/api/segments/count": {"text": "all"},

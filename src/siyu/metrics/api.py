@@ -10,7 +10,14 @@ from fastapi import APIRouter, Query
 
 from siyu.auth.service import Actor, Permission
 from siyu.metrics import service
-from siyu.metrics.service import Attribution, ChannelReturn, Cohort, PrivateDomainShare, Repurchase
+from siyu.metrics.service import (
+    Attribution,
+    ChannelReturn,
+    Cohort,
+    Conversion,
+    PrivateDomainShare,
+    Repurchase,
+)
 from siyu.web.deps import DbSession, require
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
@@ -79,4 +86,21 @@ def ltv_cohorts(
     """Historical LTV per customer by months since acquisition, per acquisition month or channel."""
     return service.ltv_by_cohort(
         session, actor=actor, first_month=first_month, last_month=last_month, horizon=horizon, by=by
+    )
+
+
+@router.get("/conversion", response_model=Conversion)
+def conversion(
+    session: DbSession,
+    start: Start,
+    end: End,
+    actor: Actor = require(Permission.READ),
+    window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
+    channel_id: int | None = None,
+) -> Conversion:
+    """Conversion (转化率): of the customers who joined in the range, the share whose first purchase came
+    within `window_days` of joining."""
+    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    return service.conversion(
+        session, actor=actor, start=window[0], end=window[1], window_days=window_days, channel_id=channel_id
     )

@@ -411,3 +411,61 @@ def ltv_by_cohort(
             Cohort(key=key, channel_id=channel_id, customers=size, ltv_cents=cumulative, complete=complete)
         )
     return result
+
+
+# --- conversion ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Of the customers who joined in the window without having bought before, how many placed their
+    first purchase within `window_days` of joining."""
+
+    joined: int
+    already_buyers: int  # first purchase before joining (a shop's existing buyers brought into the pool)
+    converted: int
+    rate: float | None  # converted / (joined − already_buyers)
+    mean_days_to_convert: float | None
+
+
+def conversion(
+    session: Session,
+    *,
+    actor: Actor,
+    start: datetime,
+    end: datetime,
+    window_days: int = 30,
+    channel_id: int | None = None,
+) -> Conversion:
+    """First-purchase conversion of the customers who joined the pool in [start, end), optionally of
+    those whose first channel is `channel_id`."""
+    actor.require(Permission.READ)
+    _check_window(start, end)
+    if not 1 <= window_days <= 3650:
+        raise ValidationFailed(
+            f"a conversion window of {window_days} days is out of range", where="window_days"
+        )
+    joined = customer_facts.joins(workspace_id=actor.workspace_id).subquery()
+    conditions = [joined.c.joined_at >= start, joined.c.joined_at < end]
+    if channel_id is not None:
+        conditions.append(joined.c.channel_id == channel_id)
+    days = _days_between(session, joined.c.first_purchase_at, joined.c.joined_at)
+    before = joined.c.first_purchase_at < joined.c.joined_at
+    within = (joined.c.first_purchase_at >= joined.c.joined_at) & (days < window_days)
+    total, already, converted, mean_days = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((before, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((within, 1), else_=0)), 0),
+            func.avg(case((within, days), else_=None)),
+        ).where(*conditions)
+    ).one()
+    total, already, converted = int(total), int(already), int(converted)
+    eligible = total - already
+    return Conversion(
+        joined=total,
+        already_buyers=already,
+        converted=converted,
+        rate=converted / eligible if eligible else None,
+        mean_days_to_convert=float(mean_days) if mean_days is not None else None,
+    )

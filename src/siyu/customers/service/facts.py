@@ -48,3 +48,23 @@ def private_domain_members(*, workspace_id: int) -> Select[Any]:
         )
         .distinct()
     )
+
+
+def joins(*, workspace_id: int) -> Select[Any]:
+    """Live customers with when they joined the pool and their first purchase, if any: `customer_id`,
+    `joined_at` (the record's creation), `first_purchase_at` (from the rollup) and `channel_id` (the
+    customer's first channel)."""
+    return (
+        select(
+            Customer.id.label("customer_id"),
+            Customer.created_at.label("joined_at"),
+            CustomerRollup.first_order_at.label("first_purchase_at"),
+            Customer.first_channel_id.label("channel_id"),
+        )
+        .outerjoin(CustomerRollup, CustomerRollup.customer_id == Customer.id)
+        .where(
+            Customer.workspace_id == workspace_id,
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+    )
