@@ -318,3 +318,75 @@ def test_conversion_equals_a_plain_recomputation(db: Database, workspace_id: int
     )
     assert result.rate == pytest.approx(len(converted) / (len(cohort) - len(already)))
     assert result.mean_days_to_convert == pytest.approx(sum(converted) / len(converted), rel=1e-9)
+
+
+@pytest.mark.parametrize("breakdown", [None, "channel"])
+def test_funnel_equals_a_plain_recomputation(db: Database, workspace_id: int, breakdown: str | None) -> None:
+    from tests.factories import make_event
+
+    rng = random.Random(13)
+    steps = ["live_code.scan", "coupon.view", "purchase"]
+    occurrences: dict[int, dict[str, list[datetime]]] = {}
+    channel_of: dict[int, int | None] = {}
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        channel_ids = [make_channel(session, workspace_id=workspace_id, key=unique("f")).id for _ in range(2)]
+        for _ in range(50):
+            first_channel = rng.choice([*channel_ids, None])
+            customer = make_customer(session, workspace_id=workspace_id, first_channel_id=first_channel)
+            channel_of[customer.id] = first_channel
+            mine: dict[str, list[datetime]] = {step: [] for step in steps}
+            base = datetime(2026, 2, 25, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 70 * 86400))
+            for step in steps:
+                for _ in range(rng.choice([0, 1, 1, 2])):
+                    at = base + timedelta(seconds=rng.randrange(-3 * 86400, 12 * 86400))
+                    mine[step].append(at)
+                    if step == "purchase":
+                        make_order(session, workspace_id=workspace_id, customer_id=customer.id, placed_at=at)
+                    else:
+                        make_event(
+                            session,
+                            workspace_id=workspace_id,
+                            customer_id=customer.id,
+                            type=step,
+                            occurred_at=at,
+                        )
+            occurrences[customer.id] = mine
+    with db.reader() as session:
+        result = metrics.funnel(
+            session,
+            actor=actor,
+            steps=steps,
+            start=START,
+            end=END,
+            window_days=7,
+            breakdown=breakdown,  # type: ignore[arg-type]
+        )
+    reached: dict[int, int] = {}  # customer → how many steps reached
+    for customer, mine in occurrences.items():
+        entries = [t for t in mine[steps[0]] if START <= t < END]
+        if not entries:
+            continue
+        at, depth = min(entries), 1
+        for step in steps[1:]:
+            later = [t for t in mine[step] if at <= t and (t - at).total_seconds() / 86400 <= 7]
+            if not later:
+                break
+            at, depth = min(later), depth + 1
+        reached[customer] = depth
+    expected = [sum(1 for d in reached.values() if d > i) for i in range(len(steps))]
+    assert [s.customers for s in result.steps] == expected
+    assert result.steps[1].of_previous == pytest.approx(expected[1] / expected[0])
+    assert result.steps[2].of_first == pytest.approx(expected[2] / expected[0])
+    if breakdown == "channel":
+        by_channel = {part.key: [s.customers for s in part.steps] for part in result.breakdown}
+        assert sum(v[0] for v in by_channel.values()) == expected[0]
+        none = [sum(1 for c, d in reached.items() if channel_of[c] is None and d > i) for i in range(3)]
+        assert by_channel.get("(none)", [0, 0, 0]) == none
+
+
+def test_a_funnel_needs_steps(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+    with db.reader() as session, pytest.raises(ValidationFailed, match="2 to 8 steps"):
+        metrics.funnel(session, actor=actor, steps=["scan"], start=START, end=END)

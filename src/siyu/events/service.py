@@ -145,3 +145,15 @@ def event_count_by_customer(
         .where(*conditions)
         .group_by(CustomerEvent.customer_id)
     )
+
+
+def occurrences(*, workspace_id: int, type: str) -> Select[tuple[int | None, datetime]]:
+    """Every event of `type` of a known customer, as (`customer_id`, `occurred_at`), for the analytical
+    domains (funnels) to compose in SQL."""
+    return select(
+        CustomerEvent.customer_id.label("customer_id"), CustomerEvent.occurred_at.label("occurred_at")
+    ).where(
+        CustomerEvent.workspace_id == workspace_id,
+        CustomerEvent.customer_id.is_not(None),
+        CustomerEvent.type == type,
+    )

@@ -15,6 +15,7 @@ from siyu.metrics.service import (
     ChannelReturn,
     Cohort,
     Conversion,
+    Funnel,
     PrivateDomainShare,
     Repurchase,
 )
@@ -103,4 +104,28 @@ def conversion(
     window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
     return service.conversion(
         session, actor=actor, start=window[0], end=window[1], window_days=window_days, channel_id=channel_id
+    )
+
+
+@router.get("/funnel", response_model=Funnel)
+def funnel(
+    session: DbSession,
+    start: Start,
+    end: End,
+    steps: Annotated[list[str], Query(description='Event types in order; "purchase" for a purchase.')],
+    actor: Actor = require(Permission.READ),
+    window_days: Annotated[float, Query(gt=0, le=3650)] = 7,
+    breakdown: Literal["channel", "owner"] | None = None,
+) -> Funnel:
+    """An ordered funnel: customers entering with step 1 in the range, and how many reach each next step
+    within `window_days` of the one before, optionally per first channel or owner staff."""
+    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    return service.funnel(
+        session,
+        actor=actor,
+        steps=steps,
+        start=window[0],
+        end=window[1],
+        window_days=window_days,
+        breakdown=breakdown,
     )

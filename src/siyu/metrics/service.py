@@ -8,6 +8,7 @@ from the selectables of the orders, customers and channels services.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from siyu.channels import service as channels
 from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.customers.service import facts as customer_facts
+from siyu.events import service as events
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
 
@@ -469,3 +471,130 @@ def conversion(
         rate=converted / eligible if eligible else None,
         mean_days_to_convert=float(mean_days) if mean_days is not None else None,
     )
+
+
+# --- funnels -------------------------------------------------------------------------------------
+
+PURCHASE_STEP = "purchase"  # a funnel step that is a purchase rather than an event type
+MAX_FUNNEL_STEPS = 8
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    step: str
+    customers: int
+    of_previous: float | None  # customers / customers at the previous step
+    of_first: float | None  # customers / customers at the first step
+
+
+@dataclass(frozen=True)
+class FunnelBreakdown:
+    key: str  # a channel key or a staff user id, "(none)" when unset
+    steps: list[FunnelStep]
+
+
+@dataclass(frozen=True)
+class Funnel:
+    steps: list[FunnelStep]
+    breakdown: list[FunnelBreakdown]
+
+
+def funnel(
+    session: Session,
+    *,
+    actor: Actor,
+    steps: list[str],
+    start: datetime,
+    end: datetime,
+    window_days: float = 7,
+    breakdown: Literal["channel", "owner"] | None = None,
+) -> Funnel:
+    """An ordered funnel over event types (or "purchase"): a customer enters with their first step-1
+    occurrence in [start, end); each next step counts when it occurs at or after the step before and
+    within `window_days` of it (the earliest such occurrence is the one the next step follows from)."""
+    actor.require(Permission.READ)
+    _check_window(start, end)
+    cleaned = [s.strip() for s in steps if s.strip()]
+    if not 2 <= len(cleaned) <= MAX_FUNNEL_STEPS:
+        raise ValidationFailed(
+            f"a funnel needs 2 to {MAX_FUNNEL_STEPS} steps, not {len(cleaned)}",
+            where="steps",
+            hint='event types in order, e.g. ["live_code.scan", "coupon.view", "purchase"]',
+        )
+    if not 0 < window_days <= 3650:
+        raise ValidationFailed(f"a step window of {window_days} days is out of range", where="window_days")
+    if breakdown not in (None, "channel", "owner"):
+        raise ValidationFailed(f"unknown breakdown {breakdown!r}", where="breakdown", hint="channel or owner")
+    workspace_id = actor.workspace_id
+
+    def occurring(step: str) -> Any:
+        if step == PURCHASE_STEP:
+            bought = orders.purchases(workspace_id=workspace_id).subquery()
+            return select(bought.c.customer_id, bought.c.placed_at.label("occurred_at")).subquery()
+        return events.occurrences(workspace_id=workspace_id, type=step).subquery()
+
+    first = occurring(cleaned[0])
+    reached = (
+        select(first.c.customer_id, func.min(first.c.occurred_at).label("at"))
+        .where(first.c.occurred_at >= start, first.c.occurred_at < end)
+        .group_by(first.c.customer_id)
+        .subquery()
+    )
+    stages = [reached]
+    for step in cleaned[1:]:
+        previous = stages[-1]
+        later = occurring(step)
+        gap = _days_between(session, later.c.occurred_at, previous.c.at)
+        stages.append(
+            select(previous.c.customer_id, func.min(later.c.occurred_at).label("at"))
+            .join(later, later.c.customer_id == previous.c.customer_id)
+            .where(later.c.occurred_at >= previous.c.at, gap <= window_days)
+            .group_by(previous.c.customer_id)
+            .subquery()
+        )
+    counts_by_group: dict[Any, list[int]] = {}
+    dims = customer_facts.dimensions(workspace_id=workspace_id).subquery()
+    for index, stage in enumerate(stages):
+        if breakdown is None:
+            rows: Sequence[Any] = [(None, session.scalar(select(func.count()).select_from(stage)))]
+        else:
+            column = dims.c.channel_id if breakdown == "channel" else dims.c.owner_user_id
+            rows = (
+                session.execute(
+                    select(column.label("group_key"), func.count())
+                    .select_from(stage)
+                    .join(dims, dims.c.customer_id == stage.c.customer_id)
+                    .group_by("group_key")
+                )
+                .tuples()
+                .all()
+            )
+        for group_key, count in rows:
+            counts_by_group.setdefault(group_key, [0] * len(stages))[index] = int(count or 0)
+
+    def shaped(counts: list[int]) -> list[FunnelStep]:
+        return [
+            FunnelStep(
+                step=name,
+                customers=count,
+                of_previous=(count / counts[i - 1] if counts[i - 1] else None) if i else None,
+                of_first=(count / counts[0] if counts[0] else None) if i else None,
+            )
+            for i, (name, count) in enumerate(zip(cleaned, counts, strict=True))
+        ]
+
+    if breakdown is None:
+        return Funnel(steps=shaped(counts_by_group.get(None, [0] * len(stages))), breakdown=[])
+    totals = [sum(c[i] for c in counts_by_group.values()) for i in range(len(stages))]
+    names = channels.channel_names(session, workspace_id=workspace_id) if breakdown == "channel" else {}
+
+    def label(group_key: Any) -> str:
+        if group_key is None:
+            return "(none)"
+        return names.get(group_key, (str(group_key), ""))[0] if breakdown == "channel" else str(group_key)
+
+    parts = [
+        FunnelBreakdown(key=label(k), steps=shaped(v))
+        for k, v in sorted(counts_by_group.items(), key=lambda item: (-item[1][0], label(item[0])))
+    ]
+    return Funnel(steps=shaped(totals), breakdown=parts)

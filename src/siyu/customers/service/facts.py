@@ -68,3 +68,15 @@ def joins(*, workspace_id: int) -> Select[Any]:
             Customer.erased_at.is_(None),
         )
     )
+
+
+def dimensions(*, workspace_id: int) -> Select[Any]:
+    """What a metric may be broken down by, per live customer: `customer_id`, `channel_id` (the first
+    channel) and `owner_user_id` (the staff member the customer is assigned to)."""
+    return select(
+        Customer.id.label("customer_id"),
+        Customer.first_channel_id.label("channel_id"),
+        Customer.owner_user_id.label("owner_user_id"),
+    ).where(
+        Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None), Customer.erased_at.is_(None)
+    )
