@@ -30,6 +30,55 @@
     window.addEventListener("resize", function () { chart.resize(); });
   }
 
+  function metricsCharts() {
+    var source = document.getElementById("metrics-data");
+    if (!source || typeof window.echarts === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var charts = [];
+    var money = function (v) { return "¥" + Number(v).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }); };
+    var roi = document.getElementById("roi-chart");
+    if (roi) {
+      var c1 = window.echarts.init(roi, null, { renderer: "svg" });
+      c1.setOption({
+        animation: false, color: ["#2f6fde", "#e0565b"],
+        tooltip: { trigger: "axis", valueFormatter: money }, legend: { bottom: 0 },
+        grid: { left: 8, right: 16, top: 16, bottom: 40, containLabel: true },
+        xAxis: { type: "category", data: data.roi.channels }, yAxis: { type: "value" },
+        series: [
+          { name: roi.closest("section").querySelector("th:nth-child(2)").textContent, type: "bar", data: data.roi.revenue },
+          { name: roi.closest("section").querySelector("th:nth-child(3)").textContent, type: "bar", data: data.roi.cost }
+        ]
+      });
+      charts.push(c1);
+    }
+    var intervals = document.getElementById("interval-chart");
+    if (intervals) {
+      var c2 = window.echarts.init(intervals, null, { renderer: "svg" });
+      c2.setOption({
+        animation: false, color: ["#23a57a"], tooltip: { trigger: "axis" },
+        grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+        xAxis: { type: "category", data: data.intervals.labels }, yAxis: { type: "value", minInterval: 1 },
+        series: [{ type: "bar", data: data.intervals.counts }]
+      });
+      charts.push(c2);
+    }
+    var cohorts = document.getElementById("cohort-chart");
+    if (cohorts) {
+      var values = data.cohorts.cells.map(function (cell) { return cell[2]; });
+      var c3 = window.echarts.init(cohorts, null, { renderer: "svg" });
+      c3.setOption({
+        animation: false, tooltip: { valueFormatter: money },
+        grid: { left: 8, right: 16, top: 16, bottom: 56, containLabel: true },
+        xAxis: { type: "category", data: data.cohorts.offsets.map(function (m) { return "M" + m; }) },
+        yAxis: { type: "category", data: data.cohorts.cohorts },
+        visualMap: { min: 0, max: Math.max.apply(null, values.concat([1])), calculable: true, orient: "horizontal", left: "center", bottom: 0, inRange: { color: ["#eef4ff", "#2f6fde"] } },
+        series: [{ type: "heatmap", data: data.cohorts.cells, label: { show: true, formatter: function (p) { return "¥" + Math.round(p.value[2]); } } }]
+      });
+      charts.push(c3);
+    }
+    window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
+  }
+
   function importProgress() {
     var box = document.getElementById("import-progress");
     if (!box) { return; }
@@ -58,6 +107,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     autosubmit();
     revenueChart();
+    metricsCharts();
     importProgress();
   });
 })();
