@@ -47,6 +47,7 @@ format: install
 bench: install
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_lookup.py
+	$(BIN)/python bench/bench_clv.py
 
 ## make migration m="add tags"
 migration: install
