@@ -7,6 +7,7 @@ from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
+from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.orders.models import Order, OrderLine
 from siyu.segments.models import Segment
@@ -25,6 +26,9 @@ __all__ = [
     "CustomerRollup",
     "CustomerTag",
     "DomainEvent",
+    "Experiment",
+    "ExperimentVariant",
+    "Exposure",
     "Identity",
     "IdentityReview",
     "ImportJob",

@@ -24,6 +24,7 @@ from siyu.core.timeutil import utcnow
 from siyu.customers import identity
 from siyu.customers import service as customers
 from siyu.customers.models import IdentityReview
+from siyu.experiments import service as experiments
 from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
@@ -147,6 +148,9 @@ def _workspace_b(db: Database) -> Other:
         segment = segments.create_segment(
             session, actor=owner.actor, name=f"B分群{tag}", rule=f'city = "B城{tag}"'
         )
+        experiment = experiments.create_experiment(
+            session, actor=owner.actor, key=f"bexp{tag}", name=f"B实验{tag}", variants={"a": 1, "b": 1}
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -163,6 +167,7 @@ def _workspace_b(db: Database) -> Other:
             "group_id": group.id,
             "tag_id": b_tag.id,
             "segment_id": segment.id,
+            "experiment_id": experiment.id,
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -188,6 +193,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/segments/{segment_id}"): {"json": {"text": "has(phone)"}},
     ("POST", "/api/segments/{segment_id}/tag"): {"json": {"tag_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}

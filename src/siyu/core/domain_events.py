@@ -37,6 +37,10 @@ class DomainEventType(StrEnum):
     SEGMENT_CREATED = "segment.created"
     SEGMENT_UPDATED = "segment.updated"
     SEGMENT_DELETED = "segment.deleted"
+    EXPERIMENT_CREATED = "experiment.created"
+    EXPERIMENT_STARTED = "experiment.started"
+    EXPERIMENT_STOPPED = "experiment.stopped"
+    EXPERIMENT_EXPOSED = "experiment.exposed"
 
 
 class DomainEvent(Base):

@@ -33,6 +33,7 @@ DOMAINS = (
     "ingest",
     "overview",
     "metrics",
+    "experiments",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
