@@ -87,7 +87,7 @@ def test_erase_removes_personal_data_and_keeps_anonymous_orders(db: Database, wo
     owner = member(db, workspace_id)
     with db.transaction() as session:
         counts = privacy.erase_person(session, actor=owner.actor, customer_id=customer_id)
-    assert counts == {"identities": 2, "consents": 1, "events": 1, "orders_kept": 1}
+    assert counts == {"identities": 2, "consents": 1, "events": 1, "tags": 0, "orders_kept": 1}
     with db.reader() as session:
         stub = session.get(Customer, customer_id)
         assert stub is not None and stub.erased_at is not None

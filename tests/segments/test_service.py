@@ -120,3 +120,23 @@ def test_explain_is_the_sql_that_runs(db: Database, workspace_id: int) -> None:
         ran = set(session.scalars(text(explained.sql)))
         assert ran == {c.id for c in buyers[:2]}
         assert segments.count_segment_rule(session, actor=owner, rule=explained.rule, now=NOW).count == 2
+
+
+def test_a_segment_named_by_another_keeps_its_name(db: Database, workspace_id: int) -> None:
+    owner = member(db, workspace_id).actor
+    with db.transaction() as session:
+        base = segments.create_segment(session, actor=owner, name="有手机", rule="has(phone)")
+        segments.create_segment(
+            session, actor=owner, name="有手机的买家", rule='segment("有手机") and order_count >= 1'
+        )
+    with db.transaction() as session, pytest.raises(Conflict, match="named in the rules of '有手机的买家'"):
+        segments.update_segment(session, actor=owner, segment_id=base.id, name="手机")
+    with db.transaction() as session:
+        deleted = segments.delete_segment(session, actor=owner, segment_id=base.id)
+    with db.reader() as session:
+        detail = session.scalars(
+            select(AuditEntry.detail).where(
+                AuditEntry.action == "segment.deleted", AuditEntry.target_id == str(deleted.id)
+            )
+        ).one()
+    assert detail["referred_to_by"] == ["有手机的买家"]

@@ -199,3 +199,58 @@ def test_tagging_needs_write_and_writes_nothing_when_refused(db: Database, works
             == 0
         )
     assert _events(db, workspace_id, "tag.added") == []
+
+
+def test_tags_follow_merges_and_go_back_on_unmerge(db: Database, workspace_id: int) -> None:
+    owner = member(db, workspace_id).actor
+    with db.transaction() as session:
+        vip = make_tag(session, actor=owner, group="等级", name="VIP")
+        tea = make_tag(session, actor=owner, group="口味", name="奶茶")
+        survivor = make_customer(session, workspace_id=workspace_id)
+        twin = make_customer(session, workspace_id=workspace_id)
+        tags.tag_customer(session, actor=owner, customer_id=survivor.id, tag_id=vip.id)
+        tags.tag_customers(session, actor=owner, tag_id=vip.id, customer_ids=[twin.id])
+        tags.tag_customer(
+            session, actor=owner, customer_id=twin.id, tag_id=tea.id, source="live_code", source_ref="c1"
+        )
+    with db.transaction() as session:
+        log = identity.merge_customers(
+            session,
+            workspace_id=workspace_id,
+            survivor_id=survivor.id,
+            merged_id=twin.id,
+            reason="t",
+            actor_user_id=None,
+        )
+    assert log.moved["tag_ids"] == [tea.id]
+
+    def carried(customer_id: int) -> dict[str, tuple[str, str | None]]:
+        with db.reader() as session:
+            return {
+                t.name: (t.source, t.source_ref)
+                for t in tags.tags_of_customer(session, workspace_id=workspace_id, customer_id=customer_id)
+            }
+
+    assert carried(survivor.id) == {"VIP": ("manual", None), "奶茶": ("live_code", "c1")}
+    with db.transaction() as session:
+        identity.unmerge(session, workspace_id=workspace_id, merge_log_id=log.id, actor_user_id=None)
+    assert carried(survivor.id) == {"VIP": ("manual", None)}
+    assert carried(twin.id) == {"VIP": ("manual", None), "奶茶": ("live_code", "c1")}
+
+
+def test_tags_are_in_the_pipl_export_and_go_with_erasure(db: Database, workspace_id: int) -> None:
+    from siyu.customers import privacy
+
+    owner = member(db, workspace_id).actor
+    with db.transaction() as session:
+        vip = make_tag(session, actor=owner, group="等级", name="VIP")
+        customer = make_customer(session, workspace_id=workspace_id)
+        tags.tag_customer(session, actor=owner, customer_id=customer.id, tag_id=vip.id)
+    with db.transaction() as session:
+        exported = privacy.export_person(session, actor=owner, customer_id=customer.id)
+    assert [(t["group"], t["name"], t["source"]) for t in exported["tags"]] == [("等级", "VIP", "manual")]
+    with db.transaction() as session:
+        counts = privacy.erase_person(session, actor=owner, customer_id=customer.id)
+    assert counts["tags"] == 1
+    with db.reader() as session:
+        assert tags.tags_of_customer(session, workspace_id=workspace_id, customer_id=customer.id) == []

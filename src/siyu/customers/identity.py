@@ -34,6 +34,7 @@ from siyu.customers.models import (
 )
 from siyu.events.models import CustomerEvent
 from siyu.orders.models import Order
+from siyu.tags import service as tags
 
 # A record is attached to the customer of its first key in this order when its keys point to customers
 # that may not be merged (a conflict). Platform ids that a person holds exactly one of come first: they
@@ -553,7 +554,7 @@ def merge_customers(
     actor_user_id: int | None,
     refresh: bool = True,
 ) -> MergeLog:
-    """Merge customer `merged_id` into `survivor_id`: its identities, orders, events and consents move,
+    """Merge customer `merged_id` into `survivor_id`: its identities, orders, events, consents and tags move,
     empty profile fields of the survivor are filled from it, and it is hidden (`merged_into_id`).
 
     Writes a `MergeLog` listing exactly what moved (so `unmerge` can undo it), an identity.merged domain
@@ -578,6 +579,9 @@ def merge_customers(
         ids = sorted(session.scalars(select(model.id).where(model.customer_id == merged_id)))
         _move(session, model, ids, from_id=merged_id, to_id=survivor_id)
         moved[label] = ids
+    moved["tag_ids"] = tags.move_tags(
+        session, workspace_id=workspace_id, from_customer_id=merged_id, to_customer_id=survivor_id
+    )
 
     filled: dict[str, Any] = {}
     for name in _FILLABLE:
@@ -663,6 +667,13 @@ def unmerge(session: Session, *, workspace_id: int, merge_log_id: int, actor_use
         ("consent_ids", Consent),
     ):
         _move(session, model, list(moved.get(label, [])), from_id=survivor.id, to_id=merged.id)
+    tags.move_tags_back(
+        session,
+        workspace_id=workspace_id,
+        tag_ids=moved.get("tag_ids", []),
+        from_customer_id=survivor.id,
+        to_customer_id=merged.id,
+    )
     for name, value in (moved.get("profile_filled") or {}).items():
         if _json_value(getattr(survivor, name)) == value:
             setattr(survivor, name, Gender.UNKNOWN.value if name == "gender" else None)

@@ -29,6 +29,7 @@ from siyu.customers.models import (
 )
 from siyu.events import service as events
 from siyu.orders import service as orders
+from siyu.tags import service as tags
 
 EXPORT_FORMAT = "siyu.person-export.v1"
 
@@ -121,7 +122,10 @@ def export_person(session: Session, *, actor: Actor, customer_id: int) -> dict[s
             "last_order_at": rollup.last_order_at.isoformat() if rollup.last_order_at else None,
             "categories": rollup.categories,
         },
-        "tags": [],
+        "tags": [
+            t.model_dump(mode="json")
+            for t in tags.tags_of_customer(session, workspace_id=ws, customer_id=customer.id)
+        ],
         "merged_records": [
             {"customer_id": m.id, "name": m.name, "city": m.city, "created_at": m.created_at.isoformat()}
             for m in merged_records
@@ -209,6 +213,7 @@ def erase_person(session: Session, *, actor: Actor, customer_id: int) -> dict[st
             ).rowcount  # type: ignore[attr-defined]
         ),
         "events": sum(events.delete_customer_events(session, workspace_id=ws, customer_id=i) for i in ids),
+        "tags": tags.delete_customer_tags(session, workspace_id=ws, customer_ids=ids),
         "orders_kept": len(orders.order_ids_of_customer(session, workspace_id=ws, customer_id=customer.id)),
     }
     for row in session.scalars(select(Customer).where(Customer.id.in_(ids))):

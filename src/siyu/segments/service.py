@@ -249,6 +249,14 @@ def update_segment(
             select(Segment.id).where(Segment.workspace_id == actor.workspace_id, Segment.name == new_name)
         ):
             raise Conflict(f"a segment called {new_name!r} exists already", where="name")
+        referring = _referring(session, workspace_id=actor.workspace_id, segment=segment)
+        if referring:
+            # rules name segments by name: renaming would leave theirs naming nothing
+            raise Conflict(
+                f"segment {segment.name!r} is named in the rules of " + ", ".join(repr(n) for n in referring),
+                where="name",
+                hint="change those rules first, or keep the name",
+            )
         changed["name"] = {"from": segment.name, "to": new_name}
         segment.name = new_name
     if rule is not None:
@@ -270,11 +278,7 @@ def delete_segment(session: Session, *, actor: Actor, segment_id: int) -> Segmen
     actor.require(Permission.WRITE)
     segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
     segment.deleted_at = segment.updated_at = utcnow()
-    referring = [
-        s.name
-        for s in list_segments(session, workspace_id=actor.workspace_id)
-        if s.id != segment.id and _names_segment(s.rule, segment.name)
-    ]
+    referring = _referring(session, workspace_id=actor.workspace_id, segment=segment)
     _record(
         session,
         actor=actor,
@@ -283,6 +287,15 @@ def delete_segment(session: Session, *, actor: Actor, segment_id: int) -> Segmen
         detail={"referred_to_by": referring},
     )
     return segment
+
+
+def _referring(session: Session, *, workspace_id: int, segment: Segment) -> list[str]:
+    """The names of the live segments whose rules name this one."""
+    return [
+        other.name
+        for other in list_segments(session, workspace_id=workspace_id)
+        if other.id != segment.id and _names_segment(other.rule, segment.name)
+    ]
 
 
 def _names_segment(document: dict[str, Any], name: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -155,11 +155,16 @@ def customer_tags(session: Session, *, actor: Actor, customer_id: int) -> list[C
     """The tags one customer carries, by group and name."""
     actor.require(Permission.READ)
     customers.ensure_visible(session, actor=actor, customer_id=customer_id)
+    return tags_of_customer(session, workspace_id=actor.workspace_id, customer_id=customer_id)
+
+
+def tags_of_customer(session: Session, *, workspace_id: int, customer_id: int) -> list[CustomerTagOut]:
+    """The tags one customer carries; the caller has checked the customer may be seen (PIPL export)."""
     rows = session.execute(
         select(CustomerTag, TagGroup.name, Tag.name)
         .join(Tag, Tag.id == CustomerTag.tag_id)
         .join(TagGroup, TagGroup.id == Tag.group_id)
-        .where(CustomerTag.workspace_id == actor.workspace_id, CustomerTag.customer_id == customer_id)
+        .where(CustomerTag.workspace_id == workspace_id, CustomerTag.customer_id == customer_id)
         .order_by(TagGroup.name, Tag.name)
     )
     return [
@@ -427,3 +432,76 @@ def untag_customers_by_identity(
     resolved, missing = customers.customer_ids_by_identity(session, actor=actor, kind=kind, values=values)
     result = untag_customers(session, actor=actor, tag_id=tag_id, customer_ids=resolved.values())
     return result.model_copy(update={"not_found": missing})
+
+
+# --- merges and erasure (called by the customers domain) --------------------------------------------
+
+
+def move_tags(
+    session: Session, *, workspace_id: int, from_customer_id: int, to_customer_id: int
+) -> list[int]:
+    """On a merge: the tags of the merged record that the survivor lacks move to the survivor, keeping
+    their source and time; returns their tag ids, for the merge log (unmerge moves them back). Tags both
+    carry stay on the merged record too. No tag events: the merge has its own."""
+    held = set(
+        session.scalars(
+            select(CustomerTag.tag_id).where(
+                CustomerTag.workspace_id == workspace_id, CustomerTag.customer_id == to_customer_id
+            )
+        )
+    )
+    moving = sorted(
+        set(
+            session.scalars(
+                select(CustomerTag.tag_id).where(
+                    CustomerTag.workspace_id == workspace_id, CustomerTag.customer_id == from_customer_id
+                )
+            )
+        )
+        - held
+    )
+    _reassign(
+        session, workspace_id=workspace_id, tag_ids=moving, from_id=from_customer_id, to_id=to_customer_id
+    )
+    return moving
+
+
+def move_tags_back(
+    session: Session, *, workspace_id: int, tag_ids: Iterable[int], from_customer_id: int, to_customer_id: int
+) -> None:
+    """On an unmerge: the tags a merge moved go back to the record they came from (those the survivor
+    still carries)."""
+    _reassign(
+        session,
+        workspace_id=workspace_id,
+        tag_ids=sorted(tag_ids),
+        from_id=from_customer_id,
+        to_id=to_customer_id,
+    )
+
+
+def _reassign(session: Session, *, workspace_id: int, tag_ids: list[int], from_id: int, to_id: int) -> None:
+    for chunk in _chunks(tag_ids):
+        session.execute(
+            update(CustomerTag)
+            .where(
+                CustomerTag.workspace_id == workspace_id,
+                CustomerTag.customer_id == from_id,
+                CustomerTag.tag_id.in_(chunk),
+            )
+            .values(customer_id=to_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def delete_customer_tags(session: Session, *, workspace_id: int, customer_ids: Iterable[int]) -> int:
+    """Erasure (PIPL): every tag these customers carry goes; returns how many."""
+    removed = 0
+    for chunk in _chunks(sorted(set(customer_ids))):
+        result = session.execute(
+            delete(CustomerTag).where(
+                CustomerTag.workspace_id == workspace_id, CustomerTag.customer_id.in_(chunk)
+            )
+        )
+        removed += int(result.rowcount)  # type: ignore[attr-defined]
+    return removed
