@@ -2,6 +2,7 @@
 
 from siyu.auth.models import ApiToken, Membership, User
 from siyu.channels.models import Channel, ChannelCost, Store
+from siyu.clv.models import CustomerScore
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent
@@ -24,6 +25,7 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerRollup",
+    "CustomerScore",
     "CustomerTag",
     "DomainEvent",
     "Experiment",

@@ -4,7 +4,7 @@ JSON, so an analyst can check the models on any data without a workspace."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -79,6 +79,58 @@ def fit(
         fitter = purchase_models[model]().fit(histories.frequency, histories.recency, histories.T)
         customers = len(histories)
     typer.echo(json.dumps({**fitter.summary(), "customers": customers, "unit": unit.value}, indent=2))
+
+
+@clv_app.command("score")
+def score(
+    workspace: str | None = typer.Option(None, "--workspace", help="Workspace slug (default: the only one)."),
+    model: str = typer.Option("bgnbd", "--model", help="Purchase model: bgnbd or pareto."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Score as of this day (YYYY-MM-DD); default: now."
+    ),
+    horizon_months: int = typer.Option(12, "--horizon-months", help="Months of value to predict."),
+    acting_as: str | None = typer.Option(
+        None, "--as", help="Act as this member (email); default: the owner."
+    ),
+) -> None:
+    """Score every buyer of the workspace (P(alive), purchases in 90 days, CLV) for segments and profiles."""
+    from zoneinfo import ZoneInfo
+
+    from siyu.auth import service as auth
+    from siyu.clv import service
+    from siyu.core.db import get_database
+    from siyu.workspaces import service as workspaces
+
+    with get_database().transaction() as session:
+        found = workspaces.workspace_for_command(session, slug=workspace)
+        actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)
+        day = _date(as_of, "--as-of")
+        moment = None
+        if day is not None:
+            after = day.toordinal() + 1
+            moment = datetime.combine(
+                date.fromordinal(after), datetime.min.time(), tzinfo=ZoneInfo(found.timezone)
+            )
+        run = service.score_workspace(
+            session,
+            actor=actor,
+            as_of=moment,
+            model=model,  # type: ignore[arg-type]  # the service refuses an unknown model by name
+            horizon_months=horizon_months,
+        )
+    typer.echo(
+        json.dumps(
+            {
+                "scored": run.scored,
+                "model": run.model,
+                "as_of": run.as_of.isoformat(),
+                "params": run.params,
+                "spend_params": run.spend_params,
+                "total_clv_cents": run.total_clv_cents,
+            },
+            indent=2,
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

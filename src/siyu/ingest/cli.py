@@ -36,18 +36,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 def _workspace_id(slug: str | None) -> int:
     with get_database().reader() as session:
-        if slug:
-            return workspaces.get_workspace_by_slug(session, slug=slug).id
-        found = workspaces.list_workspaces(session)
-    if len(found) == 1:
-        return found[0].id
-    if not found:
-        raise ValidationFailed("there is no workspace yet", hint="create one first (or run `siyu demo`)")
-    raise ValidationFailed(
-        f"there are {len(found)} workspaces: say which one",
-        where="--workspace",
-        hint="use --workspace " + " | ".join(w.slug for w in found[:10]),
-    )
+        return workspaces.workspace_for_command(session, slug=slug).id
 
 
 def run_import(

@@ -315,3 +315,29 @@ def purchases(
         (Order.paid_cents - Order.refunded_cents).label("net_cents"),
         Order.channel_id.label("channel_id"),
     ).where(*conditions)
+
+
+def daily_purchases(session: Session, *, workspace_id: int, until: datetime) -> Select[Any]:
+    """Per customer and day of the workspace's calendar, the purchases placed before `until`, summed:
+    (`customer_id`, `day`, `net_cents`) — the transaction log of the purchase models, same-day purchases
+    merged in SQL. On SQLite the zone's UTC offset at `until` stands for the whole range."""
+    zone = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    if is_postgres(session):
+        day: Any = cast(func.timezone(zone, Order.placed_at), Date)
+    else:
+        day = func.date(Order.placed_at, f"{_utc_offset_minutes(zone, until):+d} minutes")
+    return (
+        select(
+            Order.customer_id.label("customer_id"),
+            day.label("day"),
+            func.sum(Order.paid_cents - Order.refunded_cents).label("net_cents"),
+        )
+        .where(
+            Order.workspace_id == workspace_id,
+            Order.customer_id.is_not(None),
+            Order.status.in_(PURCHASE_STATUSES),
+            Order.placed_at < until,
+        )
+        # grouped by the label: the day expression carries bound parameters (see revenue_by_channel)
+        .group_by(Order.customer_id, "day")
+    )

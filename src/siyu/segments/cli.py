@@ -27,19 +27,7 @@ NOW = typer.Option(None, "--now", help="Evaluate as of this instant (ISO 8601 wi
 
 
 def _actor(session: Any, workspace: str | None, email: str | None) -> Actor:
-    if workspace:
-        workspace_id = workspaces.get_workspace_by_slug(session, slug=workspace).id
-    else:
-        found = workspaces.list_workspaces(session)
-        if len(found) != 1:
-            raise ValidationFailed(
-                f"there are {len(found)} workspaces: say which one" if found else "there is no workspace yet",
-                where="--workspace",
-                hint=("use --workspace " + " | ".join(w.slug for w in found[:10]))
-                if found
-                else "run `siyu demo`",
-            )
-        workspace_id = found[0].id
+    workspace_id = workspaces.workspace_for_command(session, slug=workspace).id
     return auth.command_line_actor(session, workspace_id=workspace_id, email=email)
 
 

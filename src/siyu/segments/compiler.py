@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
 from siyu.channels import service as channels
+from siyu.clv import service as clv
 from siyu.core.timeutil import as_utc
 from siyu.customers import service as customers
 from siyu.events import service as events
@@ -240,6 +241,8 @@ class _Compiler:
             column = COLUMNS.rollup[spec.column]
             assert isinstance(rule.value, str)
             return _known(column, sql.json_array_contains(column, rule.value))
+        if spec.kind is Kind.SCORE:
+            return self._score(spec.column, rule)
         column = COLUMNS.profile.get(spec.column) or COLUMNS.rollup[spec.column]
         if spec.kind in (Kind.COUNT, Kind.MONEY):
             return self._number(func.coalesce(column, 0), rule, 100 if spec.kind is Kind.MONEY else 1)
@@ -265,6 +268,18 @@ class _Compiler:
             equal = self._equal(column, value)
             return equal if rule.op == "=" else not_(equal)
         return _known(column, _compare(column, rule.op, value))
+
+    def _score(self, name: str, rule: Compare) -> ColumnElement[bool]:
+        # a customer the last scoring run did not score has no value: "= null" finds them and every
+        # comparison is false for them (so `not`, the complement, includes them), as for other fields
+        column = clv.score_column(name, customer_id=COLUMNS.customer_id)
+        if rule.value is None:
+            missing = column.is_(None)
+            return missing if rule.op == "=" else not_(missing)
+        if name == "clv_cents":  # yuan in the rule, whole cents in the table
+            return _known(column, self._number(column, rule, 100))
+        assert isinstance(rule.value, int | float)
+        return _known(column, _compare(column, rule.op, rule.value))
 
     def _number(self, column: ColumnElement[Any], rule: Compare, scale: int) -> ColumnElement[bool]:
         values = rule.value if isinstance(rule.value, tuple) else (rule.value,)

@@ -48,6 +48,7 @@ class Kind(StrEnum):
     OWNER = "owner"  # a member's email or user id
     LIST = "list"  # contains "奶茶"
     ATTRIBUTE = "attribute"  # a custom attribute: strings, numbers, true/false
+    SCORE = "score"  # a number from the last CLV scoring run (siyu clv score); null when not scored
     NOT_YET = "not_yet"  # recognised, not available yet
 
 
@@ -78,6 +79,18 @@ FIELDS: dict[str, Field] = {
         Field("first_channel", Kind.CHANNEL, "first_channel_id", "channel of the first purchase"),
         Field("last_channel", Kind.CHANNEL, "last_channel_id", "channel of the latest purchase"),
         Field("categories", Kind.LIST, "categories", "categories ever bought"),
+        # predicted value from the last scoring run (clv service); the column is its score's name
+        Field("clv.p_alive", Kind.SCORE, "p_alive", "probability the customer is still a buyer, 0–1"),
+        Field(
+            "clv.expected_purchases", Kind.SCORE, "expected_purchases_90d", "purchases expected in 90 days"
+        ),
+        Field("clv.value", Kind.SCORE, "clv_cents", "predicted lifetime value, yuan (12 months, discounted)"),
+        Field(
+            "clv.percentile",
+            Kind.SCORE,
+            "clv_percentile",
+            "rank of the predicted value, 0–100 (90: top 10 %)",
+        ),
         # recognised now, computed by the RFM and lifecycle work that comes next
         Field("rfm.r", Kind.NOT_YET, "", "recency score 1–5"),
         Field("rfm.f", Kind.NOT_YET, "", "frequency score 1–5"),
@@ -99,6 +112,7 @@ _OPS: dict[Kind, tuple[str, ...]] = {
     Kind.OWNER: ("=", "!=", "in"),
     Kind.LIST: ("contains",),
     Kind.ATTRIBUTE: (*COMPARISON_OPS, "in"),
+    Kind.SCORE: COMPARISON_OPS,
 }
 MEASURE_OPS = COMPARISON_OPS
 
@@ -198,12 +212,14 @@ def _check_compare(rule: Compare) -> None:
                 rule.at,
                 "one of " + ", ".join(f'"{c}"' for c in field.choices),
             )
-        elif field.kind in (Kind.COUNT, Kind.MONEY):
+        elif field.kind in (Kind.COUNT, Kind.MONEY, Kind.SCORE):
             _need(
                 isinstance(value, int | float) and not isinstance(value, bool),
                 f"{rule.field} is compared with a number, not {shown}",
                 rule.at,
-                "money is written in yuan, e.g. net_revenue >= 500" if field.kind is Kind.MONEY else None,
+                "money is written in yuan, e.g. net_revenue >= 500"
+                if field.kind is Kind.MONEY or field.column == "clv_cents"
+                else None,
             )
         elif field.kind is Kind.DATE:
             _need(

@@ -56,3 +56,20 @@ def get_workspace_by_slug(session: Session, *, slug: str) -> Workspace:
 
 def list_workspaces(session: Session) -> list[Workspace]:
     return list(session.scalars(select(Workspace).order_by(Workspace.id)))
+
+
+def workspace_for_command(session: Session, *, slug: str | None) -> Workspace:
+    """The workspace a command line names with `--workspace`, or the only one there is; a clear error
+    when there is none or the choice is ambiguous."""
+    if slug:
+        return get_workspace_by_slug(session, slug=slug)
+    found = list_workspaces(session)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ValidationFailed("there is no workspace yet", hint="create one first (or run `siyu demo`)")
+    raise ValidationFailed(
+        f"there are {len(found)} workspaces: say which one",
+        where="--workspace",
+        hint="use --workspace " + " | ".join(w.slug for w in found[:10]),
+    )
