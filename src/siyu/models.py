@@ -11,6 +11,7 @@ from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.orders.models import Order, OrderLine
+from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.workspaces.models import Workspace
@@ -24,6 +25,7 @@ __all__ = [
     "Consent",
     "Customer",
     "CustomerEvent",
+    "CustomerRfm",
     "CustomerRollup",
     "CustomerScore",
     "CustomerTag",

@@ -25,6 +25,7 @@ from siyu.core.timeutil import as_utc
 from siyu.customers import service as customers
 from siyu.events import service as events
 from siyu.orders import service as orders
+from siyu.rfm import service as rfm
 from siyu.segments import fields, sql
 from siyu.segments.fields import Kind, integer_threshold
 from siyu.segments.models import Segment
@@ -241,7 +242,7 @@ class _Compiler:
             column = COLUMNS.rollup[spec.column]
             assert isinstance(rule.value, str)
             return _known(column, sql.json_array_contains(column, rule.value))
-        if spec.kind is Kind.SCORE:
+        if spec.kind in (Kind.SCORE, Kind.LAYER):
             return self._score(spec.column, rule)
         column = COLUMNS.profile.get(spec.column) or COLUMNS.rollup[spec.column]
         if spec.kind in (Kind.COUNT, Kind.MONEY):
@@ -270,13 +271,22 @@ class _Compiler:
         return _known(column, _compare(column, rule.op, value))
 
     def _score(self, name: str, rule: Compare) -> ColumnElement[bool]:
-        # a customer the last scoring run did not score has no value: "= null" finds them and every
-        # comparison is false for them (so `not`, the complement, includes them), as for other fields
-        column = clv.score_column(name, customer_id=COLUMNS.customer_id)
+        # a score of the last scoring run (CLV or RFM), "source:column". A customer the run did not
+        # score has no value: "= null" finds them and every comparison is false for them (so `not`,
+        # the complement, includes them), as for other fields
+        source, column_name = name.split(":", 1)
+        scores = clv.score_column if source == "clv" else rfm.rfm_column
+        column = scores(column_name, customer_id=COLUMNS.customer_id)
+        if rule.op == "in":
+            assert isinstance(rule.value, tuple)
+            return or_(false(), *(self._equal(column, v) for v in rule.value))
         if rule.value is None:
             missing = column.is_(None)
             return missing if rule.op == "=" else not_(missing)
-        if name == "clv_cents":  # yuan in the rule, whole cents in the table
+        if rule.op in ("=", "!=") and isinstance(rule.value, str):
+            equal = self._equal(column, rule.value)
+            return equal if rule.op == "=" else not_(equal)
+        if column_name == "clv_cents":  # yuan in the rule, whole cents in the table
             return _known(column, self._number(column, rule, 100))
         assert isinstance(rule.value, int | float)
         return _known(column, _compare(column, rule.op, rule.value))

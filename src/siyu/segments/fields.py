@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from siyu.customers import service as customers
+from siyu.rfm.service import LAYER_NAMES
 from siyu.segments.rules import (
     COMPARISON_OPS,
     Ago,
@@ -48,7 +49,8 @@ class Kind(StrEnum):
     OWNER = "owner"  # a member's email or user id
     LIST = "list"  # contains "奶茶"
     ATTRIBUTE = "attribute"  # a custom attribute: strings, numbers, true/false
-    SCORE = "score"  # a number from the last CLV scoring run (siyu clv score); null when not scored
+    SCORE = "score"  # a number from the last scoring run (siyu clv score, siyu rfm); null when not scored
+    LAYER = "layer"  # one of a fixed set, from the last scoring run; null when not scored
     NOT_YET = "not_yet"  # recognised, not available yet
 
 
@@ -79,23 +81,28 @@ FIELDS: dict[str, Field] = {
         Field("first_channel", Kind.CHANNEL, "first_channel_id", "channel of the first purchase"),
         Field("last_channel", Kind.CHANNEL, "last_channel_id", "channel of the latest purchase"),
         Field("categories", Kind.LIST, "categories", "categories ever bought"),
-        # predicted value from the last scoring run (clv service); the column is its score's name
-        Field("clv.p_alive", Kind.SCORE, "p_alive", "probability the customer is still a buyer, 0–1"),
+        # from the last scoring runs, "source:column": predicted value (siyu clv score) and RFM (siyu rfm)
+        Field("clv.p_alive", Kind.SCORE, "clv:p_alive", "probability the customer is still a buyer, 0–1"),
         Field(
-            "clv.expected_purchases", Kind.SCORE, "expected_purchases_90d", "purchases expected in 90 days"
+            "clv.expected_purchases",
+            Kind.SCORE,
+            "clv:expected_purchases_90d",
+            "purchases expected in 90 days",
         ),
-        Field("clv.value", Kind.SCORE, "clv_cents", "predicted lifetime value, yuan (12 months, discounted)"),
+        Field(
+            "clv.value", Kind.SCORE, "clv:clv_cents", "predicted lifetime value, yuan (12 months, discounted)"
+        ),
         Field(
             "clv.percentile",
             Kind.SCORE,
-            "clv_percentile",
+            "clv:clv_percentile",
             "rank of the predicted value, 0–100 (90: top 10 %)",
         ),
-        # recognised now, computed by the RFM and lifecycle work that comes next
-        Field("rfm.r", Kind.NOT_YET, "", "recency score 1–5"),
-        Field("rfm.f", Kind.NOT_YET, "", "frequency score 1–5"),
-        Field("rfm.m", Kind.NOT_YET, "", "monetary score 1–5"),
-        Field("rfm.layer", Kind.NOT_YET, "", "one of the eight RFM layers (重要价值 …)"),
+        Field("rfm.r", Kind.SCORE, "rfm:r", "recency score 1–5 (5: bought most recently)"),
+        Field("rfm.f", Kind.SCORE, "rfm:f", "frequency score 1–5"),
+        Field("rfm.m", Kind.SCORE, "rfm:m", "monetary score 1–5"),
+        Field("rfm.layer", Kind.LAYER, "rfm:layer", "one of the eight RFM layers", LAYER_NAMES),
+        # recognised now, computed by the lifecycle work that comes next
         Field("lifecycle.stage", Kind.NOT_YET, "", "lead, new, active, loyal, dormant, churned, reactivated"),
     )
 }
@@ -113,6 +120,7 @@ _OPS: dict[Kind, tuple[str, ...]] = {
     Kind.LIST: ("contains",),
     Kind.ATTRIBUTE: (*COMPARISON_OPS, "in"),
     Kind.SCORE: COMPARISON_OPS,
+    Kind.LAYER: ("=", "!=", "in"),
 }
 MEASURE_OPS = COMPARISON_OPS
 
@@ -129,8 +137,6 @@ def field_of(name: str, *, at: Location | None) -> Field:
     if found is None:
         if name == "lifecycle":
             found = FIELDS["lifecycle.stage"]
-        elif name in ("rfm", "rfm.score"):
-            found = FIELDS["rfm.layer"]
         else:
             close = difflib.get_close_matches(name, [*FIELDS, "attr.<name>"], n=1, cutoff=0.5)
             raise RuleError(
@@ -145,8 +151,8 @@ def field_of(name: str, *, at: Location | None) -> Field:
         raise RuleError(
             f"{name} is not available yet",
             at=at,
-            hint="RFM scores and layers and lifecycle stages come with the RFM and lifecycle work; "
-            "until then use order_count, net_revenue, last_order_at or orders(…) conditions",
+            hint="lifecycle stages come with the lifecycle work; until then use rfm.layer, "
+            "order_count, last_order_at or orders(…) conditions",
         )
     return found
 
@@ -205,7 +211,7 @@ def _check_compare(rule: Compare) -> None:
             _need(
                 isinstance(value, str), f"{rule.field} is compared with a quoted string, not {shown}", rule.at
             )
-        elif field.kind is Kind.CHOICE:
+        elif field.kind in (Kind.CHOICE, Kind.LAYER):
             _need(
                 value in field.choices,
                 f"{rule.field} is never {shown}",
@@ -218,7 +224,7 @@ def _check_compare(rule: Compare) -> None:
                 f"{rule.field} is compared with a number, not {shown}",
                 rule.at,
                 "money is written in yuan, e.g. net_revenue >= 500"
-                if field.kind is Kind.MONEY or field.column == "clv_cents"
+                if field.kind is Kind.MONEY or field.column == "clv:clv_cents"
                 else None,
             )
         elif field.kind is Kind.DATE:

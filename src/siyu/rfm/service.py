@@ -1,0 +1,215 @@
+"""Computing RFM for a workspace, inside the database: per buyer of the window, recency (days since
+their last purchase), frequency (purchases) and monetary value (net revenue); scores 1–5 by quintiles
+(the cumulative distribution, so equal values always get equal scores) or by the brand's own
+thresholds; and the eight layers, each score compared with the average score of the buyers.
+
+Recency ages with time: a run at a later `now` moves scores and layers without any new order, so the
+daily run is the time sweep. One run replaces the previous scores in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Integer, case, cast, delete, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from siyu.auth.service import Actor, Permission
+from siyu.core import audit, domain_events
+from siyu.core.db import UTCDateTime, is_postgres
+from siyu.core.errors import ValidationFailed
+from siyu.core.timeutil import utcnow
+from siyu.orders import service as orders
+from siyu.rfm.models import CustomerRfm
+
+Method = Literal["quintile", "threshold"]
+
+# (R high, F high, M high) → layer, in the names the trade uses (重要价值客户 …)
+LAYERS: dict[tuple[bool, bool, bool], str] = {
+    (True, True, True): "重要价值",
+    (True, False, True): "重要发展",
+    (False, True, True): "重要保持",
+    (False, False, True): "重要挽留",
+    (True, True, False): "一般价值",
+    (True, False, False): "一般发展",
+    (False, True, False): "一般保持",
+    (False, False, False): "一般挽留",
+}
+LAYER_NAMES = tuple(LAYERS.values())
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A brand's own cut points, four ascending numbers each: recency in days (≤ the first: R = 5),
+    frequency in purchases and monetary value in yuan (≤ the first: 1; above the last: 5)."""
+
+    recency_days: tuple[float, float, float, float] = (15, 30, 60, 90)
+    frequency: tuple[float, float, float, float] = (1, 2, 3, 5)
+    monetary_yuan: tuple[float, float, float, float] = (50, 100, 200, 500)
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    layer: str
+    customers: int
+    monetary_cents: int
+    mean_recency_days: float | None
+
+
+@dataclass(frozen=True)
+class RfmRun:
+    scored: int
+    method: str
+    window_days: int
+    now: datetime
+    layers: list[LayerCount] = field(default_factory=list)
+
+
+def _check(thresholds: Thresholds) -> None:
+    for name in ("recency_days", "frequency", "monetary_yuan"):
+        cuts = getattr(thresholds, name)
+        if len(cuts) != 4 or any(b <= a for a, b in itertools.pairwise(cuts)):
+            raise ValidationFailed(
+                f"the {name} thresholds {list(cuts)} are not four rising numbers", where=f"thresholds.{name}"
+            )
+
+
+def _by_cuts(value: Any, cuts: tuple[float, ...], *, high_is_low: bool) -> Any:
+    """1–5 from four cut points (each bound inclusive); reversed for recency (fewer days, higher score)."""
+    scores = (5, 4, 3, 2) if high_is_low else (1, 2, 3, 4)
+    return case(
+        *[(value <= cut, literal(score)) for cut, score in zip(cuts, scores, strict=True)],
+        else_=literal(1 if high_is_low else 5),
+    )
+
+
+def _quintile(order_by: Any) -> Any:
+    # ceil(5 · cume_dist): equal values share a score; the top value always scores 5
+    distribution = func.cume_dist().over(order_by=order_by)
+    return cast(func.ceil(distribution * 5 - 1e-9), Integer)
+
+
+def compute_rfm(
+    session: Session,
+    *,
+    actor: Actor,
+    now: datetime | None = None,
+    window_days: int = 365,
+    method: Method = "quintile",
+    thresholds: Thresholds | None = None,
+) -> RfmRun:
+    """Score every customer who bought in (now − window_days, now] and store their scores and layer."""
+    actor.require(Permission.WRITE)
+    if not 7 <= window_days <= 3650:
+        raise ValidationFailed(
+            f"a window of {window_days} days is out of range", where="window_days", hint="7 to 3650"
+        )
+    if method not in ("quintile", "threshold"):
+        raise ValidationFailed(
+            f"unknown scoring method {method!r}", where="method", hint="quintile or threshold"
+        )
+    thresholds = thresholds or Thresholds()
+    _check(thresholds)
+    now = now or utcnow()
+    if now.tzinfo is None:
+        raise ValidationFailed("give `now` with a time zone", where="now")
+    workspace_id = actor.workspace_id
+    bought = orders.purchases(
+        workspace_id=workspace_id, start=now - timedelta(days=window_days), end=now
+    ).subquery()
+    last = func.max(bought.c.placed_at)
+    at = literal(now, UTCDateTime())
+    if is_postgres(session):
+        recency = func.extract("epoch", at - last) / 86400.0
+    else:
+        recency = func.julianday(at) - func.julianday(last)
+    base = (
+        select(
+            bought.c.customer_id,
+            recency.label("recency_days"),
+            func.count().label("frequency"),
+            func.sum(bought.c.net_cents).label("monetary_cents"),
+        )
+        .group_by(bought.c.customer_id)
+        .subquery()
+    )
+    if method == "quintile":
+        r = _quintile(base.c.recency_days.desc())
+        f = _quintile(base.c.frequency)
+        m = _quintile(base.c.monetary_cents)
+    else:
+        r = _by_cuts(base.c.recency_days, thresholds.recency_days, high_is_low=True)
+        f = _by_cuts(base.c.frequency, thresholds.frequency, high_is_low=False)
+        m = _by_cuts(
+            base.c.monetary_cents, tuple(c * 100 for c in thresholds.monetary_yuan), high_is_low=False
+        )
+    scored = select(base, r.label("r"), f.label("f"), m.label("m")).subquery()
+    rows = session.execute(select(scored)).all()
+    session.execute(delete(CustomerRfm).where(CustomerRfm.workspace_id == workspace_id))
+    count = max(len(rows), 1)
+    mean_r = sum(row.r for row in rows) / count
+    mean_f = sum(row.f for row in rows) / count
+    mean_m = sum(row.m for row in rows) / count
+    computed_at = utcnow()
+    records: list[dict[str, Any]] = [
+        {
+            "customer_id": int(row.customer_id),
+            "workspace_id": workspace_id,
+            "recency_days": float(row.recency_days),
+            "frequency": int(row.frequency),
+            "monetary_cents": int(row.monetary_cents or 0),
+            "r": int(row.r),
+            "f": int(row.f),
+            "m": int(row.m),
+            "layer": LAYERS[(row.r > mean_r, row.f > mean_f, row.m > mean_m)],
+            "computed_at": computed_at,
+        }
+        for row in rows
+    ]
+    for start in range(0, len(records), 5000):
+        session.execute(insert(CustomerRfm), records[start : start + 5000])
+    layers = []
+    for name in LAYER_NAMES:
+        mine = [rec for rec in records if rec["layer"] == name]
+        layers.append(
+            LayerCount(
+                layer=name,
+                customers=len(mine),
+                monetary_cents=sum(rec["monetary_cents"] for rec in mine),
+                mean_recency_days=sum(rec["recency_days"] for rec in mine) / len(mine) if mine else None,
+            )
+        )
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=actor.user_id,
+        action="rfm.compute",
+        target_type="workspace",
+        target_id=workspace_id,
+        detail={"scored": len(records), "method": method, "window_days": window_days},
+    )
+    domain_events.record(
+        session,
+        workspace_id=workspace_id,
+        type="rfm.computed",
+        customer_id=None,
+        payload={
+            "scored": len(records),
+            "method": method,
+            "window_days": window_days,
+            "now": now.isoformat(),
+        },
+    )
+    return RfmRun(scored=len(records), method=method, window_days=window_days, now=now, layers=layers)
+
+
+RFM_COLUMNS = {"r": CustomerRfm.r, "f": CustomerRfm.f, "m": CustomerRfm.m, "layer": CustomerRfm.layer}
+
+
+def rfm_column(name: str, *, customer_id: Any) -> Any:
+    """A correlated scalar subquery of the customer's RFM score or layer from the last run (NULL for a
+    customer it did not score), for segment rules."""
+    return select(RFM_COLUMNS[name]).where(CustomerRfm.customer_id == customer_id).scalar_subquery()
