@@ -3,10 +3,11 @@ included) and returns the figures with the counts behind them."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.metrics import service
@@ -23,6 +24,11 @@ from siyu.web.deps import DbSession, require
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
+
+def _window(session: Session, actor: Actor, start: date, end: date) -> tuple[datetime, datetime]:
+    return service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+
+
 Start = Annotated[date, Query(description="First day of the range (workspace calendar).")]
 End = Annotated[date, Query(description="Last day of the range, included.")]
 
@@ -37,7 +43,7 @@ def repurchase(
     store_id: int | None = None,
 ) -> Repurchase:
     """Repurchase rate (复购率) and the days between consecutive purchases (docs/metrics.md)."""
-    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    window = _window(session, actor, start, end)
     return service.repurchase(
         session, actor=actor, start=window[0], end=window[1], channel_id=channel_id, store_id=store_id
     )
@@ -53,7 +59,7 @@ def private_domain(
     store_id: int | None = None,
 ) -> PrivateDomainShare:
     """The private domain's share of GMV and its buyers' purchase frequency against the others."""
-    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    window = _window(session, actor, start, end)
     return service.private_domain_share(
         session, actor=actor, start=window[0], end=window[1], channel_id=channel_id, store_id=store_id
     )
@@ -69,7 +75,7 @@ def channel_roi(
     window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
 ) -> list[ChannelReturn]:
     """Per channel: attributed revenue, cost, new customers, ROI and CAC (first or last touch)."""
-    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    window = _window(session, actor, start, end)
     return service.channel_roi(
         session, actor=actor, start=window[0], end=window[1], attribution=attribution, window_days=window_days
     )
@@ -101,7 +107,7 @@ def conversion(
 ) -> Conversion:
     """Conversion (转化率): of the customers who joined in the range, the share whose first purchase came
     within `window_days` of joining."""
-    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    window = _window(session, actor, start, end)
     return service.conversion(
         session, actor=actor, start=window[0], end=window[1], window_days=window_days, channel_id=channel_id
     )
@@ -119,7 +125,7 @@ def funnel(
 ) -> Funnel:
     """An ordered funnel: customers entering with step 1 in the range, and how many reach each next step
     within `window_days` of the one before, optionally per first channel or owner staff."""
-    window = service.window_of_dates(session, workspace_id=actor.workspace_id, first_day=start, last_day=end)
+    window = _window(session, actor, start, end)
     return service.funnel(
         session,
         actor=actor,

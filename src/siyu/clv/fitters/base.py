@@ -200,6 +200,19 @@ def group_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [grouped[name].to_numpy() for name in names], grouped["len"].to_numpy().astype(float)
 
 
+def weighted_histories(
+    frequency: Any, recency: Any, T: Any, weights: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked purchase histories as (x, t_x, T, weights): the distinct histories with their counts, or
+    the rows as given when the caller brings its own weights."""
+    x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    check_histories(x, t_x, big_t)
+    if weights is not None:
+        return x, t_x, big_t, np.asarray(weights, dtype=float)
+    (x, t_x, big_t), counts = group_rows(x, t_x, big_t)
+    return x, t_x, big_t, counts
+
+
 def check_histories(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> None:
     """Refuse histories no purchase process can produce, naming the first bad row."""
     problems = [

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betaincinv, digamma, gammaln, hyp2f1, logsumexp
 
-from siyu.clv.fitters.base import Fitter, check_histories, dot, group_rows, log_add_exp
+from siyu.clv.fitters.base import Fitter, dot, log_add_exp, weighted_histories
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,7 @@ class BetaGeoFitter(Fitter):
     ) -> BetaGeoFitter:
         """Fit by maximum likelihood; customers with the same (frequency, recency, T) count once with
         their number as weight."""
-        frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        check_histories(frequency, recency, T)
-        if weights is None:
-            (x, t_x, big_t), counts = group_rows(frequency, recency, T)
-        else:
-            x, t_x, big_t, counts = frequency, recency, T, np.asarray(weights, dtype=float)
+        x, t_x, big_t, counts = weighted_histories(frequency, recency, T, weights)
         self._optimise(_Histories.of(x, t_x, big_t), counts)
         return self
 

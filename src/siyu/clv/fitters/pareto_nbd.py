@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln, hyp2f1
 
-from siyu.clv.fitters.base import Fitter, check_histories, dot, group_rows, log_add_exp
+from siyu.clv.fitters.base import Fitter, dot, log_add_exp, weighted_histories
 
 # Where the integrand's decay e^(-k·z) has fallen by e^-16, the first panel (in z) ends and the second
 # (in w) begins: on the first, e^(-k·z)·g(z) is smooth and mild enough for 20-point Gauss-Legendre
@@ -52,12 +52,7 @@ class ParetoNBDFitter(Fitter):
     def fit(
         self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
     ) -> ParetoNBDFitter:
-        frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        check_histories(frequency, recency, T)
-        if weights is None:
-            (x, t_x, big_t), counts = group_rows(frequency, recency, T)
-        else:
-            x, t_x, big_t, counts = frequency, recency, T, np.asarray(weights, dtype=float)
+        x, t_x, big_t, counts = weighted_histories(frequency, recency, T, weights)
         self._optimise(_Histories.of(x, t_x, big_t), counts)
         return self
 
