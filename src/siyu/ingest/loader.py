@@ -389,9 +389,9 @@ def _resolve_identities(
         [multi.select(pl.lit(k).alias("kind"), pl.col(c).alias("value")) for c, k in columns.items()]
     ).drop_nulls()
     single = per_key.filter(pl.col("_keys") == 1)
-    on = {"left_on": ["_kind", "_value"], "right_on": ["kind", "value"]}
-    grouped = pl.concat([multi, single.join(linked.unique(), how="semi", **on)])  # type: ignore[arg-type]
-    alone = single.join(linked, how="anti", **on)  # type: ignore[arg-type]
+    key, linked_key = ["_kind", "_value"], ["kind", "value"]
+    grouped = pl.concat([multi, single.join(linked.unique(), how="semi", left_on=key, right_on=linked_key)])
+    alone = single.join(linked, how="anti", left_on=key, right_on=linked_key)
 
     groups: list[identity.KeyGroup] = []
     first_keys: list[str] = []
