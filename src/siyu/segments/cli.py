@@ -31,6 +31,13 @@ def _actor(session: Any, workspace: str | None, email: str | None) -> Actor:
     return auth.command_line_actor(session, workspace_id=workspace_id, email=email)
 
 
+def _source(session: Any, actor: Actor, rule: str) -> str | dict[str, Any]:
+    """RULE as given (text or JSON), or the saved segment's rule for @NAME."""
+    if rule.startswith("@"):
+        return service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=rule[1:]).rule
+    return _rule(rule)
+
+
 def _rule(text: str) -> str | dict[str, Any]:
     if text.lstrip().startswith("{"):
         try:
@@ -65,11 +72,7 @@ def count(
     """Print how many customers RULE matches."""
     with get_database().reader() as session:
         actor = _actor(session, workspace, as_)
-        source: str | dict[str, Any] = (
-            service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=rule[1:]).rule
-            if rule.startswith("@")
-            else _rule(rule)
-        )
+        source = _source(session, actor, rule)
         counted = service.count_segment_rule(session, actor=actor, rule=source, now=_now(now))
     _warn(counted.warnings)
     typer.echo(counted.count)
@@ -85,11 +88,7 @@ def explain(
     """Print RULE in both forms and the SQL it runs as on this database."""
     with get_database().reader() as session:
         actor = _actor(session, workspace, as_)
-        source: str | dict[str, Any] = (
-            service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=rule[1:]).rule
-            if rule.startswith("@")
-            else _rule(rule)
-        )
+        source = _source(session, actor, rule)
         explained = service.explain(session, actor=actor, rule=source, now=_now(now))
     _warn(explained.warnings)
     typer.echo(f"-- rule: {explained.text}")
