@@ -61,8 +61,8 @@ class Fitter(ABC):
         self.start_ = dict(zip(self.param_names, start.tolist(), strict=True))
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"):  # a trial step may overflow: refused below
+                params = np.exp(log_params)
                 value, gradient = self._total(params, data, weights)
             if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
                 # a step into a region where the likelihood underflows: refuse it, the line search
