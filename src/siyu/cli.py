@@ -15,7 +15,19 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 # Domains whose `cli` module has `register(app: typer.Typer)`.
-DOMAINS = ("workspaces", "auth", "channels", "customers", "segments", "ingest", "demo", "web", "clv", "rfm")
+DOMAINS = (
+    "workspaces",
+    "auth",
+    "channels",
+    "customers",
+    "segments",
+    "ingest",
+    "demo",
+    "web",
+    "clv",
+    "rfm",
+    "lifecycle",
+)
 
 
 @db_app.command("upgrade")

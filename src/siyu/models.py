@@ -10,6 +10,7 @@ from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, I
 from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
+from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
 from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
@@ -28,6 +29,7 @@ __all__ = [
     "CustomerRfm",
     "CustomerRollup",
     "CustomerScore",
+    "CustomerStage",
     "CustomerTag",
     "DomainEvent",
     "Experiment",
@@ -37,11 +39,13 @@ __all__ = [
     "IdentityReview",
     "ImportJob",
     "ImportReject",
+    "LifecycleSettings",
     "Membership",
     "MergeLog",
     "Order",
     "OrderLine",
     "Segment",
+    "StageTransition",
     "Store",
     "Tag",
     "TagGroup",

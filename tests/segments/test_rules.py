@@ -199,7 +199,7 @@ def _error(source: str | dict) -> RuleError:  # type: ignore[type-arg]
         ('last_order_at < ago("30 days")', "not a duration", 1, 1, '"30d"'),
         ('consent(channel="sns")', "unknown contact channel 'sns'", 1, 1, "did you mean 'sms'?"),
         ('rfm.layer = "重要客户"', 'rfm.layer is never "重要客户"', 1, 1, "重要挽留"),
-        ('lifecycle = "dormant"', "lifecycle is not available yet", 1, 1, None),
+        ('lifecycle = "sleeping"', 'never "sleeping"', 1, 1, '"dormant"'),
         ("orders().count", "ends too early", 1, 15, None),
         ('net_revenue >= "500"', "compared with a number", 1, 1, "yuan"),
         ('x = foo("1")', "unknown value foo()", 1, 5, None),

@@ -24,6 +24,7 @@ from siyu.clv import service as clv
 from siyu.core.timeutil import as_utc
 from siyu.customers import service as customers
 from siyu.events import service as events
+from siyu.lifecycle import service as lifecycle
 from siyu.orders import service as orders
 from siyu.rfm import service as rfm
 from siyu.segments import fields, sql
@@ -275,7 +276,7 @@ class _Compiler:
         # score has no value: "= null" finds them and every comparison is false for them (so `not`,
         # the complement, includes them), as for other fields
         source, column_name = name.split(":", 1)
-        scores = clv.score_column if source == "clv" else rfm.rfm_column
+        scores = {"clv": clv.score_column, "rfm": rfm.rfm_column, "lifecycle": lifecycle.stage_column}[source]
         column = scores(column_name, customer_id=COLUMNS.customer_id)
         if rule.op == "in":
             assert isinstance(rule.value, tuple)

@@ -1,5 +1,5 @@
 """What a rule may test: the field catalog with each field's kind, operators and values, and the static
-checks of a rule (unknown names with suggestions, wrong operators or values, fields not available yet)
+checks of a rule (unknown names with suggestions, wrong operators or values)
 and of what it could match (everyone, or no one).
 """
 
@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from siyu.customers import service as customers
+from siyu.lifecycle.models import Stage
 from siyu.rfm.service import LAYER_NAMES
 from siyu.segments.rules import (
     COMPARISON_OPS,
@@ -37,6 +38,8 @@ from siyu.segments.rules import (
     walk,
 )
 
+STAGES = tuple(stage.value for stage in Stage)
+
 
 class Kind(StrEnum):
     TEXT = "text"  # = != in; null for a missing value
@@ -51,7 +54,6 @@ class Kind(StrEnum):
     ATTRIBUTE = "attribute"  # a custom attribute: strings, numbers, true/false
     SCORE = "score"  # a number from the last scoring run (siyu clv score, siyu rfm); null when not scored
     LAYER = "layer"  # one of a fixed set, from the last scoring run; null when not scored
-    NOT_YET = "not_yet"  # recognised, not available yet
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,9 @@ FIELDS: dict[str, Field] = {
         Field("rfm.f", Kind.SCORE, "rfm:f", "frequency score 1–5"),
         Field("rfm.m", Kind.SCORE, "rfm:m", "monetary score 1–5"),
         Field("rfm.layer", Kind.LAYER, "rfm:layer", "one of the eight RFM layers", LAYER_NAMES),
-        # recognised now, computed by the lifecycle work that comes next
-        Field("lifecycle.stage", Kind.NOT_YET, "", "lead, new, active, loyal, dormant, churned, reactivated"),
+        Field(
+            "lifecycle.stage", Kind.LAYER, "lifecycle:stage", "the lifecycle stage of the last sweep", STAGES
+        ),
     )
 }
 ATTRIBUTE_PREFIX = "attr."
@@ -144,16 +147,9 @@ def field_of(name: str, *, at: Location | None) -> Field:
                 at=at,
                 hint=(f"did you mean {close[0]!r}? " if close else "")
                 + "fields: "
-                + ", ".join(f for f in FIELDS if FIELDS[f].kind is not Kind.NOT_YET)
+                + ", ".join(FIELDS)
                 + ", attr.<name>",
             )
-    if found.kind is Kind.NOT_YET:
-        raise RuleError(
-            f"{name} is not available yet",
-            at=at,
-            hint="lifecycle stages come with the lifecycle work; until then use rfm.layer, "
-            "order_count, last_order_at or orders(…) conditions",
-        )
     return found
 
 

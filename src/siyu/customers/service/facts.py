@@ -80,3 +80,22 @@ def dimensions(*, workspace_id: int) -> Select[Any]:
     ).where(
         Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None), Customer.erased_at.is_(None)
     )
+
+
+def purchase_rollups(*, workspace_id: int) -> Select[Any]:
+    """Per live customer: `customer_id`, `order_count`, `first_order_at`, `last_order_at` (from the
+    rollup; 0 and NULL for customers who never bought)."""
+    return (
+        select(
+            Customer.id.label("customer_id"),
+            func.coalesce(CustomerRollup.order_count, 0).label("order_count"),
+            CustomerRollup.first_order_at.label("first_order_at"),
+            CustomerRollup.last_order_at.label("last_order_at"),
+        )
+        .outerjoin(CustomerRollup, CustomerRollup.customer_id == Customer.id)
+        .where(
+            Customer.workspace_id == workspace_id,
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+    )
