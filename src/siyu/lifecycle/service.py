@@ -264,3 +264,17 @@ def stage_column(name: str, *, customer_id: Any) -> Any:
     segment rules."""
     assert name == "stage"
     return select(CustomerStage.stage).where(CustomerStage.customer_id == customer_id).scalar_subquery()
+
+
+def stage_counts(session: Session, *, actor: Actor) -> dict[str, int]:
+    """Customers per stage as the last sweep left them (every stage listed, 0 where empty)."""
+    actor.require(Permission.READ)
+    found = {
+        stage: count
+        for stage, count in session.execute(
+            select(CustomerStage.stage, func.count())
+            .where(CustomerStage.workspace_id == actor.workspace_id)
+            .group_by(CustomerStage.stage)
+        )
+    }
+    return {stage.value: int(found.get(stage.value, 0)) for stage in Stage}

@@ -213,3 +213,37 @@ def rfm_column(name: str, *, customer_id: Any) -> Any:
     """A correlated scalar subquery of the customer's RFM score or layer from the last run (NULL for a
     customer it did not score), for segment rules."""
     return select(RFM_COLUMNS[name]).where(CustomerRfm.customer_id == customer_id).scalar_subquery()
+
+
+def layer_summary(session: Session, *, actor: Actor) -> list[LayerCount]:
+    """The eight layers as the last run left them: customers, money in the window, mean recency."""
+    actor.require(Permission.READ)
+    rows = {
+        layer: (int(n), int(cents or 0), float(days) if days is not None else None)
+        for layer, n, cents, days in session.execute(
+            select(
+                CustomerRfm.layer,
+                func.count(),
+                func.sum(CustomerRfm.monetary_cents),
+                func.avg(CustomerRfm.recency_days),
+            )
+            .where(CustomerRfm.workspace_id == actor.workspace_id)
+            .group_by(CustomerRfm.layer)
+        )
+    }
+    return [
+        LayerCount(
+            layer=name,
+            customers=rows.get(name, (0, 0, None))[0],
+            monetary_cents=rows.get(name, (0, 0, None))[1],
+            mean_recency_days=rows.get(name, (0, 0, None))[2],
+        )
+        for name in LAYER_NAMES
+    ]
+
+
+def last_run_at(session: Session, *, workspace_id: int) -> datetime | None:
+    value = session.scalar(
+        select(func.max(CustomerRfm.computed_at)).where(CustomerRfm.workspace_id == workspace_id)
+    )
+    return value

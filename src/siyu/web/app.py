@@ -32,6 +32,7 @@ DOMAINS = (
     "segments",
     "ingest",
     "overview",
+    "rfm",
     "metrics",
     "experiments",
     "web",

@@ -79,6 +79,35 @@
     window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   }
 
+  function rfmCharts() {
+    var source = document.getElementById("rfm-data");
+    if (!source || typeof window.echarts === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var layers = document.getElementById("rfm-chart");
+    if (layers) {
+      var c1 = window.echarts.init(layers, null, { renderer: "svg" });
+      c1.setOption({
+        animation: false, color: ["#2f6fde"], tooltip: { trigger: "axis" },
+        grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+        xAxis: { type: "category", data: data.layers }, yAxis: { type: "value", minInterval: 1 },
+        series: [{ type: "bar", data: data.customers }]
+      });
+      window.addEventListener("resize", function () { c1.resize(); });
+    }
+    var stages = document.getElementById("stage-chart");
+    if (stages) {
+      var names = Array.prototype.map.call(document.querySelectorAll("#stage-table th"), function (th) { return th.textContent; });
+      var c2 = window.echarts.init(stages, null, { renderer: "svg" });
+      c2.setOption({
+        animation: false, color: ["#23a57a"], tooltip: { trigger: "axis" },
+        grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+        xAxis: { type: "category", data: names }, yAxis: { type: "value", minInterval: 1 },
+        series: [{ type: "bar", data: data.stage_counts }]
+      });
+      window.addEventListener("resize", function () { c2.resize(); });
+    }
+  }
+
   function importProgress() {
     var box = document.getElementById("import-progress");
     if (!box) { return; }
@@ -108,6 +137,7 @@
     autosubmit();
     revenueChart();
     metricsCharts();
+    rfmCharts();
     importProgress();
   });
 })();
