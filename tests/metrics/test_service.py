@@ -390,3 +390,69 @@ def test_a_funnel_needs_steps(db: Database, workspace_id: int) -> None:
         actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
     with db.reader() as session, pytest.raises(ValidationFailed, match="2 to 8 steps"):
         metrics.funnel(session, actor=actor, steps=["scan"], start=START, end=END)
+
+
+@pytest.mark.parametrize("activity", ["purchase", "any"])
+def test_retention_equals_a_plain_recomputation(db: Database, workspace_id: int, activity: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.factories import make_event
+
+    rng = random.Random(31)
+    zone = ZoneInfo("Asia/Shanghai")
+    joined: dict[int, datetime] = {}
+    acts: dict[int, list[datetime]] = {}
+    with db.transaction() as session:
+        actor = make_member(session, workspace_id=workspace_id, role=Role.ANALYST).actor
+        for _ in range(50):
+            at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 120 * 86400))
+            customer = make_customer(session, workspace_id=workspace_id, created_at=at)
+            joined[customer.id] = at
+            acts[customer.id] = []
+            for _ in range(rng.choice([0, 1, 2, 3])):
+                when = at + timedelta(days=rng.uniform(-10, 150))
+                make_order(session, workspace_id=workspace_id, customer_id=customer.id, placed_at=when)
+                acts[customer.id].append(when)
+            for _ in range(rng.choice([0, 1])):
+                when = at + timedelta(days=rng.uniform(0, 150))
+                make_event(
+                    session,
+                    workspace_id=workspace_id,
+                    customer_id=customer.id,
+                    type="page_view",
+                    occurred_at=when,
+                )
+                if activity == "any":
+                    acts[customer.id].append(when)
+    with db.reader() as session:
+        rows = metrics.retention(
+            session,
+            actor=actor,
+            first_month=date(2026, 1, 1),
+            last_month=date(2026, 3, 1),
+            horizon=3,
+            activity=activity,
+            today=date(2026, 5, 15),  # type: ignore[arg-type]
+        )
+
+    def month(at: datetime) -> int:
+        local = at.astimezone(zone)
+        return local.year * 12 + local.month - 1
+
+    expected: dict[int, tuple[int, list[int]]] = {}
+    for customer, at in joined.items():
+        if not date(2026, 1, 1) <= at.astimezone(zone).date() < date(2026, 4, 1):
+            continue
+        size, active = expected.setdefault(month(at), (0, [0] * 4))
+        offsets = {month(when) - month(at) for when in acts[customer]}
+        for m in range(4):
+            if m in offsets:
+                active[m] += 1
+        expected[month(at)] = (size + 1, active)
+    got = {row.cohort: row for row in rows}
+    assert set(got) == {f"{m // 12:04d}-{m % 12 + 1:02d}" for m in expected}
+    for m, (size, active) in expected.items():
+        row = got[f"{m // 12:04d}-{m % 12 + 1:02d}"]
+        assert (row.customers, row.active) == (size, active)
+        assert row.share == pytest.approx([a / size for a in active])
+    assert got["2026-03"].complete == [True, True, False, False]  # April ended, May has not

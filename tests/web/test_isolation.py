@@ -215,6 +215,7 @@ QUERIES: dict[str, dict[str, Any]] = {
         "steps": ["page_view", "purchase"],
         "breakdown": "channel",
     },
+    "/api/metrics/retention": {"first_month": "2000-01-01", "last_month": "2099-12-01", "activity": "any"},
     "/api/metrics/ltv-cohorts": {"first_month": "2000-01-01", "last_month": "2099-12-01", "by": "channel"},
     # a rule that matches everyone A may see: B's customers must not be among them
     "/api/segments/count": {"text": "all"},

@@ -157,3 +157,10 @@ def occurrences(*, workspace_id: int, type: str) -> Select[tuple[int | None, dat
         CustomerEvent.customer_id.is_not(None),
         CustomerEvent.type == type,
     )
+
+
+def activity(*, workspace_id: int) -> Select[tuple[int | None, datetime]]:
+    """Every event of a known customer, of any type, as (`customer_id`, `occurred_at`)."""
+    return select(
+        CustomerEvent.customer_id.label("customer_id"), CustomerEvent.occurred_at.label("occurred_at")
+    ).where(CustomerEvent.workspace_id == workspace_id, CustomerEvent.customer_id.is_not(None))

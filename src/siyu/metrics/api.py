@@ -19,6 +19,7 @@ from siyu.metrics.service import (
     Funnel,
     PrivateDomainShare,
     Repurchase,
+    RetentionRow,
 )
 from siyu.web.deps import DbSession, require
 
@@ -134,4 +135,25 @@ def funnel(
         end=window[1],
         window_days=window_days,
         breakdown=breakdown,
+    )
+
+
+@router.get("/retention", response_model=list[RetentionRow])
+def retention(
+    session: DbSession,
+    first_month: Annotated[date, Query(description="Any day of the first joining month.")],
+    last_month: Annotated[date, Query(description="Any day of the last joining month.")],
+    actor: Actor = require(Permission.READ),
+    horizon: Annotated[int, Query(ge=0, le=36)] = 6,
+    activity: Literal["purchase", "any"] = "purchase",
+) -> list[RetentionRow]:
+    """Retention (留存率) cohorts: of the customers who joined in each month, the share active in each
+    month since."""
+    return service.retention(
+        session,
+        actor=actor,
+        first_month=first_month,
+        last_month=last_month,
+        horizon=horizon,
+        activity=activity,
     )

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -598,3 +598,88 @@ def funnel(
         for k, v in sorted(counts_by_group.items(), key=lambda item: (-item[1][0], label(item[0])))
     ]
     return Funnel(steps=shaped(totals), breakdown=parts)
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    """Customers who joined in one month, and the share of them active in each month since."""
+
+    cohort: str  # "2026-03"
+    customers: int
+    active: list[int]  # per month since joining (0 = the joining month): customers with activity
+    share: list[float | None]  # active / customers
+    complete: list[bool]  # whether that month has ended
+
+
+def retention(
+    session: Session,
+    *,
+    actor: Actor,
+    first_month: date,
+    last_month: date,
+    horizon: int = 6,
+    activity: Literal["purchase", "any"] = "purchase",
+    today: date | None = None,
+) -> list[RetentionRow]:
+    """Monthly retention cohorts (留存): of the customers who joined (entered the pool) in each month of
+    the workspace's calendar, how many were active — bought, or with `activity="any"` bought or had
+    any event — in each calendar month after joining, up to `horizon` months."""
+    actor.require(Permission.READ)
+    if not 0 <= horizon <= 36:
+        raise ValidationFailed(
+            f"a horizon of {horizon} months is out of range", where="horizon", hint="0 to 36"
+        )
+    if activity not in ("purchase", "any"):
+        raise ValidationFailed(f"unknown activity {activity!r}", where="activity", hint="purchase or any")
+    workspace_id = actor.workspace_id
+    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone = ZoneInfo(zone_name)
+    start = datetime(first_month.year, first_month.month, 1, tzinfo=zone)
+    after = date(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1)
+    end = datetime(after.year, after.month, 1, tzinfo=zone)
+    _check_window(start, end)
+    joined = customer_facts.joins(workspace_id=workspace_id).subquery()
+    bought_sub = orders.purchases(workspace_id=workspace_id).subquery()
+    parts = [select(bought_sub.c.customer_id, bought_sub.c.placed_at.label("at"))]
+    if activity == "any":
+        events_sub = events.activity(workspace_id=workspace_id).subquery()
+        parts.append(select(events_sub.c.customer_id, events_sub.c.occurred_at.label("at")))
+    active_at = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    cohort_month = _month_index(session, joined.c.joined_at, zone_name, start)
+    active_month = _month_index(session, active_at.c.at, zone_name, start)
+    in_range = (joined.c.joined_at >= start, joined.c.joined_at < end)
+    sizes = {
+        int(month): int(count)
+        for month, count in session.execute(
+            select(cohort_month.label("cohort"), func.count()).where(*in_range).group_by("cohort")
+        )
+    }
+    offset = (active_month - cohort_month).label("offset")
+    counts: dict[tuple[int, int], int] = {
+        (int(month), int(months_since)): int(count)
+        for month, months_since, count in session.execute(
+            select(cohort_month.label("cohort"), offset, func.count(func.distinct(joined.c.customer_id)))
+            .join(active_at, active_at.c.customer_id == joined.c.customer_id)
+            .where(*in_range, offset >= 0, offset <= horizon)
+            .group_by("cohort", "offset")
+        )
+    }
+    today = today or datetime.now(zone).date()
+    today_index = today.year * 12 + today.month - 1
+    rows = []
+    for month in sorted(sizes):
+        size = sizes[month]
+        active = [counts.get((month, m), 0) for m in range(horizon + 1)]
+        rows.append(
+            RetentionRow(
+                cohort=f"{month // 12:04d}-{month % 12 + 1:02d}",
+                customers=size,
+                active=active,
+                share=[a / size if size else None for a in active],
+                complete=[month + m < today_index for m in range(horizon + 1)],
+            )
+        )
+    return rows
