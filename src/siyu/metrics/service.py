@@ -340,6 +340,19 @@ def _month_index(session: Session, column: Any, zone: str, at: datetime) -> Colu
     )
 
 
+def _months(
+    session: Session, *, workspace_id: int, first: date, last: date
+) -> tuple[str, datetime, datetime]:
+    """The workspace's zone and [the first day of `first`'s month, the first day after `last`'s month)."""
+    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone = ZoneInfo(zone_name)
+    start = datetime(first.year, first.month, 1, tzinfo=zone)
+    after = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+    end = datetime(after.year, after.month, 1, tzinfo=zone)
+    _check_window(start, end)
+    return zone_name, start, end
+
+
 def ltv_by_cohort(
     session: Session,
     *,
@@ -361,17 +374,8 @@ def ltv_by_cohort(
     if by not in ("month", "channel"):
         raise ValidationFailed(f"unknown cohort grouping {by!r}", where="by", hint="month or channel")
     workspace_id = actor.workspace_id
-    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone_name, start, end = _months(session, workspace_id=workspace_id, first=first_month, last=last_month)
     zone = ZoneInfo(zone_name)
-    start, _ = window_of_dates(
-        session,
-        workspace_id=workspace_id,
-        first_day=first_month.replace(day=1),
-        last_day=first_month.replace(day=1),
-    )
-    after = date(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1)
-    end = datetime(after.year, after.month, after.day, tzinfo=zone)
-    _check_window(start, end)
     acquired = customer_facts.acquisitions(workspace_id=workspace_id).subquery()
     bought = orders.purchases(workspace_id=workspace_id).subquery()
     cohort_month = _month_index(session, acquired.c.acquired_at, zone_name, start)
@@ -635,12 +639,8 @@ def retention(
     if activity not in ("purchase", "any"):
         raise ValidationFailed(f"unknown activity {activity!r}", where="activity", hint="purchase or any")
     workspace_id = actor.workspace_id
-    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone_name, start, end = _months(session, workspace_id=workspace_id, first=first_month, last=last_month)
     zone = ZoneInfo(zone_name)
-    start = datetime(first_month.year, first_month.month, 1, tzinfo=zone)
-    after = date(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1)
-    end = datetime(after.year, after.month, 1, tzinfo=zone)
-    _check_window(start, end)
     joined = customer_facts.joins(workspace_id=workspace_id).subquery()
     bought_sub = orders.purchases(workspace_id=workspace_id).subquery()
     parts = [select(bought_sub.c.customer_id, bought_sub.c.placed_at.label("at"))]
