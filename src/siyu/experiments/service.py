@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit, domain_events
-from siyu.core.db import is_postgres
+from siyu.core.db import days_between
 from siyu.core.domain_events import DomainEventType
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
@@ -298,12 +299,9 @@ def analyse(session: Session, *, actor: Actor, experiment_id: int) -> Experiment
     )
     window = experiment.goal_window_days
 
-    def after_exposure(column: object) -> object:
-        if is_postgres(session):
-            age = func.extract("epoch", column - exposure.c.exposed_at) / 86400.0  # type: ignore[operator]
-        else:
-            age = func.julianday(column) - func.julianday(exposure.c.exposed_at)
-        return (column >= exposure.c.exposed_at) & (age < window)  # type: ignore[operator]
+    def after_exposure(column: Any) -> Any:
+        age = days_between(session, column, exposure.c.exposed_at)
+        return (column >= exposure.c.exposed_at) & (age < window)
 
     bought = orders.purchases(workspace_id=actor.workspace_id).subquery()
     revenue = (

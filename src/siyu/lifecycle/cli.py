@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import typer
 
 from siyu.auth import service as auth
 from siyu.core.db import get_database
-from siyu.core.errors import ValidationFailed
+from siyu.core.timeutil import parse_instant
 from siyu.lifecycle import service
 from siyu.workspaces import service as workspaces
 
@@ -27,14 +26,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Place every customer in their stage (lead, new, active, loyal, dormant 沉睡, churned,
         reactivated), recording each change with its time and cause; prints the counts per stage."""
-        moment = None
-        if now is not None:
-            try:
-                moment = datetime.fromisoformat(now.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValidationFailed(
-                    f"{now!r} is not a time", where="--now", hint="2026-06-01T00:00:00+08:00"
-                ) from None
+        moment = parse_instant(now, where="--now") if now is not None else None
         with get_database().transaction() as session:
             found = workspaces.workspace_for_command(session, slug=workspace)
             actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)

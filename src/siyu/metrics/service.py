@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.channels import service as channels
-from siyu.core.db import is_postgres
+from siyu.core.db import days_between, is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.customers.service import facts as customer_facts
 from siyu.events import service as events
@@ -45,13 +45,6 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ValidationFailed("give the window's start and end with a time zone", where="start/end")
     if end <= start:
         raise ValidationFailed(f"the window ends ({end}) before it starts ({start})", where="end")
-
-
-def _days_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
-    """(later − earlier) in days, as a number, in the dialect's own date arithmetic."""
-    if is_postgres(session):
-        return func.extract("epoch", later - earlier) / 86400.0
-    return func.julianday(later) - func.julianday(earlier)
 
 
 # --- repurchase ----------------------------------------------------------------------------------
@@ -108,7 +101,7 @@ def repurchase(
         .label("previous")
     )
     consecutive = select(bought.c.placed_at, previous).subquery()
-    days = _days_between(session, consecutive.c.placed_at, consecutive.c.previous)
+    days = days_between(session, consecutive.c.placed_at, consecutive.c.previous)
     bucket = case(
         *[(days <= upper, literal(label)) for label, upper in INTERVAL_BUCKETS[:-1]],
         else_=literal(INTERVAL_BUCKETS[-1][0]),
@@ -253,7 +246,7 @@ def channel_roi(
             select(bought.c.channel_id, func.sum(bought.c.net_cents)).group_by(bought.c.channel_id)
         ).all()
     else:
-        age = _days_between(session, bought.c.placed_at, acquired.c.acquired_at)
+        age = days_between(session, bought.c.placed_at, acquired.c.acquired_at)
         revenue_rows = session.execute(
             select(acquired.c.channel_id, func.sum(bought.c.net_cents))
             .join(acquired, acquired.c.customer_id == bought.c.customer_id)
@@ -455,7 +448,7 @@ def conversion(
     conditions = [joined.c.joined_at >= start, joined.c.joined_at < end]
     if channel_id is not None:
         conditions.append(joined.c.channel_id == channel_id)
-    days = _days_between(session, joined.c.first_purchase_at, joined.c.joined_at)
+    days = days_between(session, joined.c.first_purchase_at, joined.c.joined_at)
     before = joined.c.first_purchase_at < joined.c.joined_at
     within = (joined.c.first_purchase_at >= joined.c.joined_at) & (days < window_days)
     total, already, converted, mean_days = session.execute(
@@ -548,7 +541,7 @@ def funnel(
     for step in cleaned[1:]:
         previous = stages[-1]
         later = occurring(step)
-        gap = _days_between(session, later.c.occurred_at, previous.c.at)
+        gap = days_between(session, later.c.occurred_at, previous.c.at)
         stages.append(
             select(previous.c.customer_id, func.min(later.c.occurred_at).label("at"))
             .join(later, later.c.customer_id == previous.c.customer_id)

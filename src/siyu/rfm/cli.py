@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import typer
 
 from siyu.auth import service as auth
 from siyu.core.db import get_database
-from siyu.core.errors import ValidationFailed
+from siyu.core.timeutil import parse_instant
 from siyu.rfm import service
 from siyu.workspaces import service as workspaces
 
@@ -31,14 +30,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score every buyer of the window 1–5 on recency, frequency and money and place them in the eight
         layers (重要价值 … 一般挽留), replacing the previous run."""
-        moment = None
-        if now is not None:
-            try:
-                moment = datetime.fromisoformat(now.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValidationFailed(
-                    f"{now!r} is not a time", where="--now", hint="2026-06-01T00:00:00+08:00"
-                ) from None
+        moment = parse_instant(now, where="--now") if now is not None else None
         with get_database().transaction() as session:
             found = workspaces.workspace_for_command(session, slug=workspace)
             actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit, domain_events
-from siyu.core.db import UTCDateTime, is_postgres
+from siyu.core.db import UTCDateTime, days_between
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.orders import service as orders
@@ -121,11 +121,7 @@ def compute_rfm(
         workspace_id=workspace_id, start=now - timedelta(days=window_days), end=now
     ).subquery()
     last = func.max(bought.c.placed_at)
-    at = literal(now, UTCDateTime())
-    if is_postgres(session):
-        recency = func.extract("epoch", at - last) / 86400.0
-    else:
-        recency = func.julianday(at) - func.julianday(last)
+    recency = days_between(session, literal(now, UTCDateTime()), last)
     base = (
         select(
             bought.c.customer_id,

@@ -16,6 +16,7 @@ from siyu.auth import service as auth
 from siyu.auth.service import Actor
 from siyu.core.db import get_database
 from siyu.core.errors import ValidationFailed
+from siyu.core.timeutil import parse_instant
 from siyu.segments import service
 from siyu.workspaces import service as workspaces
 
@@ -49,12 +50,7 @@ def _rule(text: str) -> str | dict[str, Any]:
 
 
 def _now(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValidationFailed("--now needs an offset", where="--now", hint="e.g. 2026-06-01T00:00:00+08:00")
-    return value
+    return parse_instant(text, where="--now") if text is not None else None
 
 
 def _warn(warnings: list[str]) -> None:
