@@ -328,3 +328,23 @@ def test_extreme_customers_stay_finite_under_pareto_nbd(
     assert np.all((alive >= 0) & (alive <= 1))
     expected = model.expected_purchases(52.0, x, t_x, T)
     assert np.all(np.isfinite(expected)) and np.all(expected >= 0)
+
+
+def test_expected_purchases_when_everyone_shares_one_dropout_probability() -> None:
+    """A fit on customers who all look alike drives a and b to millions: the hypergeometric series fails
+    there, and the model's closed-form limit must give the value (reference values from mpmath's
+    hyp2f1 at 50 digits for a = 2e4, b = 1.5e5) — fast, for every customer."""
+    x = np.array([0.0, 2.0, 10.0])
+    T = np.array([40.0, 60.0, 80.0])
+    t_x = np.array([0.0, 30.0, 70.0])
+    model = BetaGeoFitter().with_params(r=0.57, alpha=1.14, a=2e4, b=1.5e5)
+    conditional = model.expected_purchases(12.9, x, t_x, T) / model.probability_alive(x, t_x, T)
+    reference = [0.17371373794345193, 0.5190997107289135, 1.5120370650157329]
+    assert conditional == pytest.approx(reference, rel=2e-5)
+    huge = BetaGeoFitter().with_params(r=0.566, alpha=1.139, a=4.54e6, b=3.38e7)
+    many = np.tile(x, 20_000)
+    expected = huge.expected_purchases(12.9, many, np.tile(t_x, 20_000), np.tile(T, 20_000))
+    assert np.all(np.isfinite(expected)) and np.all(expected > 0)
+    p = (4.54e6 - 1) / (4.54e6 + 3.38e7 + x - 1)
+    limit = (1 / p) * (1 - ((1.139 + T) / (1.139 + T + p * 12.9)) ** (0.566 + x))
+    assert expected[:3] == pytest.approx(limit * huge.probability_alive(x, t_x, T), rel=1e-9)

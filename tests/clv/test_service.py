@@ -160,3 +160,80 @@ def test_siyu_clv_score_from_the_command_line(db: Database, workspace_id: int) -
     assert summary["model"] == "bgnbd" and summary["as_of"] == "2026-05-31" and summary["scored"] > 0
     bad = CliRunner().invoke(app, ["clv", "score", "--workspace", str(slug), "--as-of", "31/05/2026"])
     assert bad.exit_code != 0
+
+
+def _zone_days(orders: list[tuple[datetime, int]]) -> list[object]:
+    zone = ZoneInfo("Asia/Shanghai")
+    return sorted({at.astimezone(zone).date() for at, _ in orders})
+
+
+def test_the_calibration_check_compares_holdout_purchases_per_frequency(
+    db: Database, workspace_id: int
+) -> None:
+    actor, bought, _ = _pool(db, workspace_id, seed=11)
+    now = datetime(2026, 7, 1, 4, tzinfo=UTC)
+    with db.reader() as session:
+        check = clv.calibration_check(session, actor=actor, holdout_days=120, as_of=now)  # type: ignore[arg-type]
+    end = now.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    calibration_end = end - timedelta(days=120)
+    assert (check.holdout_end, check.calibration_end) == (end, calibration_end)
+    # recomputed in plain Python: purchase days in and after the calibration period, per buyer
+    by_bucket: dict[str, list[int]] = {}
+    for orders in bought.values():
+        days = _zone_days(orders)
+        inside = [d for d in days if d <= calibration_end]  # type: ignore[operator]
+        if not inside:
+            continue
+        repeats = len(inside) - 1
+        key = "7+" if repeats >= 7 else str(repeats)
+        by_bucket.setdefault(key, []).append(sum(1 for d in days if calibration_end < d <= end))  # type: ignore[operator]
+    assert check.buyers == sum(len(v) for v in by_bucket.values())
+    assert [b.frequency for b in check.buckets] == sorted(by_bucket, key=lambda k: int(k.rstrip("+")))
+    for bucket in check.buckets:
+        actual = by_bucket[bucket.frequency]
+        assert bucket.customers == len(actual)
+        assert bucket.actual == pytest.approx(sum(actual) / len(actual), rel=1e-12)
+        assert bucket.predicted >= 0
+    # the model's prediction grows with the calibration frequency's evidence of activity
+    assert check.buckets[-1].predicted > check.buckets[0].predicted
+
+
+def test_the_calibration_check_refuses_what_it_cannot_fit(db: Database, workspace_id: int) -> None:
+    actor, _, _ = _pool(db, workspace_id, seed=12)
+    with db.reader() as session:
+        with pytest.raises(ValidationFailed, match="out of range"):
+            clv.calibration_check(session, actor=actor, holdout_days=3)  # type: ignore[arg-type]
+        with pytest.raises(ValidationFailed, match="no purchase on or before"):
+            clv.calibration_check(  # type: ignore[arg-type]
+                session, actor=actor, holdout_days=700, as_of=datetime(2026, 6, 1, tzinfo=UTC)
+            )
+
+
+def test_the_page_figures_come_from_the_stored_scores(db: Database, workspace_id: int) -> None:
+    actor, bought, _ = _pool(db, workspace_id, seed=13)
+    with db.transaction() as session:
+        clv.score_workspace(session, actor=actor, as_of=AS_OF)  # type: ignore[arg-type]
+    with db.reader() as session:
+        scores = list(
+            session.scalars(select(CustomerScore).where(CustomerScore.workspace_id == workspace_id))
+        )
+        summary = clv.score_summary(session, actor=actor)  # type: ignore[arg-type]
+        values = clv.value_distribution(session, actor=actor)  # type: ignore[arg-type]
+        alive = clv.p_alive_distribution(session, actor=actor)  # type: ignore[arg-type]
+        top = clv.top_customers(session, actor=actor, limit=5)  # type: ignore[arg-type]
+    assert summary.scored == len(scores) == len(bought) and summary.model == "bgnbd"
+    assert summary.total_clv_cents == sum(s.clv_cents for s in scores)
+    assert summary.at_risk == sum(1 for s in scores if s.p_alive < clv.AT_RISK_P_ALIVE)
+    assert summary.mean_p_alive == pytest.approx(sum(s.p_alive for s in scores) / len(scores))
+    edges = [*clv.VALUE_EDGES_CENTS[1:], float("inf")]
+    expected_bands = [0] * len(edges)
+    for s in scores:
+        expected_bands[next(i for i, edge in enumerate(edges) if s.clv_cents < edge)] += 1
+    assert [b.customers for b in values] == expected_bands
+    assert sum(b.clv_cents for b in values) == summary.total_clv_cents
+    expected_alive = [0] * 10
+    for s in scores:
+        expected_alive[min(int(s.p_alive * 10), 9) if s.p_alive < 1 else 9] += 1
+    assert [b.customers for b in alive] == expected_alive
+    best = sorted(scores, key=lambda s: (-s.clv_cents, s.customer_id))[:5]
+    assert [c.customer_id for c in top] == [s.customer_id for s in best]

@@ -157,3 +157,29 @@ def test_staff_cannot_open_another_staff_members_customer(
     response = page.goto(f"{live_server}/customers/{mine.id}")
     assert response is not None and response.status == 200
     assert "阿丽的客户" in page.inner_text("h1")
+
+
+def test_clv_page_scores_and_draws_its_charts(
+    page: Any, live_server: str, db: Database, workspace_id: int
+) -> None:
+    from tests.clv.test_service import _pool
+
+    _pool(db, workspace_id, seed=31)
+    owner = make_login(db, workspace_id, role=Role.OWNER)
+    _log_in(page, live_server, owner.email, owner.password)
+    page.goto(f"{live_server}/clv?holdout_days=300")
+    assert page.locator("[data-testid=stat-scored] .value").inner_text() == "0"
+    page.click("#score-now")
+    page.wait_for_url(f"{live_server}/clv")
+    assert int(page.locator("[data-testid=stat-scored] .value").inner_text().replace(",", "")) > 0
+    for chart in ("#clv-value-chart", "#clv-alive-chart"):
+        page.wait_for_selector(f"{chart} svg path", state="attached")
+    page.fill("input[name=holdout_days]", "300")
+    page.click("#calibration-form button[type=submit]")
+    page.wait_for_selector("#clv-calibration-chart svg path", state="attached")
+    assert page.locator("#clv-calibration-table tbody tr").count() >= 2
+    assert page.locator("#clv-top-table tbody tr").count() >= 1
+    with page.expect_download() as download:
+        page.click("[data-testid=csv-top]")
+    assert download.value.suggested_filename == "clv-top.csv"
+    _shot(page, "clv")

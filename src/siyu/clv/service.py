@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from sqlalchemy import delete, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -19,11 +19,12 @@ from siyu.clv.fitters.bgnbd import BetaGeoFitter
 from siyu.clv.fitters.gamma_gamma import GammaGammaFitter
 from siyu.clv.fitters.pareto_nbd import ParetoNBDFitter
 from siyu.clv.models import CustomerScore
-from siyu.clv.summary import summarise
-from siyu.clv.value import customer_lifetime_value
+from siyu.clv.summary import PurchaseHistories, summarise
+from siyu.clv.value import CalibrationBucket, calibration_holdout, customer_lifetime_value
 from siyu.core import audit, domain_events
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
+from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
 
@@ -57,6 +58,30 @@ def score_column(name: str, *, customer_id: Any) -> Any:
     return select(SCORE_COLUMNS[name]).where(CustomerScore.customer_id == customer_id).scalar_subquery()
 
 
+def _purchase_log(session: Session, *, workspace_id: int, until: datetime) -> pl.DataFrame:
+    """The workspace's transaction log before `until`: one row per customer and purchase day."""
+    rows = session.execute(orders.daily_purchases(session, workspace_id=workspace_id, until=until)).all()
+    if len(rows) == 0:
+        raise ValidationFailed("this workspace has no purchases to score", hint="import orders first")
+    return pl.DataFrame(
+        {
+            "customer_id": [int(r.customer_id) for r in rows],
+            "date": [r.day if isinstance(r.day, date) else date.fromisoformat(str(r.day)) for r in rows],
+            "amount": [int(r.net_cents or 0) / 100 for r in rows],
+        },
+        schema={"customer_id": pl.Int64, "date": pl.Date, "amount": pl.Float64},
+    )
+
+
+def _check_enough(histories: PurchaseHistories) -> None:
+    repeaters = int((histories.frequency > 0).sum())
+    if len(histories) < MIN_BUYERS or repeaters < MIN_REPEAT_BUYERS:
+        raise ValidationFailed(
+            f"{len(histories)} buyers, {repeaters} of them repeat buyers: too few to fit the models",
+            hint=f"scoring needs at least {MIN_BUYERS} buyers and {MIN_REPEAT_BUYERS} repeat buyers",
+        )
+
+
 def score_workspace(
     session: Session,
     *,
@@ -78,25 +103,11 @@ def score_workspace(
     workspace_id = actor.workspace_id
     as_of = as_of or utcnow()
     zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=workspace_id).timezone)
-    rows = session.execute(orders.daily_purchases(session, workspace_id=workspace_id, until=as_of)).all()
-    if len(rows) == 0:
-        raise ValidationFailed("this workspace has no purchases to score", hint="import orders first")
-    log = pl.DataFrame(
-        {
-            "customer_id": [int(r.customer_id) for r in rows],
-            "date": [r.day if isinstance(r.day, date) else date.fromisoformat(str(r.day)) for r in rows],
-            "amount": [int(r.net_cents or 0) / 100 for r in rows],
-        },
-        schema={"customer_id": pl.Int64, "date": pl.Date, "amount": pl.Float64},
-    )
+    log = _purchase_log(session, workspace_id=workspace_id, until=as_of)
     calibration_end = (as_of - timedelta(microseconds=1)).astimezone(zone).date()
     histories = summarise(log, calibration_end=calibration_end, unit="week")
     repeat = histories.frequency > 0
-    if len(histories) < MIN_BUYERS or int(repeat.sum()) < MIN_REPEAT_BUYERS:
-        raise ValidationFailed(
-            f"{len(histories)} buyers, {int(repeat.sum())} of them repeat buyers: too few to fit the models",
-            hint=f"scoring needs at least {MIN_BUYERS} buyers and {MIN_REPEAT_BUYERS} repeat buyers",
-        )
+    _check_enough(histories)
     purchases = (ParetoNBDFitter() if model == "pareto" else BetaGeoFitter()).fit(
         histories.frequency, histories.recency, histories.T
     )
@@ -167,3 +178,191 @@ def customer_score(session: Session, *, workspace_id: int, customer_id: int) -> 
     """The customer's scores from the last run, if they were scored."""
     score = session.get(CustomerScore, customer_id)
     return score if score is not None and score.workspace_id == workspace_id else None
+
+
+# --- what the CLV page shows -------------------------------------------------------------------------
+
+VALUE_EDGES_CENTS = (0, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000)
+P_ALIVE_BUCKETS = 10
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    scored: int
+    model: str | None
+    scored_at: datetime | None
+    total_clv_cents: int
+    mean_p_alive: float | None
+    at_risk: int  # scored customers with P(alive) < AT_RISK_P_ALIVE
+
+
+AT_RISK_P_ALIVE = 0.3
+
+
+@dataclass(frozen=True)
+class DistributionBucket:
+    label: str
+    customers: int
+    clv_cents: int
+
+
+@dataclass(frozen=True)
+class ScoredCustomer:
+    customer_id: int
+    name: str | None
+    clv_cents: int
+    p_alive: float
+    expected_purchases_90d: float
+    clv_percentile: float
+
+
+def score_summary(session: Session, *, actor: Actor) -> ScoreSummary:
+    """The last scoring run in figures: how many were scored, by which model, when, and their value."""
+    actor.require(Permission.READ)
+    row = session.execute(
+        select(
+            func.count(),
+            func.max(CustomerScore.model),
+            func.max(CustomerScore.scored_at),
+            func.coalesce(func.sum(CustomerScore.clv_cents), 0),
+            func.avg(CustomerScore.p_alive),
+            func.coalesce(func.sum(case((CustomerScore.p_alive < AT_RISK_P_ALIVE, 1), else_=0)), 0),
+        ).where(CustomerScore.workspace_id == actor.workspace_id)
+    ).one()
+    return ScoreSummary(
+        scored=int(row[0]),
+        model=row[1],
+        scored_at=row[2],
+        total_clv_cents=int(row[3]),
+        mean_p_alive=None if row[4] is None else float(row[4]),
+        at_risk=int(row[5]),
+    )
+
+
+def _bucketed(
+    session: Session, workspace_id: int, bucket: Any, labels: list[str]
+) -> list[DistributionBucket]:
+    counts = {
+        int(index): (int(customers), int(cents or 0))
+        for index, customers, cents in session.execute(
+            select(bucket.label("bucket"), func.count(), func.sum(CustomerScore.clv_cents))
+            .where(CustomerScore.workspace_id == workspace_id)
+            .group_by("bucket")
+        )
+    }
+    return [
+        DistributionBucket(
+            label=label, customers=counts.get(i, (0, 0))[0], clv_cents=counts.get(i, (0, 0))[1]
+        )
+        for i, label in enumerate(labels)
+    ]
+
+
+def value_distribution(session: Session, *, actor: Actor) -> list[DistributionBucket]:
+    """Scored customers by predicted CLV, in yuan bands (¥0–50, ¥50–100, … ¥5,000+), counted in SQL.
+    A negative CLV (refunds beyond spend) falls in the first band."""
+    actor.require(Permission.READ)
+    edges = VALUE_EDGES_CENTS
+    bucket = case(
+        *((CustomerScore.clv_cents < edges[i + 1], i) for i in range(len(edges) - 1)), else_=len(edges) - 1
+    )
+    labels = [f"¥{edges[i] // 100:,}–{edges[i + 1] // 100:,}" for i in range(len(edges) - 1)]
+    labels.append(f"¥{edges[-1] // 100:,}+")
+    return _bucketed(session, actor.workspace_id, bucket, labels)
+
+
+def p_alive_distribution(session: Session, *, actor: Actor) -> list[DistributionBucket]:
+    """Scored customers by P(alive) in tenths (0–0.1 … 0.9–1), counted in SQL."""
+    actor.require(Permission.READ)
+    n = P_ALIVE_BUCKETS
+    bucket = case(*((CustomerScore.p_alive < (i + 1) / n, i) for i in range(n - 1)), else_=n - 1)
+    labels = [f"{i / n:.1f}–{(i + 1) / n:.1f}" for i in range(n)]
+    return _bucketed(session, actor.workspace_id, bucket, labels)
+
+
+def top_customers(session: Session, *, actor: Actor, limit: int = 20) -> list[ScoredCustomer]:
+    """The customers with the highest predicted CLV that this actor may see, best first."""
+    actor.require(Permission.READ)
+    if not 1 <= limit <= 500:
+        raise ValidationFailed(f"limit {limit} is out of range", where="limit", hint="1 to 500")
+    visible = customers.visible_customers(actor).subquery()
+    rows = session.execute(
+        select(CustomerScore)
+        .where(
+            CustomerScore.workspace_id == actor.workspace_id, CustomerScore.customer_id.in_(select(visible))
+        )
+        .order_by(CustomerScore.clv_cents.desc(), CustomerScore.customer_id)
+        .limit(limit)
+    ).scalars()
+    scores = list(rows)
+    names = {
+        s.id: s.name
+        for s in customers.customer_summaries(
+            session, actor=actor, customer_ids=[r.customer_id for r in scores]
+        )
+    }
+    return [
+        ScoredCustomer(
+            customer_id=s.customer_id,
+            name=names.get(s.customer_id),
+            clv_cents=s.clv_cents,
+            p_alive=s.p_alive,
+            expected_purchases_90d=s.expected_purchases_90d,
+            clv_percentile=s.clv_percentile,
+        )
+        for s in scores
+        if s.customer_id in names
+    ]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    model: str
+    calibration_end: date
+    holdout_end: date
+    holdout_days: int
+    buyers: int
+    buckets: list[CalibrationBucket]
+
+
+def calibration_check(
+    session: Session,
+    *,
+    actor: Actor,
+    holdout_days: int = 90,
+    as_of: datetime | None = None,
+    model: PurchaseModel = "bgnbd",
+) -> Calibration:
+    """Fit the purchase model on the purchases up to `holdout_days` before `as_of` (default now) and
+    compare, per calibration frequency, the purchases it predicts for the holdout with those made."""
+    actor.require(Permission.READ)
+    if not 7 <= holdout_days <= 730:
+        raise ValidationFailed(
+            f"a holdout of {holdout_days} days is out of range", where="holdout_days", hint="7 to 730"
+        )
+    if model not in ("bgnbd", "pareto"):
+        raise ValidationFailed(f"unknown purchase model {model!r}", where="model", hint="bgnbd or pareto")
+    as_of = as_of or utcnow()
+    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
+    log = _purchase_log(session, workspace_id=actor.workspace_id, until=as_of)
+    holdout_end = (as_of - timedelta(microseconds=1)).astimezone(zone).date()
+    calibration_end = holdout_end - timedelta(days=holdout_days)
+    if log.filter(pl.col("date") <= calibration_end).height == 0:
+        raise ValidationFailed(
+            f"no purchase on or before {calibration_end}, the end of the calibration period",
+            where="holdout_days",
+            hint="choose a shorter holdout",
+        )
+    histories = summarise(log, calibration_end=calibration_end, observation_end=holdout_end, unit="week")
+    _check_enough(histories)
+    purchases = (ParetoNBDFitter() if model == "pareto" else BetaGeoFitter()).fit(
+        histories.frequency, histories.recency, histories.T
+    )
+    return Calibration(
+        model=model,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        holdout_days=holdout_days,
+        buyers=len(histories),
+        buckets=calibration_holdout(purchases, histories),  # type: ignore[arg-type]
+    )

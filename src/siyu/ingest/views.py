@@ -6,8 +6,6 @@ registry that the progress page polls as JSON. The finished job and its rejects 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import secrets
 import shutil
@@ -29,7 +27,7 @@ from siyu.ingest import mapping as mapping_rules
 from siyu.ingest import service as ingest
 from siyu.ingest.schemas import ImportKind
 from siyu.web.deps import CurrentActor, DbSession, get_database
-from siyu.web.templating import render, render_error
+from siyu.web.templating import csv_download, render, render_error
 
 router = APIRouter(include_in_schema=False)
 
@@ -367,13 +365,8 @@ def rejects_csv(job_id: int, session: DbSession, actor: CurrentActor) -> Respons
     """The reject report as CSV (UTF-8 with BOM so that Excel shows the Chinese reasons correctly)."""
     actor.require(Permission.WRITE)
     rejects = ingest.job_rejects(session, workspace_id=actor.workspace_id, job_id=job_id, limit=1_000_000)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(ingest.REJECT_COLUMNS)
-    for reject in rejects:
-        writer.writerow((reject.row_number, reject.column, reject.value, reject.reason))
-    return Response(
-        ("\ufeff" + buffer.getvalue()).encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-rejects.csv"'},
+    return csv_download(
+        f"import-{job_id}-rejects.csv",
+        ingest.REJECT_COLUMNS,
+        ((r.row_number, r.column, r.value, r.reason) for r in rejects),
     )

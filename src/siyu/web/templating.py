@@ -5,6 +5,9 @@ Every page is rendered through `render()`, which fills in the language, the acto
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -122,4 +125,17 @@ def render_error(
     """A page for an error a user can act on, with its HTTP status (404 for records they may not see)."""
     return render(
         request, "error.html", {"error": error}, session=session, actor=actor, status_code=error.status_code
+    )
+
+
+def csv_download(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    """Rows as a CSV attachment, UTF-8 with a BOM so that Excel shows Chinese text correctly."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(
+        ("\ufeff" + buffer.getvalue()).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -172,6 +172,17 @@ class BetaGeoFitter(Fitter):
         with np.errstate(all="ignore"):
             tail = (1.0 - z) ** (a - 1.0) * hyp2f1(c - r - x, a - 1.0, c, z)
         broken = ~np.isfinite(tail)
+        if np.any(broken) and min(a, b) >= _HOMOGENEOUS_DROPOUT:
+            # a and b so large that the dropout probability is one number p for everyone (a fit on
+            # customers who all look alike ends there): the model's limit is exact to O(1/(a+b)) and
+            # closed-form, E = (1/p)·(1 − ((α+T)/(α+T+p·t))^(r+x)); the quadrature below loses all
+            # precision there, its exponents cancelling at 1e5 and more.
+            p = np.broadcast_to((a - 1.0) / c, x.shape)
+            alpha_t = alpha + np.broadcast_to(big_t, x.shape)
+            tail[broken] = np.exp(
+                (r + x[broken]) * (np.log(alpha_t[broken]) - np.log(alpha_t[broken] + p[broken] * t))
+            )
+            broken = ~np.isfinite(tail)
         if np.any(broken):  # the series fails for extreme parameters: integrate instead
             tail[broken] = [
                 _euler_tail(c_i - r - x_i, a - 1.0, c_i, z_i)
@@ -192,6 +203,9 @@ class BetaGeoFitter(Fitter):
         return float(
             (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1.0, z))
         )
+
+
+_HOMOGENEOUS_DROPOUT = 1e4  # a and b beyond this: the dropout probability no longer varies between customers
 
 
 def _euler_tail(A: float, B: float, C: float, z: float, nodes: int = 400) -> float:
