@@ -35,6 +35,9 @@ class Corp:
     callback_path: str
     crypt: MessageCrypt
 
+    def crypt_key(self) -> str:
+        return ENCODING_AES_KEY
+
 
 @pytest.fixture
 def corp(db: Database, workspace_id: int, fake: FakeWecom) -> Corp:

@@ -402,5 +402,5 @@ def moment_staff(session: Session, *, workspace_id: int, moment_id: int) -> dict
             select(WecomMomentStaff.wecom_userid, WecomMomentStaff.publish_status).where(
                 WecomMomentStaff.moment_id == moment.id
             )
-        ).tuples()
+        ).tuples().all()
     )

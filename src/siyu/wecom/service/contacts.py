@@ -250,7 +250,7 @@ def mark_tag(
                 WecomCorpTag.tag_id.in_(wanted),
                 WecomCorpTag.deleted.is_(False),
             )
-        ).tuples()
+        ).tuples().all()
     )
     missing = [t for t in wanted if t not in mapping]
     if missing:
