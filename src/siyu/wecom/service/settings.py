@@ -7,7 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
@@ -17,7 +17,7 @@ from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.wecom.client import DEFAULT_BASE_URL, WecomClient
 from siyu.wecom.crypto import MessageCrypt, aes_key
-from siyu.wecom.models import WecomSettings, WecomStaff
+from siyu.wecom.models import WecomContactWay, WecomFollow, WecomGroupChat, WecomSettings, WecomStaff
 
 CALLBACK_PATH = "/wecom/callback/{key}"
 _CORP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -210,3 +210,26 @@ def staff_user_ids(session: Session, *, workspace_id: int, wecom_userids: list[s
         )
     )
     return {userid: user_id for userid, user_id in rows if user_id is not None}
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Counts for the settings page: current friends, staff seen, live contact ways, groups."""
+
+    friends: int
+    staff: int
+    contact_ways: int
+    groups: int
+
+
+def overview(session: Session, *, workspace_id: int) -> Overview:
+    def count(model: type, *conditions: object) -> int:
+        statement = select(func.count()).select_from(model).where(model.workspace_id == workspace_id, *conditions)  # type: ignore[attr-defined]
+        return int(session.scalar(statement) or 0)
+
+    return Overview(
+        friends=count(WecomFollow, WecomFollow.removed_at.is_(None)),
+        staff=count(WecomStaff),
+        contact_ways=count(WecomContactWay, WecomContactWay.deleted_at.is_(None)),
+        groups=count(WecomGroupChat, WecomGroupChat.dismissed_at.is_(None)),
+    )
