@@ -12,6 +12,10 @@ from siyu.wecom import service as wecom
 from siyu.wecom.client import TOKENS
 from siyu.wecom.crypto import MessageCrypt
 from tests.factories import Member, member
+
+# the page fixtures of tests/web (an in-process client, a live server, headless chromium)
+from tests.web.conftest import client, data_dir, live_server  # noqa: F401
+from tests.web.test_browser import browser, page  # noqa: F401
 from tests.wecom.fake_wecom import FakeWecom, running
 
 TOKEN = "siyuTest123"

@@ -283,9 +283,7 @@ def _groupchat_list(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -
     start = int(body.get("cursor") or 0)
     page = ids[start : start + limit]
     cursor = str(start + limit) if start + limit < len(ids) else ""
-    return _ok(
-        group_chat_list=[{"chat_id": c, "status": 0} for c in page], next_cursor=cursor
-    )
+    return _ok(group_chat_list=[{"chat_id": c, "status": 0} for c in page], next_cursor=cursor)
 
 
 def _groupchat_get(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +297,11 @@ def _externalcontact_get(fake: FakeWecom, query: dict[str, str], _b: dict[str, A
     contact = fake.contacts.get(query.get("external_userid", ""))
     if contact is None:
         return _bad("invalid external userid", 40096)
-    follow = [{"userid": u, "createtime": 1_700_000_000} for u, e in sorted(fake.friends) if e == contact["external_userid"]]
+    follow = [
+        {"userid": u, "createtime": 1_700_000_000}
+        for u, e in sorted(fake.friends)
+        if e == contact["external_userid"]
+    ]
     return _ok(external_contact=contact, follow_user=follow, next_cursor="")
 
 

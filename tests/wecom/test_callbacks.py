@@ -25,7 +25,9 @@ from tests.wecom.conftest import Corp
 from tests.wecom.fake_wecom import FakeWecom
 
 
-def contact_event(change: str, *, userid: str, external: str, created: int | None = None, **extra: str) -> str:
+def contact_event(
+    change: str, *, userid: str, external: str, created: int | None = None, **extra: str
+) -> str:
     fields = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in extra.items())
     return (
         "<xml><ToUserName><![CDATA[corp]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
@@ -45,7 +47,12 @@ def chat_event(change: str, chat_id: str) -> str:
 
 
 def deliver(
-    client: TestClient, corp: Corp, message: str, *, crypt: MessageCrypt | None = None, timestamp: int | None = None
+    client: TestClient,
+    corp: Corp,
+    message: str,
+    *,
+    crypt: MessageCrypt | None = None,
+    timestamp: int | None = None,
 ) -> tuple[int, str]:
     """POST a message as WeCom would: encrypted into <xml><Encrypt>, signed in the query string."""
     crypt = crypt or corp.crypt
@@ -55,8 +62,14 @@ def deliver(
         f"<xml><ToUserName><![CDATA[{crypt.receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt>"
         "<AgentID><![CDATA[1000002]]></AgentID></xml>"
     )
-    params = {"msg_signature": signature(crypt.token, stamp, nonce, encrypt), "timestamp": stamp, "nonce": nonce}
-    response = client.post(corp.callback_path, params=params, content=body, headers={"Content-Type": "text/xml"})
+    params = {
+        "msg_signature": signature(crypt.token, stamp, nonce, encrypt),
+        "timestamp": stamp,
+        "nonce": nonce,
+    }
+    response = client.post(
+        corp.callback_path, params=params, content=body, headers={"Content-Type": "text/xml"}
+    )
     return response.status_code, response.text
 
 
@@ -64,7 +77,9 @@ def _events(db: Database, workspace_id: int, type: str) -> list[CustomerEvent]:
     with db.reader() as session:
         return list(
             session.scalars(
-                select(CustomerEvent).where(CustomerEvent.workspace_id == workspace_id, CustomerEvent.type == type)
+                select(CustomerEvent).where(
+                    CustomerEvent.workspace_id == workspace_id, CustomerEvent.type == type
+                )
             )
         )
 
@@ -72,7 +87,9 @@ def _events(db: Database, workspace_id: int, type: str) -> list[CustomerEvent]:
 def _domain(db: Database, workspace_id: int, type: str) -> list[DomainEvent]:
     with db.reader() as session:
         return list(
-            session.scalars(select(DomainEvent).where(DomainEvent.workspace_id == workspace_id, DomainEvent.type == type))
+            session.scalars(
+                select(DomainEvent).where(DomainEvent.workspace_id == workspace_id, DomainEvent.type == type)
+            )
         )
 
 
@@ -94,7 +111,9 @@ def test_url_verification_answers_the_decrypted_echostr(db: Database, corp: Corp
     assert refused.status_code == 401 and "msg_signature" in refused.json()["message"]
 
 
-def test_url_verification_with_the_official_sample_request(db: Database, workspace_id: int, fake: FakeWecom) -> None:
+def test_url_verification_with_the_official_sample_request(
+    db: Database, workspace_id: int, fake: FakeWecom
+) -> None:
     from tests.factories import member
 
     owner = member(db, workspace_id)
@@ -137,7 +156,11 @@ def test_a_new_friend_becomes_a_customer_with_event_relation_and_attribution(
 ) -> None:
     with db.transaction() as session:
         way = wecom.create_contact_way(
-            session, workspace_id=corp.workspace_id, actor_user_id=None, state="store-sh-01", users=["zhangsan"]
+            session,
+            workspace_id=corp.workspace_id,
+            actor_user_id=None,
+            state="store-sh-01",
+            users=["zhangsan"],
         )
     external = "wmEXT" + uuid.uuid4().hex[:12]
     code = fake.add_friend("zhangsan", external, name="王小明", unionid="oUNION" + uuid.uuid4().hex[:8])
@@ -155,7 +178,9 @@ def test_a_new_friend_becomes_a_customer_with_event_relation_and_attribution(
         kinds = dict(
             session.execute(
                 select(Identity.kind, Identity.value).where(Identity.customer_id == event.customer_id)
-            ).tuples().all()
+            )
+            .tuples()
+            .all()
         )
         follow = session.scalar(select(WecomFollow).where(WecomFollow.external_userid == external))
         assert wecom.is_friend(session, workspace_id=corp.workspace_id, customer_ids=[event.customer_id]) == {
@@ -173,7 +198,9 @@ def test_a_retried_callback_changes_nothing(db: Database, corp: Corp, fake: Fake
     external = "wmEXT" + uuid.uuid4().hex[:12]
     fake.add_friend("lisi", external)
     client = api_client(db)
-    message = contact_event("add_external_contact", userid="lisi", external=external, created=int(time.time()))
+    message = contact_event(
+        "add_external_contact", userid="lisi", external=external, created=int(time.time())
+    )
     for _ in range(3):  # WeCom retries up to three times, each freshly encrypted and signed
         assert deliver(client, corp, message) == (200, "success")
     assert len(_events(db, corp.workspace_id, "wecom.friend_added")) == 1
@@ -185,7 +212,9 @@ def test_a_retried_callback_changes_nothing(db: Database, corp: Corp, fake: Fake
     assert follows == 1
 
 
-def test_the_customer_deleting_the_staff_member_is_the_churn_alert(db: Database, corp: Corp, fake: FakeWecom) -> None:
+def test_the_customer_deleting_the_staff_member_is_the_churn_alert(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
     external = "wmEXT" + uuid.uuid4().hex[:12]
     fake.add_friend("zhangsan", external)
     client = api_client(db)
@@ -200,17 +229,24 @@ def test_the_customer_deleting_the_staff_member_is_the_churn_alert(db: Database,
     with db.reader() as session:
         follow = session.scalar(select(WecomFollow).where(WecomFollow.external_userid == external))
         assert follow is not None and follow.removed_by == "customer" and follow.removed_at is not None
-        assert wecom.is_friend(session, workspace_id=corp.workspace_id, customer_ids=[churn.customer_id]) == set()
+        assert (
+            wecom.is_friend(session, workspace_id=corp.workspace_id, customer_ids=[churn.customer_id])
+            == set()
+        )
 
 
-def test_the_staff_member_deleting_the_customer_is_recorded_as_such(db: Database, corp: Corp, fake: FakeWecom) -> None:
+def test_the_staff_member_deleting_the_customer_is_recorded_as_such(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
     external = "wmEXT" + uuid.uuid4().hex[:12]
     fake.add_friend("lisi", external)
     client = api_client(db)
     deliver(client, corp, contact_event("add_external_contact", userid="lisi", external=external))
     deliver(client, corp, contact_event("edit_external_contact", userid="lisi", external=external))
     deliver(
-        client, corp, contact_event("del_external_contact", userid="lisi", external=external, Source="DELETE_BY_TRANSFER")
+        client,
+        corp,
+        contact_event("del_external_contact", userid="lisi", external=external, Source="DELETE_BY_TRANSFER"),
     )
     [deleted] = _events(db, corp.workspace_id, "wecom.friend_deleted")
     assert deleted.properties["source"] == "DELETE_BY_TRANSFER"
@@ -228,7 +264,11 @@ def test_group_chat_callbacks_keep_the_group_current(db: Database, corp: Corp, f
         "name": "会员福利群",
         "owner": "zhangsan",
         "create_time": 1_700_000_000,
-        "member_list": [{"userid": "zhangsan", "type": 1}, {"userid": "wmA", "type": 2}, {"userid": "wmB", "type": 2}],
+        "member_list": [
+            {"userid": "zhangsan", "type": 1},
+            {"userid": "wmA", "type": 2},
+            {"userid": "wmB", "type": 2},
+        ],
     }
     client = api_client(db)
     assert deliver(client, corp, chat_event("create", chat_id)) == (200, "success")
@@ -253,7 +293,9 @@ def test_bad_callbacks_are_refused_and_write_nothing(
         status, text = deliver(client, corp, message, crypt=forged)
         assert status == 401 and "msg_signature" in text
     elif problem == "corp":
-        other = MessageCrypt(token=corp.crypt.token, encoding_aes_key=corp.crypt_key(), receive_id="wwothercorp")
+        other = MessageCrypt(
+            token=corp.crypt.token, encoding_aes_key=corp.crypt_key(), receive_id="wwothercorp"
+        )
         status, text = deliver(client, corp, message, crypt=other)
         assert status == 401 and "receiveid" in text
     elif problem == "stale":

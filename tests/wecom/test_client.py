@@ -88,6 +88,8 @@ def test_a_refused_call_names_endpoint_and_errcode(fake: FakeWecom) -> None:
 
 
 def test_no_answer_is_an_error_not_a_hang() -> None:
-    client = WecomClient(corp_id="ww", secret="s", base_url="http://127.0.0.1:9", tokens=TokenCache(), timeout=1)
+    client = WecomClient(
+        corp_id="ww", secret="s", base_url="http://127.0.0.1:9", tokens=TokenCache(), timeout=1
+    )
     with pytest.raises(WecomApiError, match="did not answer"):
         client.access_token()

@@ -96,14 +96,22 @@ def test_round_trip_with_chinese_text(crypt: MessageCrypt) -> None:
 def test_a_wrong_signature_is_refused_with_the_reason(crypt: MessageCrypt) -> None:
     with pytest.raises(CallbackRejected, match="wrong msg_signature") as refused:
         crypt.verify(
-            msg_signature="0" * 40, timestamp=MSG_TIMESTAMP, nonce=MSG_NONCE, encrypt=MSG_ENCRYPT, now=int(MSG_TIMESTAMP)
+            msg_signature="0" * 40,
+            timestamp=MSG_TIMESTAMP,
+            nonce=MSG_NONCE,
+            encrypt=MSG_ENCRYPT,
+            now=int(MSG_TIMESTAMP),
         )
     assert refused.value.status_code == 401
     assert "token" in (refused.value.hint or "")
     # the signature covers the nonce: the right signature with another nonce fails too
     with pytest.raises(CallbackRejected, match="wrong msg_signature"):
         crypt.verify(
-            msg_signature=MSG_SIGNATURE, timestamp=MSG_TIMESTAMP, nonce="1", encrypt=MSG_ENCRYPT, now=int(MSG_TIMESTAMP)
+            msg_signature=MSG_SIGNATURE,
+            timestamp=MSG_TIMESTAMP,
+            nonce="1",
+            encrypt=MSG_ENCRYPT,
+            now=int(MSG_TIMESTAMP),
         )
 
 

@@ -8,8 +8,7 @@ from fastapi.testclient import TestClient
 
 from siyu.auth.models import Role
 from siyu.core.db import Database
-from tests.web.conftest import client, csrf_of, data_dir, live_server, log_in, make_login  # noqa: F401
-from tests.web.test_browser import browser, page  # noqa: F401
+from tests.web.conftest import log_in, make_login
 
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
@@ -25,10 +24,12 @@ def _form(csrf: str, **changes: str) -> dict[str, str]:
     }
 
 
-def test_the_page_in_both_languages_and_saving(client: TestClient, db: Database, workspace_id: int) -> None:  # noqa: F811
+def test_the_page_in_both_languages_and_saving(client: TestClient, db: Database, workspace_id: int) -> None:
     token = log_in(client, make_login(db, workspace_id, Role.OWNER))
     empty = client.get("/wecom")
-    assert empty.status_code == 200 and "企业微信设置" in empty.text and "保存设置后显示回调地址" in empty.text
+    assert (
+        empty.status_code == 200 and "企业微信设置" in empty.text and "保存设置后显示回调地址" in empty.text
+    )
     english = client.get("/wecom", headers={"Accept-Language": "en"})
     assert "WeCom (企业微信) settings" in english.text and "Customer-contact secret" in english.text
     saved = client.post("/wecom", data=_form(token), follow_redirects=False)
@@ -37,11 +38,18 @@ def test_the_page_in_both_languages_and_saving(client: TestClient, db: Database,
     assert "/wecom/callback/" in shown and "ww1436e0e65a779aee" in shown
     assert "page-secret-value" not in shown  # never shown back
     # changing the token without the secret keeps the saved secret
-    assert client.post("/wecom", data=_form(token, secret="", token="Other2"), follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            "/wecom", data=_form(token, secret="", token="Other2"), follow_redirects=False
+        ).status_code
+        == 303
+    )
 
 
 def test_a_refused_form_says_why_and_does_not_echo_the_secret(
-    client: TestClient, db: Database, workspace_id: int  # noqa: F811
+    client: TestClient,
+    db: Database,
+    workspace_id: int,
 ) -> None:
     token = log_in(client, make_login(db, workspace_id, Role.OWNER))
     refused = client.post("/wecom", data=_form(token, encoding_aes_key="tooshort"))
@@ -50,14 +58,14 @@ def test_a_refused_form_says_why_and_does_not_echo_the_secret(
     assert "page-secret-value" not in refused.text
 
 
-def test_only_managers_see_the_page(client: TestClient, db: Database, workspace_id: int) -> None:  # noqa: F811
+def test_only_managers_see_the_page(client: TestClient, db: Database, workspace_id: int) -> None:
     log_in(client, make_login(db, workspace_id, Role.OPERATOR))
     assert client.get("/wecom").status_code == 403
     assert 'href="/wecom"' not in client.get("/overview").text
 
 
 @pytest.mark.browser
-def test_settings_form_in_the_browser(page, live_server: str, db: Database, workspace_id: int) -> None:  # noqa: F811
+def test_settings_form_in_the_browser(page, live_server: str, db: Database, workspace_id: int) -> None:
     who = make_login(db, workspace_id, Role.OWNER)
     page.goto(f"{live_server}/login")
     page.fill("input[name=email]", who.email)

@@ -222,7 +222,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "将此地址填入企业微信「接收事件服务器」的 URL；企业微信会先发起验证请求。",
         "Enter this address as the URL of WeCom's callback server (接收事件服务器); WeCom verifies it first.",
     ),
-    "wecom.callback_after_save": ("保存设置后显示回调地址。", "The callback URL appears once the settings are saved."),
+    "wecom.callback_after_save": (
+        "保存设置后显示回调地址。",
+        "The callback URL appears once the settings are saved.",
+    ),
     "wecom.status": ("同步情况", "What has arrived"),
     "wecom.friends": ("企微好友 (外部联系人)", "WeCom friends (外部联系人)"),
     "wecom.staff": ("成员", "Staff"),

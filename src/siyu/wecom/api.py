@@ -10,9 +10,9 @@ from fastapi.responses import PlainTextResponse
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import NotFound
+from siyu.web.deps import DbSession, require
 from siyu.wecom import service
 from siyu.wecom.schemas import SettingsIn, SettingsOut, StaffIn, StaffOut
-from siyu.web.deps import DbSession, require
 
 router = APIRouter(tags=["wecom"])
 
@@ -23,7 +23,9 @@ def _out(request: Request, view: service.SettingsView) -> SettingsOut:
 
 
 @router.get("/api/wecom/settings", response_model=SettingsOut)
-def get_settings(request: Request, session: DbSession, actor: Actor = require(Permission.MANAGE)) -> SettingsOut:
+def get_settings(
+    request: Request, session: DbSession, actor: Actor = require(Permission.MANAGE)
+) -> SettingsOut:
     view = service.view_settings(session, actor=actor)
     if view is None:
         raise NotFound("WeCom is not set up in this workspace", hint="PUT /api/wecom/settings")

@@ -110,7 +110,9 @@ class WecomClient:
             response = self._http.request(method, path, params=params, json=json)
         except httpx.HTTPError as exc:
             raise WecomApiError(
-                f"WeCom did not answer {path}: {exc}", where=path, hint="check the network and the API address"
+                f"WeCom did not answer {path}: {exc}",
+                where=path,
+                hint="check the network and the API address",
             ) from None
         if response.status_code != 200:
             raise WecomApiError(f"WeCom answered {path} with HTTP {response.status_code}", where=path)
@@ -123,7 +125,9 @@ class WecomClient:
         return body
 
     def _fetch_token(self) -> tuple[str, int]:
-        body = self._send("GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self._secret})
+        body = self._send(
+            "GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self._secret}
+        )
         errcode = int(body.get("errcode", 0))
         if errcode != 0:
             raise WecomApiError(

@@ -152,7 +152,9 @@ class MessageCrypt:
             try:
                 sent_at = int(timestamp)
             except ValueError:
-                raise CallbackRejected(f"timestamp {timestamp!r} is not unix seconds", where="timestamp") from None
+                raise CallbackRejected(
+                    f"timestamp {timestamp!r} is not unix seconds", where="timestamp"
+                ) from None
             current = time.time() if now is None else now
             if abs(current - sent_at) > tolerance_seconds:
                 raise CallbackRejected(

@@ -20,7 +20,9 @@ class WecomSettings(Base):
 
     __tablename__ = "wecom_settings"
 
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
     corp_id: Mapped[str] = mapped_column(String(64))
     secret: Mapped[str] = mapped_column(String(128))
     token: Mapped[str] = mapped_column(String(64))
@@ -91,7 +93,10 @@ class WecomMassMessage(Base):
     """A mass message task (企业群发) created through add_msg_template; staff confirm it in WeCom."""
 
     __tablename__ = "wecom_mass_message"
-    __table_args__ = (UniqueConstraint("workspace_id", "msgid"), UniqueConstraint("workspace_id", "request_key"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "msgid"),
+        UniqueConstraint("workspace_id", "request_key"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
@@ -127,7 +132,10 @@ class WecomContactWay(Base):
     """A contact way (联系我 / 活码) kept in sync with add_contact_way / update_contact_way."""
 
     __tablename__ = "wecom_contact_way"
-    __table_args__ = (UniqueConstraint("workspace_id", "state"), UniqueConstraint("workspace_id", "config_id"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "state"),
+        UniqueConstraint("workspace_id", "config_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
@@ -149,13 +157,18 @@ class WecomMoment(Base):
     """A moments post (朋友圈) created by add_moment_task: its async job, then its moment id."""
 
     __tablename__ = "wecom_moment"
-    __table_args__ = (UniqueConstraint("workspace_id", "jobid"), UniqueConstraint("workspace_id", "request_key"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "jobid"),
+        UniqueConstraint("workspace_id", "request_key"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
     jobid: Mapped[str | None] = mapped_column(String(128))  # None until submitted (a scheduled post)
     request_key: Mapped[str | None] = mapped_column(String(64))
-    job_status: Mapped[int] = mapped_column(Integer, default=0)  # 0 not submitted, 1 started, 2 running, 3 done
+    job_status: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # 0 not submitted, 1 started, 2 running, 3 done
     moment_id: Mapped[str | None] = mapped_column(String(128))
     request: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

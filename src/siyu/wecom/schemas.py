@@ -14,7 +14,8 @@ class SettingsIn(BaseModel):
     encoding_aes_key: str = Field(description="The callback EncodingAESKey set in WeCom (43 characters).")
     agent_id: str | None = Field(None, description="AgentID of the app, if callbacks come from an app.")
     api_base_url: str | None = Field(
-        None, description="WeCom's API address, or a forward proxy on a trusted IP; default qyapi.weixin.qq.com."
+        None,
+        description="WeCom's API address, or a forward proxy on a trusted IP; default qyapi.weixin.qq.com.",
     )
 
 

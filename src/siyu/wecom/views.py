@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import SiyuError
-from siyu.wecom import service as wecom
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render
+from siyu.wecom import service as wecom
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,6 +78,11 @@ def save_settings(
             )
     except SiyuError as error:
         # the secret is never sent back into the page, not even a refused one
-        form = {"corp_id": corp_id, "token": token, "encoding_aes_key": encoding_aes_key, "agent_id": agent_id}
+        form = {
+            "corp_id": corp_id,
+            "token": token,
+            "encoding_aes_key": encoding_aes_key,
+            "agent_id": agent_id,
+        }
         return _page(request, session, actor, error=error, form=form, status_code=error.status_code)
     return RedirectResponse("/wecom?saved=1", status_code=303)

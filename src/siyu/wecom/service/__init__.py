@@ -56,9 +56,9 @@ __all__ = [
     "list_groups",
     "list_staff",
     "map_staff",
-    "overview",
     "mark_tag",
     "moment_staff",
+    "overview",
     "poll_mass_message_results",
     "poll_moment_result",
     "publish_due_moments",
@@ -71,4 +71,5 @@ __all__ = [
     "sync_groups",
     "update_contact_way",
     "verify_url",
+    "view_settings",
 ]

@@ -42,7 +42,9 @@ def _ts(value: Any) -> datetime | None:
 # --- mass messages ---------------------------------------------------------------------------------
 
 
-def _external_userids(session: Session, *, workspace_id: int, customer_ids: list[int], sender: str | None) -> list[str]:
+def _external_userids(
+    session: Session, *, workspace_id: int, customer_ids: list[int], sender: str | None
+) -> list[str]:
     query = select(WecomFollow.external_userid).where(
         WecomFollow.workspace_id == workspace_id,
         WecomFollow.customer_id.in_(customer_ids),
@@ -83,19 +85,27 @@ def send_mass_message(
         if earlier is not None:
             return earlier
     if chat_type not in ("single", "group"):
-        raise ValidationFailed(f"chat_type {chat_type!r}", where="chat_type", hint="single (customers) or group")
+        raise ValidationFailed(
+            f"chat_type {chat_type!r}", where="chat_type", hint="single (customers) or group"
+        )
     body: dict[str, Any] = {"chat_type": chat_type, **message_content(text, attachments)}
     if chat_type == "group":
         if not sender:
-            raise ValidationFailed("a mass message to groups needs its sender", where="sender", hint="a WeCom userid")
+            raise ValidationFailed(
+                "a mass message to groups needs its sender", where="sender", hint="a WeCom userid"
+            )
     else:
         recipients = list(external_userids or [])
         if customer_ids:
-            recipients += _external_userids(session, workspace_id=workspace_id, customer_ids=customer_ids, sender=sender)
+            recipients += _external_userids(
+                session, workspace_id=workspace_id, customer_ids=customer_ids, sender=sender
+            )
         recipients = list(dict.fromkeys(recipients))
         if not recipients:
             raise ValidationFailed(
-                "none of the recipients is a WeCom friend", where="customer_ids", hint="only friends can be reached"
+                "none of the recipients is a WeCom friend",
+                where="customer_ids",
+                hint="only friends can be reached",
             )
         if len(recipients) > MAX_RECIPIENTS:
             raise ValidationFailed(
@@ -130,7 +140,11 @@ def send_mass_message(
         action="wecom.mass_message_created",
         target_type="wecom_mass_message",
         target_id=message.id,
-        detail={"msgid": message.msgid, "chat_type": chat_type, "recipients": len(body.get("external_userid", []))},
+        detail={
+            "msgid": message.msgid,
+            "chat_type": chat_type,
+            "recipients": len(body.get("external_userid", [])),
+        },
     )
     return message
 
@@ -152,7 +166,9 @@ class MassMessageStatus:
     recipients_by_status: dict[int, int]
 
 
-def _upsert_result(session: Session, message: WecomMassMessage, userid: str, recipient: str, row: dict[str, Any]) -> None:
+def _upsert_result(
+    session: Session, message: WecomMassMessage, userid: str, recipient: str, row: dict[str, Any]
+) -> None:
     result = session.scalar(
         select(WecomMassMessageResult).where(
             WecomMassMessageResult.message_id == message.id,
@@ -181,7 +197,8 @@ def poll_mass_message_results(
         cursor = ""
         while True:
             page = wecom.post(
-                "/cgi-bin/externalcontact/get_groupmsg_task", {"msgid": message.msgid, "limit": PAGE, "cursor": cursor}
+                "/cgi-bin/externalcontact/get_groupmsg_task",
+                {"msgid": message.msgid, "limit": PAGE, "cursor": cursor},
             )
             tasks += page.get("task_list") or []
             cursor = page.get("next_cursor") or ""
@@ -206,14 +223,18 @@ def poll_mass_message_results(
             wecom.close()
     message.polled_at = utcnow()
     session.flush()
-    rows = list(session.scalars(select(WecomMassMessageResult).where(WecomMassMessageResult.message_id == message.id)))
+    rows = list(
+        session.scalars(select(WecomMassMessageResult).where(WecomMassMessageResult.message_id == message.id))
+    )
     staff = [r for r in rows if r.recipient == ""]
     by_status: dict[int, int] = {}
     for r in rows:
         if r.recipient:
             by_status[r.status] = by_status.get(r.status, 0) + 1
     return MassMessageStatus(
-        staff_total=len(staff), staff_sent=sum(1 for r in staff if r.status == 1), recipients_by_status=by_status
+        staff_total=len(staff),
+        staff_sent=sum(1 for r in staff if r.status == 1),
+        recipients_by_status=by_status,
     )
 
 
@@ -221,7 +242,11 @@ def poll_mass_message_results(
 
 
 def moment_content(
-    *, text: str | None, image_media_ids: list[str] | None, link: dict[str, str] | None, video_media_id: str | None
+    *,
+    text: str | None,
+    image_media_ids: list[str] | None,
+    link: dict[str, str] | None,
+    video_media_id: str | None,
 ) -> dict[str, Any]:
     """The text and attachments of a moment: up to 9 images, or one link, or one video."""
     images = list(image_media_ids or [])
@@ -231,14 +256,18 @@ def moment_content(
             "a moment carries images, or a link, or a video — not several kinds", where="attachments"
         )
     if len(images) > MAX_MOMENT_IMAGES:
-        raise ValidationFailed(f"{len(images)} images; a moment takes at most {MAX_MOMENT_IMAGES}", where="images")
+        raise ValidationFailed(
+            f"{len(images)} images; a moment takes at most {MAX_MOMENT_IMAGES}", where="images"
+        )
     attachments: list[dict[str, Any]] = [{"msgtype": "image", "image": {"media_id": m}} for m in images]
     if link:
         if not link.get("url", "").startswith(("http://", "https://")) or not link.get("media_id"):
             raise ValidationFailed(
                 "a link needs its url (http/https) and a media_id for its picture", where="link"
             )
-        attachments.append({"msgtype": "link", "link": {k: link[k] for k in ("title", "url", "media_id") if k in link}})
+        attachments.append(
+            {"msgtype": "link", "link": {k: link[k] for k in ("title", "url", "media_id") if k in link}}
+        )
     if video_media_id:
         attachments.append({"msgtype": "video", "video": {"media_id": video_media_id}})
     body: dict[str, Any] = {}
@@ -247,7 +276,9 @@ def moment_content(
     if attachments:
         body["attachments"] = attachments
     if not body:
-        raise ValidationFailed("the moment is empty", where="text", hint="give a text, images, a link or a video")
+        raise ValidationFailed(
+            "the moment is empty", where="text", hint="give a text, images, a link or a video"
+        )
     return body
 
 
@@ -274,11 +305,15 @@ def create_moment(
     """
     if request_key:
         earlier = session.scalar(
-            select(WecomMoment).where(WecomMoment.workspace_id == workspace_id, WecomMoment.request_key == request_key)
+            select(WecomMoment).where(
+                WecomMoment.workspace_id == workspace_id, WecomMoment.request_key == request_key
+            )
         )
         if earlier is not None:
             return earlier
-    body = moment_content(text=text, image_media_ids=image_media_ids, link=link, video_media_id=video_media_id)
+    body = moment_content(
+        text=text, image_media_ids=image_media_ids, link=link, video_media_id=video_media_id
+    )
     visible: dict[str, Any] = {}
     if sender_userids:
         visible["sender_list"] = {"user_list": list(sender_userids)}
@@ -375,7 +410,8 @@ def poll_moment_result(
                 for task in page.get("task_list") or []:
                     row = session.scalar(
                         select(WecomMomentStaff).where(
-                            WecomMomentStaff.moment_id == moment.id, WecomMomentStaff.wecom_userid == task["userid"]
+                            WecomMomentStaff.moment_id == moment.id,
+                            WecomMomentStaff.wecom_userid == task["userid"],
                         )
                     )
                     if row is None:
@@ -402,5 +438,7 @@ def moment_staff(session: Session, *, workspace_id: int, moment_id: int) -> dict
             select(WecomMomentStaff.wecom_userid, WecomMomentStaff.publish_status).where(
                 WecomMomentStaff.moment_id == moment.id
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )

@@ -122,8 +122,20 @@ def receive(
 
 def _dedupe_key(message: dict[str, str]) -> str:
     # the fields that make one event itself; a retry carries the same values (and a new nonce)
-    parts = [message.get(k, "") for k in ("Event", "ChangeType", "UserID", "ExternalUserID", "ChatId",
-                                             "CreateTime", "UpdateDetail", "State", "MsgId")]
+    parts = [
+        message.get(k, "")
+        for k in (
+            "Event",
+            "ChangeType",
+            "UserID",
+            "ExternalUserID",
+            "ChatId",
+            "CreateTime",
+            "UpdateDetail",
+            "State",
+            "MsgId",
+        )
+    ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -140,7 +152,9 @@ def apply_message(session: Session, *, settings: WecomSettings, message: dict[st
     event, change = message.get("Event", message.get("MsgType", "")), message.get("ChangeType", "")
     key = _dedupe_key(message)
     seen = session.scalar(
-        select(WecomCallback.id).where(WecomCallback.workspace_id == workspace_id, WecomCallback.dedupe_key == key)
+        select(WecomCallback.id).where(
+            WecomCallback.workspace_id == workspace_id, WecomCallback.dedupe_key == key
+        )
     )
     if seen is not None:
         return CallbackResult(event=event, change_type=change, duplicate=True)
@@ -172,7 +186,9 @@ def apply_message(session: Session, *, settings: WecomSettings, message: dict[st
 def _lookup_contact(settings: WecomSettings, session: Session, external_userid: str) -> dict[str, Any]:
     """name and unionid of a new contact (externalcontact/get); empty when WeCom does not answer in time."""
     try:
-        with client_for(session, workspace_id=settings.workspace_id, timeout=LOOKUP_TIMEOUT_SECONDS) as client:
+        with client_for(
+            session, workspace_id=settings.workspace_id, timeout=LOOKUP_TIMEOUT_SECONDS
+        ) as client:
             body = client.get("/cgi-bin/externalcontact/get", external_userid=external_userid)
     except WecomApiError as exc:
         log.warning("externalcontact/get failed for a new contact: %s", exc)
@@ -224,7 +240,9 @@ def _follow(session: Session, *, workspace_id: int, userid: str, external_userid
     )
 
 
-def _contact_change(session: Session, *, settings: WecomSettings, message: dict[str, str], key: str) -> int | None:
+def _contact_change(
+    session: Session, *, settings: WecomSettings, message: dict[str, str], key: str
+) -> int | None:
     workspace_id = settings.workspace_id
     change = message.get("ChangeType", "")
     userid, external = message.get("UserID", ""), message.get("ExternalUserID", "")
@@ -244,7 +262,11 @@ def _contact_change(session: Session, *, settings: WecomSettings, message: dict[
                 )
             )
         properties.update(
-            {"state": state, "contact_way_id": way.id if way else None, "channel_id": way.channel_id if way else None}
+            {
+                "state": state,
+                "contact_way_id": way.id if way else None,
+                "channel_id": way.channel_id if way else None,
+            }
         )
         contact = _lookup_contact(settings, session, external) if change == "add_external_contact" else {}
         if contact.get("name"):

@@ -20,8 +20,8 @@ from siyu.wecom.service.settings import client_for
 STATE_MAX = 30  # WeCom: "state … 不超过30个字符"
 REMARK_MAX = 30
 _STATE = re.compile(r"^[A-Za-z0-9_.:-]+$")
-SINGLE, MULTI = 1, 2  # type: one staff member, several
-MINI_PROGRAM, QR_CODE = 1, 2  # scene
+SINGLE, MULTI = 1, 2  # the way's WeCom `type`: one staff member, several
+MINI_PROGRAM, QR_CODE = 1, 2  # its `scene`
 
 
 def check_state(state: str) -> str:
@@ -34,7 +34,8 @@ def check_state(state: str) -> str:
         )
     if not _STATE.match(state):
         raise ValidationFailed(
-            f"{state!r} has characters other than letters, digits and _ . : -", where="state",
+            f"{state!r} has characters other than letters, digits and _ . : -",
+            where="state",
             hint="the state travels back in callbacks; keep it plain",
         )
     return state
@@ -77,10 +78,14 @@ def create_contact_way(
     if len(remark) > REMARK_MAX:
         raise ValidationFailed(f"the remark is longer than {REMARK_MAX} characters", where="remark")
     taken = session.scalar(
-        select(WecomContactWay.id).where(WecomContactWay.workspace_id == workspace_id, WecomContactWay.state == state)
+        select(WecomContactWay.id).where(
+            WecomContactWay.workspace_id == workspace_id, WecomContactWay.state == state
+        )
     )
     if taken is not None:
-        raise Conflict(f"state {state!r} belongs to contact way {taken}", where="state", hint="choose another state")
+        raise Conflict(
+            f"state {state!r} belongs to contact way {taken}", where="state", hint="choose another state"
+        )
     body: dict[str, Any] = {
         "type": type,
         "scene": scene,
@@ -126,7 +131,9 @@ def create_contact_way(
 def get_contact_way(session: Session, *, workspace_id: int, contact_way_id: int) -> WecomContactWay:
     way = session.get(WecomContactWay, contact_way_id)
     if way is None or way.workspace_id != workspace_id or way.deleted_at is not None:
-        raise NotFound(f"contact way {contact_way_id} does not exist in this workspace", where="contact_way_id")
+        raise NotFound(
+            f"contact way {contact_way_id} does not exist in this workspace", where="contact_way_id"
+        )
     return way
 
 
@@ -194,7 +201,12 @@ def update_contact_way(
 
 
 def delete_contact_way(
-    session: Session, *, workspace_id: int, actor_user_id: int | None, contact_way_id: int, client: WecomClient | None = None
+    session: Session,
+    *,
+    workspace_id: int,
+    actor_user_id: int | None,
+    contact_way_id: int,
+    client: WecomClient | None = None,
 ) -> None:
     """Remove a contact way from WeCom (del_contact_way); its row stays, marked deleted, for attribution."""
     way = get_contact_way(session, workspace_id=workspace_id, contact_way_id=contact_way_id)

@@ -57,10 +57,16 @@ class Friend:
 
 
 def friends(
-    session: Session, *, workspace_id: int, customer_ids: Iterable[int] | None = None, wecom_userid: str | None = None
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_ids: Iterable[int] | None = None,
+    wecom_userid: str | None = None,
 ) -> list[Friend]:
     """Current friend relations, of some customers and/or of one staff member."""
-    query = select(WecomFollow).where(WecomFollow.workspace_id == workspace_id, WecomFollow.removed_at.is_(None))
+    query = select(WecomFollow).where(
+        WecomFollow.workspace_id == workspace_id, WecomFollow.removed_at.is_(None)
+    )
     if customer_ids is not None:
         query = query.where(WecomFollow.customer_id.in_(list(customer_ids)))
     if wecom_userid is not None:
@@ -83,14 +89,17 @@ def message_content(text: str | None, attachments: list[dict[str, Any]] | None) 
         body["text"] = {"content": text}
     items = list(attachments or [])
     if len(items) > MAX_ATTACHMENTS:
-        raise ValidationFailed(f"{len(items)} attachments; WeCom takes at most {MAX_ATTACHMENTS}", where="attachments")
+        raise ValidationFailed(
+            f"{len(items)} attachments; WeCom takes at most {MAX_ATTACHMENTS}", where="attachments"
+        )
     for index, item in enumerate(items):
         kind = item.get("msgtype")
         if kind not in ATTACHMENT_KINDS or not isinstance(item.get(kind), dict):
             raise ValidationFailed(
                 f"attachment {index + 1} is not one WeCom knows",
                 where=f"attachments[{index}]",
-                hint='e.g. {"msgtype": "image", "image": {"media_id": "…"}}; kinds: ' + ", ".join(ATTACHMENT_KINDS),
+                hint='e.g. {"msgtype": "image", "image": {"media_id": "…"}}; kinds: '
+                + ", ".join(ATTACHMENT_KINDS),
             )
     if items:
         body["attachments"] = items
@@ -128,7 +137,9 @@ def send_welcome(
     if follow is None:
         raise NotFound(f"{external_userid} is not a friend of {wecom_userid}", where="external_userid")
     if follow.welcome_sent_at is not None:
-        raise Conflict("the welcome message was sent already", where="welcome_code", hint="WeCom takes one per add")
+        raise Conflict(
+            "the welcome message was sent already", where="welcome_code", hint="WeCom takes one per add"
+        )
     if not follow.welcome_code:
         raise Conflict(
             "the add event brought no welcome code",
@@ -181,7 +192,9 @@ def sync_corp_tags(session: Session, *, actor: Actor, client: WecomClient | None
             client.close()
     known = {
         row.wecom_tag_id: row
-        for row in session.scalars(select(WecomCorpTag).where(WecomCorpTag.workspace_id == actor.workspace_id))
+        for row in session.scalars(
+            select(WecomCorpTag).where(WecomCorpTag.workspace_id == actor.workspace_id)
+        )
     }
     group_ids: dict[str, int] = {}
     tag_ids: dict[tuple[str, str], int] = {}
@@ -250,7 +263,9 @@ def mark_tag(
                 WecomCorpTag.tag_id.in_(wanted),
                 WecomCorpTag.deleted.is_(False),
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     missing = [t for t in wanted if t not in mapping]
     if missing:

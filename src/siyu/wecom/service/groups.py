@@ -30,7 +30,9 @@ class GroupSync:
 
 def _group(session: Session, *, workspace_id: int, chat_id: str) -> WecomGroupChat | None:
     return session.scalar(
-        select(WecomGroupChat).where(WecomGroupChat.workspace_id == workspace_id, WecomGroupChat.chat_id == chat_id)
+        select(WecomGroupChat).where(
+            WecomGroupChat.workspace_id == workspace_id, WecomGroupChat.chat_id == chat_id
+        )
     )
 
 
@@ -48,7 +50,11 @@ def _store(session: Session, *, workspace_id: int, chat: dict[str, Any], status:
     row.member_count = len(members)
     row.external_member_count = sum(1 for m in members if m.get("type") == EXTERNAL_MEMBER)
     row.members = [
-        {k: m.get(k) for k in ("userid", "type", "join_time", "join_scene", "unionid") if m.get(k) is not None}
+        {
+            k: m.get(k)
+            for k in ("userid", "type", "join_time", "join_scene", "unionid")
+            if m.get(k) is not None
+        }
         for m in members
     ]
     if chat.get("create_time"):
@@ -74,12 +80,16 @@ def sync_groups(session: Session, *, workspace_id: int, client: WecomClient | No
         cursor = ""
         while True:
             body = client.post(
-                "/cgi-bin/externalcontact/groupchat/list", {"status_filter": 0, "cursor": cursor, "limit": PAGE}
+                "/cgi-bin/externalcontact/groupchat/list",
+                {"status_filter": 0, "cursor": cursor, "limit": PAGE},
             )
             for item in body.get("group_chat_list") or []:
                 seen += 1
                 created += _store(
-                    session, workspace_id=workspace_id, chat=_fetch(client, item["chat_id"]), status=item.get("status", 0)
+                    session,
+                    workspace_id=workspace_id,
+                    chat=_fetch(client, item["chat_id"]),
+                    status=item.get("status", 0),
                 )
             cursor = body.get("next_cursor") or ""
             if not cursor:
@@ -113,6 +123,8 @@ def apply_chat_change(session: Session, *, settings: WecomSettings, message: dic
 def list_groups(session: Session, *, workspace_id: int) -> list[WecomGroupChat]:
     return list(
         session.scalars(
-            select(WecomGroupChat).where(WecomGroupChat.workspace_id == workspace_id).order_by(WecomGroupChat.name)
+            select(WecomGroupChat)
+            .where(WecomGroupChat.workspace_id == workspace_id)
+            .order_by(WecomGroupChat.name)
         )
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -83,7 +84,9 @@ def save_settings(
     corp_id, token, encoding_aes_key = corp_id.strip(), token.strip(), encoding_aes_key.strip()
     if not _CORP_ID.match(corp_id):
         raise ValidationFailed(
-            f"{corp_id!r} is not a corp id", where="corp_id", hint="我的企业 → 企业信息 → 企业ID, e.g. ww1436e0e65a779aee"
+            f"{corp_id!r} is not a corp id",
+            where="corp_id",
+            hint="我的企业 → 企业信息 → 企业ID, e.g. ww1436e0e65a779aee",
         )
     if not _TOKEN.match(token):
         raise ValidationFailed(
@@ -98,7 +101,9 @@ def save_settings(
     if row is None:
         if not secret:
             raise ValidationFailed(
-                "the secret is missing", where="secret", hint="客户联系 → API → Secret (the customer-contact secret)"
+                "the secret is missing",
+                where="secret",
+                hint="客户联系 → API → Secret (the customer-contact secret)",
             )
         row = WecomSettings(
             workspace_id=actor.workspace_id, callback_key=secrets.token_urlsafe(24), created_at=utcnow()
@@ -136,7 +141,9 @@ def save_settings(
 def settings_for_callback(session: Session, *, callback_key: str) -> WecomSettings:
     row = session.scalar(select(WecomSettings).where(WecomSettings.callback_key == callback_key))
     if row is None:
-        raise NotFound("no WeCom callback at this address", where="callback_key", hint="copy the URL from settings")
+        raise NotFound(
+            "no WeCom callback at this address", where="callback_key", hint="copy the URL from settings"
+        )
     return row
 
 
@@ -153,14 +160,20 @@ def client_for(session: Session, *, workspace_id: int, timeout: float = 10.0) ->
 # --- staff ------------------------------------------------------------------------------------------
 
 
-def ensure_staff(session: Session, *, workspace_id: int, wecom_userid: str, name: str | None = None) -> WecomStaff:
+def ensure_staff(
+    session: Session, *, workspace_id: int, wecom_userid: str, name: str | None = None
+) -> WecomStaff:
     """The staff row of a WeCom userid (created when first seen, e.g. in a callback)."""
     staff = session.scalar(
-        select(WecomStaff).where(WecomStaff.workspace_id == workspace_id, WecomStaff.wecom_userid == wecom_userid)
+        select(WecomStaff).where(
+            WecomStaff.workspace_id == workspace_id, WecomStaff.wecom_userid == wecom_userid
+        )
     )
     if staff is None:
         with session.begin_nested():
-            staff = WecomStaff(workspace_id=workspace_id, wecom_userid=wecom_userid, name=name or "", created_at=utcnow())
+            staff = WecomStaff(
+                workspace_id=workspace_id, wecom_userid=wecom_userid, name=name or "", created_at=utcnow()
+            )
             session.add(staff)
     elif name and staff.name != name:
         staff.name = name
@@ -195,7 +208,9 @@ def map_staff(session: Session, *, actor: Actor, wecom_userid: str, user_id: int
 def list_staff(session: Session, *, workspace_id: int) -> list[WecomStaff]:
     return list(
         session.scalars(
-            select(WecomStaff).where(WecomStaff.workspace_id == workspace_id).order_by(WecomStaff.wecom_userid)
+            select(WecomStaff)
+            .where(WecomStaff.workspace_id == workspace_id)
+            .order_by(WecomStaff.wecom_userid)
         )
     )
 
@@ -223,13 +238,25 @@ class Overview:
 
 
 def overview(session: Session, *, workspace_id: int) -> Overview:
-    def count(model: type, *conditions: object) -> int:
-        statement = select(func.count()).select_from(model).where(model.workspace_id == workspace_id, *conditions)  # type: ignore[attr-defined]
+    def count(statement: Any) -> int:
         return int(session.scalar(statement) or 0)
 
+    rows = select(func.count())
     return Overview(
-        friends=count(WecomFollow, WecomFollow.removed_at.is_(None)),
-        staff=count(WecomStaff),
-        contact_ways=count(WecomContactWay, WecomContactWay.deleted_at.is_(None)),
-        groups=count(WecomGroupChat, WecomGroupChat.dismissed_at.is_(None)),
+        friends=count(
+            rows.select_from(WecomFollow).where(
+                WecomFollow.workspace_id == workspace_id, WecomFollow.removed_at.is_(None)
+            )
+        ),
+        staff=count(rows.select_from(WecomStaff).where(WecomStaff.workspace_id == workspace_id)),
+        contact_ways=count(
+            rows.select_from(WecomContactWay).where(
+                WecomContactWay.workspace_id == workspace_id, WecomContactWay.deleted_at.is_(None)
+            )
+        ),
+        groups=count(
+            rows.select_from(WecomGroupChat).where(
+                WecomGroupChat.workspace_id == workspace_id, WecomGroupChat.dismissed_at.is_(None)
+            )
+        ),
     )
