@@ -442,3 +442,24 @@ def moment_staff(session: Session, *, workspace_id: int, moment_id: int) -> dict
         .tuples()
         .all()
     )
+
+
+def open_tasks(session: Session, *, workspace_id: int, since: datetime) -> tuple[list[int], list[int]]:
+    """(mass message ids created since `since`, moment ids submitted but not done): what polling follows."""
+    messages = list(
+        session.scalars(
+            select(WecomMassMessage.id).where(
+                WecomMassMessage.workspace_id == workspace_id, WecomMassMessage.created_at >= since
+            )
+        )
+    )
+    moments = list(
+        session.scalars(
+            select(WecomMoment.id).where(
+                WecomMoment.workspace_id == workspace_id,
+                WecomMoment.jobid.is_not(None),
+                WecomMoment.created_at >= since,
+            )
+        )
+    )
+    return messages, moments
