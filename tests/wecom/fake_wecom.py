@@ -125,8 +125,9 @@ def _add_msg_template(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any])
             for user in staff[:1]:
                 recipients.setdefault(user, []).append(external)
     else:
+        wanted = body.get("chat_id_list")
         for chat_id, chat in fake.group_chats.items():
-            if chat["owner"] == sender:
+            if chat["owner"] == sender and (not wanted or chat_id in wanted):
                 recipients.setdefault(sender, []).append(chat_id)
     msgid = "msg" + uuid.uuid4().hex
     fake.mass_messages[msgid] = {"chat_type": chat_type, "recipients": recipients, "sent": set()}

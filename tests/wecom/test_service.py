@@ -207,6 +207,7 @@ def test_mass_message_to_friends_with_its_results(db: Database, corp: Corp, fake
 
 def test_mass_message_to_groups_needs_a_sender(db: Database, corp: Corp, fake: FakeWecom) -> None:
     fake.group_chats["wrG1"] = {"name": "群", "owner": "lisi", "member_list": []}
+    fake.group_chats["wrG2"] = {"name": "群二", "owner": "lisi", "member_list": []}
     with db.transaction() as session:
         with pytest.raises(ValidationFailed, match="sender"):
             wecom.send_mass_message(
@@ -219,7 +220,9 @@ def test_mass_message_to_groups_needs_a_sender(db: Database, corp: Corp, fake: F
             chat_type="group",
             text="群发",
             sender="lisi",
+            chat_ids=["wrG2"],
         )
+        assert message.request["chat_id_list"] == ["wrG2"]
         fake.mass_messages[message.msgid]["sent"].add("lisi")
         status = wecom.poll_mass_message_results(
             session, workspace_id=corp.workspace_id, message_id=message.id
@@ -253,7 +256,18 @@ def test_mass_message_refuses_what_wecom_would(db: Database, corp: Corp) -> None
 def test_a_moment_job_and_each_staff_members_publish_status(
     db: Database, corp: Corp, fake: FakeWecom
 ) -> None:
+    fake.corp_tags = [{"group_id": "etG", "group_name": "会员", "tag": [{"id": "etVIP", "name": "VIP"}]}]
     with db.transaction() as session:
+        wecom.sync_corp_tags(session, actor=corp.owner.actor)
+        [vip] = [
+            tag_id
+            for tag_id, group, name in tags.tag_names(session, workspace_id=corp.workspace_id)
+            if name == "VIP"
+        ]
+        with pytest.raises(NotFound, match="not WeCom corp tags"):
+            wecom.create_moment(
+                session, workspace_id=corp.workspace_id, actor_user_id=None, text="x", visible_tag_ids=[-5]
+            )
         moment = wecom.create_moment(
             session,
             workspace_id=corp.workspace_id,
@@ -261,7 +275,7 @@ def test_a_moment_job_and_each_staff_members_publish_status(
             text="秋季新品",
             image_media_ids=["m1", "m2"],
             sender_userids=["zhangsan", "lisi", "gone"],
-            visible_tag_ids=["etVIP"],
+            visible_tag_ids=[vip],
         )
         moment_id = moment.id
         assert moment.jobid and moment.request["visible_range"]["external_contact_list"] == {

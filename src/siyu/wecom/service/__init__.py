@@ -25,7 +25,15 @@ from siyu.wecom.service.contact_ways import (
     list_contact_ways,
     update_contact_way,
 )
-from siyu.wecom.service.contacts import Friend, friends, is_friend, mark_tag, send_welcome, sync_corp_tags
+from siyu.wecom.service.contacts import (
+    Friend,
+    friends,
+    is_friend,
+    mark_tag,
+    send_welcome,
+    sync_corp_tags,
+    wecom_tag_ids,
+)
 from siyu.wecom.service.groups import list_groups, sync_groups
 from siyu.wecom.service.settings import (
     SettingsView,
@@ -74,4 +82,5 @@ __all__ = [
     "update_contact_way",
     "verify_url",
     "view_settings",
+    "wecom_tag_ids",
 ]

@@ -22,10 +22,11 @@ from siyu.wecom.models import (
     WecomMoment,
     WecomMomentStaff,
 )
-from siyu.wecom.service.contacts import message_content
+from siyu.wecom.service.contacts import message_content, wecom_tag_ids
 from siyu.wecom.service.settings import client_for
 
 MAX_RECIPIENTS = 10000  # add_msg_template takes at most 10000 external_userid per call
+MAX_CHATS = 2000  # and at most 2000 chat_id_list entries
 MAX_MOMENT_IMAGES = 9
 PAGE = 1000
 JOB_DONE = 3
@@ -66,13 +67,14 @@ def send_mass_message(
     customer_ids: list[int] | None = None,
     external_userids: list[str] | None = None,
     sender: str | None = None,
+    chat_ids: list[str] | None = None,
     request_key: str | None = None,
     client: WecomClient | None = None,
 ) -> WecomMassMessage:
     """Create a mass message task (add_msg_template) and record it with its msgid and fail_list.
 
     `single`: to customers, named by siyu id (sent to those who are WeCom friends) or by external
-    userid; `group`: to the customer groups `sender` owns. Staff then confirm it in WeCom; poll the
+    userid; `group`: to the customer groups `sender` owns (all, or those of `chat_ids`). Staff then confirm it in WeCom; poll the
     results with `poll_mass_message_results`. With `request_key`, a retried call returns the task
     created the first time instead of creating a second one.
     """
@@ -94,6 +96,12 @@ def send_mass_message(
             raise ValidationFailed(
                 "a mass message to groups needs its sender", where="sender", hint="a WeCom userid"
             )
+        if chat_ids:
+            if len(chat_ids) > MAX_CHATS:
+                raise ValidationFailed(
+                    f"{len(chat_ids)} groups; WeCom takes {MAX_CHATS} per task", where="chat_ids"
+                )
+            body["chat_id_list"] = list(dict.fromkeys(chat_ids))
     else:
         recipients = list(external_userids or [])
         if customer_ids:
@@ -292,13 +300,14 @@ def create_moment(
     link: dict[str, str] | None = None,
     video_media_id: str | None = None,
     sender_userids: list[str] | None = None,
-    visible_tag_ids: list[str] | None = None,
+    visible_tag_ids: list[int] | None = None,
     scheduled_for: datetime | None = None,
     request_key: str | None = None,
     now: datetime | None = None,
     client: WecomClient | None = None,
 ) -> WecomMoment:
-    """A moments post for the staff to publish, visible to customers with the given WeCom corp tags.
+    """A moments post for the staff to publish, visible to the customers carrying the given tags (siyu
+    tag ids of synced WeCom corp tags).
 
     Submitted now (add_moment_task → jobid), or kept until `scheduled_for` and submitted by
     `publish_due_moments`. Poll the job with `poll_moment_result`.
@@ -318,7 +327,10 @@ def create_moment(
     if sender_userids:
         visible["sender_list"] = {"user_list": list(sender_userids)}
     if visible_tag_ids:
-        visible["external_contact_list"] = {"tag_list": list(visible_tag_ids)}
+        mapping = wecom_tag_ids(
+            session, workspace_id=workspace_id, tag_ids=visible_tag_ids, where="visible_tag_ids"
+        )
+        visible["external_contact_list"] = {"tag_list": [mapping[t] for t in visible_tag_ids]}
     if visible:
         body["visible_range"] = visible
     current = now or utcnow()

@@ -43,7 +43,6 @@ def is_friend(session: Session, *, workspace_id: int, customer_ids: Iterable[int
                 )
             )
         )
-    found.discard(None)  # type: ignore[arg-type]
     return found
 
 
@@ -242,6 +241,29 @@ def sync_corp_tags(session: Session, *, actor: Actor, client: WecomClient | None
     return TagSync(groups=len(groups), tags=count, created=created)
 
 
+def wecom_tag_ids(session: Session, *, workspace_id: int, tag_ids: list[int], where: str) -> dict[int, str]:
+    """The WeCom corp tag id of each siyu tag id (NotFound naming those that came from no WeCom tag)."""
+    mapping = dict(
+        session.execute(
+            select(WecomCorpTag.tag_id, WecomCorpTag.wecom_tag_id).where(
+                WecomCorpTag.workspace_id == workspace_id,
+                WecomCorpTag.tag_id.in_(tag_ids),
+                WecomCorpTag.deleted.is_(False),
+            )
+        )
+        .tuples()
+        .all()
+    )
+    missing = [t for t in tag_ids if t not in mapping]
+    if missing:
+        raise NotFound(
+            f"tags {missing} are not WeCom corp tags",
+            where=where,
+            hint="sync the corp tags first (siyu wecom sync); only tags that came from WeCom exist there",
+        )
+    return {t: w for t, w in mapping.items() if t is not None}
+
+
 def mark_tag(
     session: Session,
     *,
@@ -256,24 +278,7 @@ def mark_tag(
     wanted = list(add_tag_ids or []) + list(remove_tag_ids or [])
     if not wanted:
         raise ValidationFailed("no tags to add or remove", where="add_tag_ids")
-    mapping = dict(
-        session.execute(
-            select(WecomCorpTag.tag_id, WecomCorpTag.wecom_tag_id).where(
-                WecomCorpTag.workspace_id == workspace_id,
-                WecomCorpTag.tag_id.in_(wanted),
-                WecomCorpTag.deleted.is_(False),
-            )
-        )
-        .tuples()
-        .all()
-    )
-    missing = [t for t in wanted if t not in mapping]
-    if missing:
-        raise NotFound(
-            f"tags {missing} are not WeCom corp tags",
-            where="add_tag_ids",
-            hint="sync the corp tags first; only tags that came from WeCom can be marked there",
-        )
+    mapping = wecom_tag_ids(session, workspace_id=workspace_id, tag_ids=wanted, where="add_tag_ids")
     body = {
         "userid": wecom_userid,
         "external_userid": external_userid,
