@@ -3,6 +3,7 @@ app, into customers, events, friend relations and domain events; retries change 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -210,6 +211,28 @@ def test_a_retried_callback_changes_nothing(db: Database, corp: Corp, fake: Fake
             select(func.count()).select_from(WecomFollow).where(WecomFollow.workspace_id == corp.workspace_id)
         )
     assert follows == 1
+
+
+def test_the_same_callback_delivered_at_once_is_applied_once(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    external = "wmEXT" + uuid.uuid4().hex[:12]
+    fake.add_friend("zhangsan", external)
+    message = contact_event("add_external_contact", userid="zhangsan", external=external)
+    answers: list[tuple[int, str]] = []
+
+    def send() -> None:
+        with api_client(db) as client:
+            answers.append(deliver(client, corp, message))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(200, "success")] * 4
+    assert len(_events(db, corp.workspace_id, "wecom.friend_added")) == 1
+    assert len(_domain(db, corp.workspace_id, "wecom.friend_added")) == 1
 
 
 def test_the_customer_deleting_the_staff_member_is_the_churn_alert(

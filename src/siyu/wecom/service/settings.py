@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
@@ -164,17 +165,19 @@ def ensure_staff(
     session: Session, *, workspace_id: int, wecom_userid: str, name: str | None = None
 ) -> WecomStaff:
     """The staff row of a WeCom userid (created when first seen, e.g. in a callback)."""
-    staff = session.scalar(
-        select(WecomStaff).where(
-            WecomStaff.workspace_id == workspace_id, WecomStaff.wecom_userid == wecom_userid
-        )
+    query = select(WecomStaff).where(
+        WecomStaff.workspace_id == workspace_id, WecomStaff.wecom_userid == wecom_userid
     )
+    staff = session.scalar(query)
     if staff is None:
-        with session.begin_nested():
-            staff = WecomStaff(
-                workspace_id=workspace_id, wecom_userid=wecom_userid, name=name or "", created_at=utcnow()
-            )
-            session.add(staff)
+        try:
+            with session.begin_nested():
+                staff = WecomStaff(
+                    workspace_id=workspace_id, wecom_userid=wecom_userid, name=name or "", created_at=utcnow()
+                )
+                session.add(staff)
+        except IntegrityError:  # two callbacks about a new staff member at once: the other one added it
+            staff = session.scalars(query).one()
     elif name and staff.name != name:
         staff.name = name
     return staff
