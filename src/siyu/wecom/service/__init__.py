@@ -7,14 +7,8 @@ workspace's own. They land their rows in the caller's transaction and never comm
 
 from siyu.wecom.service.broadcasts import (
     MassMessageStatus,
-    create_moment,
     get_mass_message,
-    get_moment,
-    moment_staff,
-    open_tasks,
     poll_mass_message_results,
-    poll_moment_result,
-    publish_due_moments,
     send_mass_message,
 )
 from siyu.wecom.service.callbacks import CallbackResult, apply_message, receive, verify_url
@@ -35,6 +29,14 @@ from siyu.wecom.service.contacts import (
     wecom_tag_ids,
 )
 from siyu.wecom.service.groups import list_groups, sync_groups
+from siyu.wecom.service.moments import (
+    create_moment,
+    get_moment,
+    moment_staff,
+    open_tasks,
+    poll_moment_result,
+    publish_due_moments,
+)
 from siyu.wecom.service.settings import (
     SettingsView,
     client_for,

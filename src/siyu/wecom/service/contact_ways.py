@@ -15,7 +15,7 @@ from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.wecom.client import WecomClient
 from siyu.wecom.models import WecomContactWay
-from siyu.wecom.service.settings import client_for
+from siyu.wecom.service.settings import wecom_client
 
 STATE_MAX = 30  # WeCom: "state … 不超过30个字符"
 REMARK_MAX = 30
@@ -50,10 +50,6 @@ def _users(users: list[str], type_: int) -> list[str]:
     if len(users) > 100:
         raise ValidationFailed("a contact way takes at most 100 staff", where="users")
     return users
-
-
-def _client(session: Session, workspace_id: int, client: WecomClient | None) -> tuple[WecomClient, bool]:
-    return (client, False) if client is not None else (client_for(session, workspace_id=workspace_id), True)
 
 
 def create_contact_way(
@@ -94,7 +90,7 @@ def create_contact_way(
         "state": state,
         "user": users,
     }
-    wecom, own = _client(session, workspace_id, client)
+    wecom, own = wecom_client(session, workspace_id, client)
     try:
         answer = wecom.post("/cgi-bin/externalcontact/add_contact_way", body)
     finally:
@@ -172,7 +168,7 @@ def update_contact_way(
         body["remark"] = remark
     if skip_verify is not None:
         body["skip_verify"] = skip_verify
-    wecom, own = _client(session, workspace_id, client)
+    wecom, own = wecom_client(session, workspace_id, client)
     try:
         wecom.post("/cgi-bin/externalcontact/update_contact_way", body)
     finally:
@@ -210,7 +206,7 @@ def delete_contact_way(
 ) -> None:
     """Remove a contact way from WeCom (del_contact_way); its row stays, marked deleted, for attribution."""
     way = get_contact_way(session, workspace_id=workspace_id, contact_way_id=contact_way_id)
-    wecom, own = _client(session, workspace_id, client)
+    wecom, own = wecom_client(session, workspace_id, client)
     try:
         wecom.post("/cgi-bin/externalcontact/del_contact_way", {"config_id": way.config_id})
     finally:
