@@ -453,3 +453,30 @@ def test_groups_sync_page_by_page(db: Database, corp: Corp, fake: FakeWecom) -> 
             for g in wecom.list_groups(session, workspace_id=corp.workspace_id)
         }
     assert synced == {"wrSYNC0": 0, "wrSYNC1": 1, "wrSYNC2": 2}
+
+
+def test_a_merged_friend_counts_for_the_survivor_once_relinked(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    from siyu.customers import identity
+    from tests.factories import make_customer
+
+    _, friend_id = befriend(db, corp, fake)
+    with db.transaction() as session:
+        survivor = make_customer(session, workspace_id=corp.workspace_id, name="会员")
+        identity.merge_customers(
+            session,
+            workspace_id=corp.workspace_id,
+            survivor_id=survivor.id,
+            merged_id=friend_id,
+            reason="same person",
+            actor_user_id=None,
+        )
+        survivor_id = survivor.id
+    with db.transaction() as session:
+        assert wecom.is_friend(session, workspace_id=corp.workspace_id, customer_ids=[survivor_id]) == set()
+        assert wecom.relink_follows(session, workspace_id=corp.workspace_id) == 1
+        assert wecom.is_friend(session, workspace_id=corp.workspace_id, customer_ids=[survivor_id]) == {
+            survivor_id
+        }
+        assert wecom.relink_follows(session, workspace_id=corp.workspace_id) == 0

@@ -58,6 +58,7 @@ def poll_command(
     typer.echo(
         json.dumps(
             {
+                "follows_relinked": result.follows_relinked,
                 "moments_submitted": result.moments_submitted,
                 "messages_polled": result.messages_polled,
                 "moments_polled": result.moments_polled,

@@ -21,6 +21,7 @@ FOLLOW_FOR = timedelta(days=3)  # staff confirm a mass message or moment within 
 class Round:
     """What one round did, and what WeCom refused (item, reason)."""
 
+    follows_relinked: int = 0
     moments_submitted: int = 0
     messages_polled: int = 0
     moments_polled: int = 0
@@ -28,9 +29,12 @@ class Round:
 
 
 def run_round(db: Database, *, workspace_id: int, now: datetime | None = None) -> Round:
-    """One round for a workspace: due moments submitted, open mass messages and moments polled."""
+    """One round for a workspace: friend relations relinked after merges, due moments submitted, open
+    mass messages and moments polled."""
     current = now or utcnow()
     result = Round()
+    with db.transaction() as session:
+        result.follows_relinked = wecom.relink_follows(session, workspace_id=workspace_id)
     try:
         with db.transaction() as session:
             result.moments_submitted = len(

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.auth.service import Actor
+from siyu.auth.service import Actor, Role
 from siyu.core import audit
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
+from siyu.customers import service as customers
 from siyu.tags import service as tags
 from siyu.wecom.client import WecomClient
 from siyu.wecom.models import WecomCorpTag, WecomFollow
@@ -30,7 +31,10 @@ _CHUNK = 1000
 
 
 def is_friend(session: Session, *, workspace_id: int, customer_ids: Iterable[int]) -> set[int]:
-    """The customers among `customer_ids` that at least one staff member has as a WeCom friend now."""
+    """The customers among `customer_ids` that at least one staff member has as a WeCom friend now.
+
+    After a merge, the survivor counts once `relink_follows` has run (each `siyu wecom poll` round).
+    """
     ids = list(dict.fromkeys(customer_ids))
     found: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
@@ -44,6 +48,35 @@ def is_friend(session: Session, *, workspace_id: int, customer_ids: Iterable[int
             )
         )
     return found
+
+
+def relink_follows(session: Session, *, workspace_id: int) -> int:
+    """Point friend relations whose customer was merged away at the customer that now holds their
+    external userid (a merge moves identities, not this package's rows); the number relinked."""
+    stale = list(
+        session.scalars(
+            select(WecomFollow).where(
+                WecomFollow.workspace_id == workspace_id,
+                WecomFollow.customer_id.is_not(None),
+                WecomFollow.customer_id.not_in(customers.live_customer_ids(workspace_id)),
+            )
+        )
+    )
+    if not stale:
+        return 0
+    # the integration reads as the workspace itself: no member is acting, and no customer is hidden
+    system = Actor(user_id=0, workspace_id=workspace_id, role=Role.OWNER, display_name="WeCom", via="system")
+    holders, _missing = customers.customer_ids_by_identity(
+        session, actor=system, kind="wecom_external_userid", values=[f.external_userid for f in stale]
+    )
+    relinked = 0
+    for follow in stale:
+        holder = holders.get(follow.external_userid)
+        if holder is not None and holder != follow.customer_id:
+            follow.customer_id = holder
+            relinked += 1
+    session.flush()
+    return relinked
 
 
 @dataclass(frozen=True)
