@@ -68,6 +68,15 @@ def test_settings_api_never_shows_the_secret_and_keeps_it_when_left_empty(
             api.post("/cgi-bin/externalcontact/groupchat/list", {"limit": 1})  # the kept secret still works
         audits = list(session.scalars(select(AuditEntry).where(AuditEntry.workspace_id == corp.workspace_id)))
     assert all(fake.secret not in str(a.detail) for a in audits)
+    with db.transaction() as session:  # as the settings page saves: no API address given
+        kept = wecom.save_settings(
+            session,
+            actor=corp.owner.actor,
+            corp_id=fake.corp_id,
+            token="PageTok1",
+            encoding_aes_key=corp.crypt_key(),
+        )
+    assert kept.api_base_url == fake.url and kept.has_secret
     bad = client.put(
         "/api/wecom/settings", json={**body, "encoding_aes_key": "short"}, headers=corp.owner.headers
     )

@@ -37,7 +37,7 @@ def test_the_page_in_both_languages_and_saving(client: TestClient, db: Database,
     shown = client.get("/wecom?saved=1").text
     assert "/wecom/callback/" in shown and "ww1436e0e65a779aee" in shown
     assert "page-secret-value" not in shown  # never shown back
-    # changing the token without the secret keeps the saved secret
+    # changing the token without the secret keeps the saved secret (and the API address set by the API)
     assert (
         client.post(
             "/wecom", data=_form(token, secret="", token="Other2"), follow_redirects=False

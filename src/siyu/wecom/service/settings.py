@@ -80,7 +80,8 @@ def save_settings(
     agent_id: str | None = None,
     api_base_url: str | None = None,
 ) -> SettingsView:
-    """Enter or change the settings; an empty `secret` keeps the saved one (it is never shown back)."""
+    """Enter or change the settings; an empty `secret` keeps the saved one (it is never shown back), and
+    `api_base_url=None` the saved API address ("" sets WeCom's own again)."""
     actor.require(Permission.MANAGE)
     corp_id, token, encoding_aes_key = corp_id.strip(), token.strip(), encoding_aes_key.strip()
     if not _CORP_ID.match(corp_id):
@@ -94,10 +95,17 @@ def save_settings(
             "the token must be 1 to 32 English letters and digits", where="token", hint="generate it in WeCom"
         )
     aes_key(encoding_aes_key)
-    base = (api_base_url or "").strip().rstrip("/") or DEFAULT_BASE_URL
-    if not base.startswith(("https://", "http://")):
-        raise ValidationFailed(f"{base!r} is not an http(s) address", where="api_base_url")
     row = session.get(WecomSettings, actor.workspace_id)
+    if api_base_url is None:  # not given: keep the saved address (a proxy set once stays set)
+        base = row.api_base_url if row is not None else DEFAULT_BASE_URL
+    else:
+        base = api_base_url.strip().rstrip("/") or DEFAULT_BASE_URL
+    if not base.startswith(("https://", "http://")):
+        raise ValidationFailed(
+            f"{base!r} is not an http(s) address",
+            where="api_base_url",
+            hint="e.g. https://qyapi.weixin.qq.com",
+        )
     secret = (secret or "").strip()
     if row is None:
         if not secret:
