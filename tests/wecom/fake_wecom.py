@@ -362,11 +362,17 @@ def _handler(fake: FakeWecom) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # the default listen backlog (5) refuses connections when a test makes twenty calls at once
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @contextmanager
 def running(fake: FakeWecom | None = None) -> Iterator[FakeWecom]:
     """The fake WeCom serving on a free local port (fake.url) until the block ends."""
     fake = fake or FakeWecom()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = _Server(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

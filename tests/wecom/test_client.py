@@ -39,7 +39,7 @@ def test_twenty_concurrent_calls_fetch_one_token(fake: FakeWecom) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
+    assert not errors, errors
     assert fake.count("/cgi-bin/gettoken") == 1
     assert tokens.fetches == 1
     assert len(set(answers)) == 1 and fake.count(GROUPS) == 20
