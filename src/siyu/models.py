@@ -15,6 +15,19 @@ from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
 from siyu.tags.models import CustomerTag, Tag, TagGroup
+from siyu.wecom.models import (
+    WecomCallback,
+    WecomContactWay,
+    WecomCorpTag,
+    WecomFollow,
+    WecomGroupChat,
+    WecomMassMessage,
+    WecomMassMessageResult,
+    WecomMoment,
+    WecomMomentStaff,
+    WecomSettings,
+    WecomStaff,
+)
 from siyu.workspaces.models import Workspace
 
 __all__ = [
@@ -50,5 +63,16 @@ __all__ = [
     "Tag",
     "TagGroup",
     "User",
+    "WecomCallback",
+    "WecomContactWay",
+    "WecomCorpTag",
+    "WecomFollow",
+    "WecomGroupChat",
+    "WecomMassMessage",
+    "WecomMassMessageResult",
+    "WecomMoment",
+    "WecomMomentStaff",
+    "WecomSettings",
+    "WecomStaff",
     "Workspace",
 ]

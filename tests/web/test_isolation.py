@@ -31,6 +31,7 @@ from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
 from siyu.segments import service as segments
 from siyu.tags import service as tags
+from siyu.wecom import service as wecom
 from siyu.workspaces import service as workspaces
 from tests.factories import (
     Member,
@@ -56,6 +57,8 @@ PUBLIC = {
     "/workspace": "switcher: refuses non-members (auth.actor_for), tested with the web shell",
     "/api/hooks/{workspace_slug}/{kind}": "signed by the workspace secret: test_webhook_secret_is_per_workspace",
     "/api/imports/{kind}": "writes only into the caller's workspace: test_import_never_attaches_to_other_workspace",
+    "/wecom/callback/{callback_key}": "WeCom's callback, signed and encrypted with the workspace's own token and "
+    "key: tests/wecom/test_callbacks.py and test_wecom_callback_key_is_per_workspace",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -151,6 +154,15 @@ def _workspace_b(db: Database) -> Other:
         experiment = experiments.create_experiment(
             session, actor=owner.actor, key=f"bexp{tag}", name=f"B实验{tag}", variants={"a": 1, "b": 1}
         )
+        wecom_view = wecom.save_settings(
+            session,
+            actor=owner.actor,
+            corp_id=f"wwb{tag}",
+            secret=f"bsecret{tag}",
+            token=f"btoken{tag}",
+            encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        )
+        wecom.map_staff(session, actor=owner.actor, wecom_userid=f"bstaff{tag}", user_id=owner.user_id)
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -171,6 +183,7 @@ def _workspace_b(db: Database) -> Other:
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
+            "callback_key": wecom_view.callback_path.rsplit("/", 1)[-1],
         }
     markers = [tag, phone[3:]]
     return Other(owner=owner, ids=ids, markers=markers)
@@ -413,6 +426,34 @@ def test_webhook_secret_is_per_workspace(db: Database, workspace_id: int) -> Non
         },
     )
     assert response.status_code == 401 and response.json()["message"] == "wrong signature"
+
+
+def test_wecom_callback_key_is_per_workspace(db: Database, workspace_id: int) -> None:
+    """A callback signed and encrypted for workspace A's corp is refused at workspace B's callback URL."""
+    from siyu.wecom.crypto import MessageCrypt, signature
+
+    other = _workspace_b(db)
+    with db.transaction() as session:
+        a = make_member(session, workspace_id=workspace_id, role=Role.OWNER)
+        wecom.save_settings(
+            session,
+            actor=a.actor,
+            corp_id="wwacorp",
+            secret="asecret",
+            token="atoken",
+            encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        )
+    crypt = MessageCrypt(
+        token="atoken", encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", receive_id="wwacorp"
+    )
+    encrypt = crypt.encrypt("<xml><Event>change_external_contact</Event></xml>")
+    stamp = str(int(utcnow().timestamp()))
+    response = api_client(db).post(
+        f"/wecom/callback/{other.ids['callback_key']}",
+        params={"msg_signature": signature("atoken", stamp, "1", encrypt), "timestamp": stamp, "nonce": "1"},
+        content=f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>",
+    )
+    assert response.status_code == 401 and response.json()["message"] == "wrong msg_signature"
 
 
 def test_import_never_attaches_to_other_workspace(db: Database, workspace_id: int) -> None:

@@ -41,6 +41,9 @@ class DomainEventType(StrEnum):
     EXPERIMENT_STARTED = "experiment.started"
     EXPERIMENT_STOPPED = "experiment.stopped"
     EXPERIMENT_EXPOSED = "experiment.exposed"
+    WECOM_FRIEND_ADDED = "wecom.friend_added"
+    WECOM_FRIEND_DELETED = "wecom.friend_deleted"  # the staff member deleted the customer
+    WECOM_STAFF_DELETED = "wecom.staff_deleted"  # the customer deleted the staff member: churn alert
 
 
 class DomainEvent(Base):

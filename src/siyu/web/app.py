@@ -36,6 +36,7 @@ DOMAINS = (
     "metrics",
     "experiments",
     "clv",
+    "wecom",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -1,0 +1,90 @@
+"""WeCom verbs: settings and staff, the callback endpoint's work, friends and welcome messages, corp tags,
+mass messages (群发), moments (朋友圈), contact ways (活码) and customer groups (客户群).
+
+Verbs that call WeCom take an optional `client` (a `WecomClient`); without one they build the
+workspace's own. They land their rows in the caller's transaction and never commit.
+"""
+
+from siyu.wecom.service.broadcasts import (
+    MassMessageStatus,
+    get_mass_message,
+    poll_mass_message_results,
+    send_mass_message,
+)
+from siyu.wecom.service.callbacks import CallbackResult, apply_message, receive, verify_url
+from siyu.wecom.service.contact_ways import (
+    create_contact_way,
+    delete_contact_way,
+    get_contact_way,
+    list_contact_ways,
+    update_contact_way,
+)
+from siyu.wecom.service.contacts import (
+    Friend,
+    friends,
+    is_friend,
+    mark_tag,
+    relink_follows,
+    send_welcome,
+    sync_corp_tags,
+    wecom_tag_ids,
+)
+from siyu.wecom.service.groups import list_groups, sync_groups
+from siyu.wecom.service.moments import (
+    create_moment,
+    get_moment,
+    moment_staff,
+    open_tasks,
+    poll_moment_result,
+    publish_due_moments,
+)
+from siyu.wecom.service.settings import (
+    SettingsView,
+    client_for,
+    list_staff,
+    map_staff,
+    overview,
+    save_settings,
+    staff_user_ids,
+    view_settings,
+)
+
+__all__ = [
+    "CallbackResult",
+    "Friend",
+    "MassMessageStatus",
+    "SettingsView",
+    "apply_message",
+    "client_for",
+    "create_contact_way",
+    "create_moment",
+    "delete_contact_way",
+    "friends",
+    "get_contact_way",
+    "get_mass_message",
+    "get_moment",
+    "is_friend",
+    "list_contact_ways",
+    "list_groups",
+    "list_staff",
+    "map_staff",
+    "mark_tag",
+    "moment_staff",
+    "open_tasks",
+    "overview",
+    "poll_mass_message_results",
+    "poll_moment_result",
+    "publish_due_moments",
+    "receive",
+    "relink_follows",
+    "save_settings",
+    "send_mass_message",
+    "send_welcome",
+    "staff_user_ids",
+    "sync_corp_tags",
+    "sync_groups",
+    "update_contact_way",
+    "verify_url",
+    "view_settings",
+    "wecom_tag_ids",
+]

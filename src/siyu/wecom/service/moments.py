@@ -1,0 +1,250 @@
+"""Moments posts (朋友圈, add_moment_task): text with images, a link or a video, visible to customers by
+tag, submitted now or when scheduled; the async job's result and each staff member's publish status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.core import audit
+from siyu.core.errors import NotFound, ValidationFailed
+from siyu.core.timeutil import utcnow
+from siyu.wecom.client import WecomClient
+from siyu.wecom.models import WecomMassMessage, WecomMoment, WecomMomentStaff
+from siyu.wecom.service.contacts import wecom_tag_ids
+from siyu.wecom.service.settings import wecom_client
+
+MAX_MOMENT_IMAGES = 9
+PAGE = 1000
+JOB_DONE = 3
+
+
+def moment_content(
+    *,
+    text: str | None,
+    image_media_ids: list[str] | None,
+    link: dict[str, str] | None,
+    video_media_id: str | None,
+) -> dict[str, Any]:
+    """The text and attachments of a moment: up to 9 images, or one link, or one video."""
+    images = list(image_media_ids or [])
+    kinds = sum(bool(x) for x in (images, link, video_media_id))
+    if kinds > 1:
+        raise ValidationFailed(
+            "a moment carries images, or a link, or a video — not several kinds", where="attachments"
+        )
+    if len(images) > MAX_MOMENT_IMAGES:
+        raise ValidationFailed(
+            f"{len(images)} images; a moment takes at most {MAX_MOMENT_IMAGES}", where="images"
+        )
+    attachments: list[dict[str, Any]] = [{"msgtype": "image", "image": {"media_id": m}} for m in images]
+    if link:
+        if not link.get("url", "").startswith(("http://", "https://")) or not link.get("media_id"):
+            raise ValidationFailed(
+                "a link needs its url (http/https) and a media_id for its picture", where="link"
+            )
+        attachments.append(
+            {"msgtype": "link", "link": {k: link[k] for k in ("title", "url", "media_id") if k in link}}
+        )
+    if video_media_id:
+        attachments.append({"msgtype": "video", "video": {"media_id": video_media_id}})
+    body: dict[str, Any] = {}
+    if text and text.strip():
+        body["text"] = {"content": text}
+    if attachments:
+        body["attachments"] = attachments
+    if not body:
+        raise ValidationFailed(
+            "the moment is empty", where="text", hint="give a text, images, a link or a video"
+        )
+    return body
+
+
+def create_moment(
+    session: Session,
+    *,
+    workspace_id: int,
+    actor_user_id: int | None,
+    text: str | None = None,
+    image_media_ids: list[str] | None = None,
+    link: dict[str, str] | None = None,
+    video_media_id: str | None = None,
+    sender_userids: list[str] | None = None,
+    visible_tag_ids: list[int] | None = None,
+    scheduled_for: datetime | None = None,
+    request_key: str | None = None,
+    now: datetime | None = None,
+    client: WecomClient | None = None,
+) -> WecomMoment:
+    """A moments post for the staff to publish, visible to the customers carrying the given tags (siyu
+    tag ids of synced WeCom corp tags).
+
+    Submitted now (add_moment_task → jobid), or kept until `scheduled_for` and submitted by
+    `publish_due_moments`. Poll the job with `poll_moment_result`.
+    """
+    if request_key:
+        earlier = session.scalar(
+            select(WecomMoment).where(
+                WecomMoment.workspace_id == workspace_id, WecomMoment.request_key == request_key
+            )
+        )
+        if earlier is not None:
+            return earlier
+    body = moment_content(
+        text=text, image_media_ids=image_media_ids, link=link, video_media_id=video_media_id
+    )
+    visible: dict[str, Any] = {}
+    if sender_userids:
+        visible["sender_list"] = {"user_list": list(sender_userids)}
+    if visible_tag_ids:
+        mapping = wecom_tag_ids(
+            session, workspace_id=workspace_id, tag_ids=visible_tag_ids, where="visible_tag_ids"
+        )
+        visible["external_contact_list"] = {"tag_list": [mapping[t] for t in visible_tag_ids]}
+    if visible:
+        body["visible_range"] = visible
+    current = now or utcnow()
+    if scheduled_for is not None and scheduled_for.tzinfo is None:
+        raise ValidationFailed("scheduled_for needs a time zone", where="scheduled_for")
+    moment = WecomMoment(
+        workspace_id=workspace_id,
+        request_key=request_key,
+        request=body,
+        job_status=0,
+        scheduled_for=scheduled_for,
+        created_by_user_id=actor_user_id,
+        created_at=current,
+    )
+    session.add(moment)
+    session.flush()
+    if scheduled_for is None or scheduled_for <= current:
+        _submit(session, moment, client)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=actor_user_id,
+        action="wecom.moment_created",
+        target_type="wecom_moment",
+        target_id=moment.id,
+        detail={"scheduled_for": scheduled_for.isoformat() if scheduled_for else None, "jobid": moment.jobid},
+    )
+    return moment
+
+
+def _submit(session: Session, moment: WecomMoment, client: WecomClient | None) -> None:
+    wecom, own = wecom_client(session, moment.workspace_id, client)
+    try:
+        answer = wecom.post("/cgi-bin/externalcontact/add_moment_task", moment.request)
+    finally:
+        if own:
+            wecom.close()
+    moment.jobid, moment.job_status = answer["jobid"], 1
+    session.flush()
+
+
+def publish_due_moments(
+    session: Session, *, workspace_id: int, now: datetime | None = None, client: WecomClient | None = None
+) -> list[WecomMoment]:
+    """Submit the scheduled moments whose time has come."""
+    due = list(
+        session.scalars(
+            select(WecomMoment).where(
+                WecomMoment.workspace_id == workspace_id,
+                WecomMoment.jobid.is_(None),
+                WecomMoment.scheduled_for <= (now or utcnow()),
+            )
+        )
+    )
+    for moment in due:
+        _submit(session, moment, client)
+    return due
+
+
+def get_moment(session: Session, *, workspace_id: int, moment_id: int) -> WecomMoment:
+    moment = session.get(WecomMoment, moment_id)
+    if moment is None or moment.workspace_id != workspace_id:
+        raise NotFound(f"moment {moment_id} does not exist in this workspace", where="moment_id")
+    return moment
+
+
+def poll_moment_result(
+    session: Session, *, workspace_id: int, moment_id: int, client: WecomClient | None = None
+) -> WecomMoment:
+    """Read the async job (get_moment_task_result); once done, each staff member's publish status
+    (get_moment_task). Safe to repeat."""
+    moment = get_moment(session, workspace_id=workspace_id, moment_id=moment_id)
+    if moment.jobid is None:
+        return moment  # scheduled, not submitted yet
+    wecom, own = wecom_client(session, workspace_id, client)
+    try:
+        if moment.job_status != JOB_DONE:
+            answer = wecom.get("/cgi-bin/externalcontact/get_moment_task_result", jobid=moment.jobid)
+            moment.job_status = int(answer.get("status", 1))
+            moment.result = answer.get("result") or {}
+            moment.moment_id = moment.result.get("moment_id") or moment.moment_id
+        if moment.job_status == JOB_DONE and moment.moment_id:
+            cursor = ""
+            while True:
+                page = wecom.post(
+                    "/cgi-bin/externalcontact/get_moment_task",
+                    {"moment_id": moment.moment_id, "cursor": cursor, "limit": PAGE},
+                )
+                for task in page.get("task_list") or []:
+                    row = session.scalar(
+                        select(WecomMomentStaff).where(
+                            WecomMomentStaff.moment_id == moment.id,
+                            WecomMomentStaff.wecom_userid == task["userid"],
+                        )
+                    )
+                    if row is None:
+                        row = WecomMomentStaff(
+                            workspace_id=workspace_id, moment_id=moment.id, wecom_userid=task["userid"]
+                        )
+                        session.add(row)
+                    row.publish_status = int(task.get("publish_status", 0))
+                cursor = page.get("next_cursor") or ""
+                if not cursor:
+                    break
+    finally:
+        if own:
+            wecom.close()
+    session.flush()
+    return moment
+
+
+def moment_staff(session: Session, *, workspace_id: int, moment_id: int) -> dict[str, int]:
+    """Publish status per staff userid (0 not yet, 1 published)."""
+    moment = get_moment(session, workspace_id=workspace_id, moment_id=moment_id)
+    return dict(
+        session.execute(
+            select(WecomMomentStaff.wecom_userid, WecomMomentStaff.publish_status).where(
+                WecomMomentStaff.moment_id == moment.id
+            )
+        )
+        .tuples()
+        .all()
+    )
+
+
+def open_tasks(session: Session, *, workspace_id: int, since: datetime) -> tuple[list[int], list[int]]:
+    """(mass message ids created since `since`, moment ids submitted but not done): what polling follows."""
+    messages = list(
+        session.scalars(
+            select(WecomMassMessage.id).where(
+                WecomMassMessage.workspace_id == workspace_id, WecomMassMessage.created_at >= since
+            )
+        )
+    )
+    moments = list(
+        session.scalars(
+            select(WecomMoment.id).where(
+                WecomMoment.workspace_id == workspace_id,
+                WecomMoment.jobid.is_not(None),
+                WecomMoment.created_at >= since,
+            )
+        )
+    )
+    return messages, moments
