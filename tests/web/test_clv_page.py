@@ -67,16 +67,16 @@ def test_the_clv_page_shows_the_last_run_and_its_charts(
     assert len(calibration["actual"]) == len(calibration["predicted"]) == len(calibration["labels"])
 
     # each chart's data downloads as CSV, and it is the data the chart draws
-    values = _rows(client.get("/clv/data/values.csv"))
+    values = _rows(client.get("/clv/data.csv", params={"chart": "values"}))
     assert values[0] == ["clv_band", "customers", "clv_yuan"]
     assert [int(r[1]) for r in values[1:]] == data["values"]["customers"]
-    rows = _rows(client.get("/clv/data/calibration.csv", params={"holdout_days": 300}))
+    rows = _rows(client.get("/clv/data.csv", params={"chart": "calibration", "holdout_days": 300}))
     assert [r[0] for r in rows[1:]] == calibration["labels"]
     assert [round(float(r[2]), 4) for r in rows[1:]] == calibration["actual"]
     assert [round(float(r[3]), 4) for r in rows[1:]] == calibration["predicted"]
-    best = _rows(client.get("/clv/data/top.csv"))[1]
+    best = _rows(client.get("/clv/data.csv", params={"chart": "top"}))[1]
     assert int(best[0]) == top.customer_id
-    assert client.get("/clv/data/nothing.csv").status_code == 404
+    assert client.get("/clv/data.csv", params={"chart": "nothing"}).status_code == 404
 
 
 def test_the_page_says_why_there_is_no_calibration(
@@ -87,7 +87,7 @@ def test_the_page_says_why_there_is_no_calibration(
     assert page.status_code == 200
     assert 'id="calibration-error"' in page.text and "no purchases" in page.text
     assert client.get("/clv", params={"holdout_days": 2}).status_code == 422
-    assert client.get("/clv/data/calibration.csv").status_code == 422
+    assert client.get("/clv/data.csv", params={"chart": "calibration"}).status_code == 422
 
 
 def test_scoring_from_the_page_needs_write_rights(

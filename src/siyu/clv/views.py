@@ -135,7 +135,7 @@ _CHARTS: dict[
 }
 
 
-@router.get("/clv/data/{chart}.csv")
+@router.get("/clv/data.csv")
 def chart_csv(
     request: Request,
     chart: str,
@@ -144,7 +144,7 @@ def chart_csv(
     holdout_days: int = DEFAULT_HOLDOUT_DAYS,
     model: clv.PurchaseModel = "bgnbd",
 ) -> Response:
-    """The data of one chart of the page (`values`, `alive`, `calibration`, `top`) as CSV."""
+    """The data of one chart of the page (`chart`: values, alive, calibration or top) as CSV."""
     actor.require(Permission.READ)
     if chart not in _CHARTS:
         return render_error(
