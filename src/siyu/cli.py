@@ -27,6 +27,8 @@ DOMAINS = (
     "clv",
     "rfm",
     "lifecycle",
+    "coupons",
+    "membership",
 )
 
 

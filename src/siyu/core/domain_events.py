@@ -41,6 +41,11 @@ class DomainEventType(StrEnum):
     EXPERIMENT_STARTED = "experiment.started"
     EXPERIMENT_STOPPED = "experiment.stopped"
     EXPERIMENT_EXPOSED = "experiment.exposed"
+    COUPON_ISSUED = "coupon.issued"
+    COUPON_REDEEMED = "coupon.redeemed"
+    COUPON_REDEMPTION_REVERSED = "coupon.redemption_reversed"
+    POINTS_CHANGED = "points.changed"
+    TIER_CHANGED = "tier.changed"
 
 
 class DomainEvent(Base):

@@ -35,6 +35,8 @@ DOMAINS = (
     "rfm",
     "metrics",
     "experiments",
+    "coupons",
+    "membership",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
