@@ -124,7 +124,12 @@ class PublicCheckIn(BaseModel):
     """A shop's or mini program's check of a code before checkout (no login: rate-limited)."""
 
     code: str = Field(min_length=1, max_length=CODE_MAX)
-    phone: str = Field(min_length=1, max_length=32, description="The customer's phone number.")
+    phone: str = Field(
+        min_length=3,
+        max_length=32,
+        pattern=r"^[0-9+() .-]+$",
+        description="The customer's phone number, in any usual spelling (digits, +, spaces, dashes).",
+    )
     amount_cents: int = Field(ge=0, le=10**12)
 
 

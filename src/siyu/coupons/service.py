@@ -67,6 +67,13 @@ class CouponRefused(SiyuError):
         return {**super().to_dict(), "reason": self.reason}
 
 
+@dataclass
+class RateLimited(SiyuError):
+    """Too many attempts from one client (or for one phone) in a window."""
+
+    status_code: int = 429
+
+
 def _refuse(reason: str, message: str, hint: str | None = None) -> CouponRefused:
     return CouponRefused(message, where="code", hint=hint, reason=reason)
 
@@ -491,8 +498,8 @@ def _locked_coupon_by_id(session: Session, *, workspace_id: int, coupon_id: int)
     return coupon
 
 
-_NOT_FOUND = "no usable coupon has this code for this customer"
-_NOT_FOUND_HINT = "check the code, and that it belongs to this customer"
+NOT_FOUND_MESSAGE = "no usable coupon has this code for this customer"
+NOT_FOUND_HINT = "check the code, and that it belongs to this customer"
 
 
 def _coupon_by_code(session: Session, *, workspace_id: int, code: str, lock: bool) -> Coupon | None:
@@ -532,7 +539,7 @@ def _usable_benefit(
     coupon and a coupon of another customer get the same refusal: a caller learns nothing about codes
     that are not theirs."""
     if coupon is None or template is None or coupon.customer_id != customer_id:
-        raise _refuse("not_found", _NOT_FOUND, _NOT_FOUND_HINT)
+        raise _refuse("not_found", NOT_FOUND_MESSAGE, NOT_FOUND_HINT)
     status = effective_status(coupon, now)
     if status is CouponStatus.REVOKED:
         raise _refuse("revoked", "this coupon was revoked")

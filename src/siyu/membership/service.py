@@ -814,3 +814,31 @@ def member_view(session: Session, *, actor: Actor, customer_id: int) -> MemberVi
         ],
         coupons=coupons.coupons_of_customer(session, workspace_id=workspace_id, customer_id=customer_id),
     )
+
+
+def earn_for_action_by_actor(
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: int,
+    action: Action | str,
+    source_ref: str,
+    points: int | None,
+) -> PointsEntry | None:
+    """A member (or an API client: the review system, the referral campaign) records an action."""
+    actor.require(Permission.WRITE)
+    customers.ensure_visible(session, actor=actor, customer_id=customer_id)
+    return earn_for_action(
+        session,
+        workspace_id=actor.workspace_id,
+        customer_id=customer_id,
+        action=action,
+        source_ref=source_ref,
+        points=points,
+    )
+
+
+def customer_ledger(session: Session, *, actor: Actor, customer_id: int, limit: int = 100) -> list[EntryOut]:
+    actor.require(Permission.READ)
+    customers.ensure_visible(session, actor=actor, customer_id=customer_id)
+    return ledger(session, workspace_id=actor.workspace_id, customer_id=customer_id, limit=limit)
