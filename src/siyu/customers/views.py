@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from siyu.channels import service as channels
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.customers import service as customers
+from siyu.membership import service as membership
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render, render_error
 
@@ -56,7 +57,11 @@ def customer_360(
     return render(
         request,
         "customers/detail.html",
-        {"c": view, "channel_names": channels.channel_names(session, workspace_id=actor.workspace_id)},
+        {
+            "c": view,
+            "channel_names": channels.channel_names(session, workspace_id=actor.workspace_id),
+            "member": membership.member_view(session, actor=actor, customer_id=customer_id),
+        },
         session=session,
         actor=actor,
     )
