@@ -686,6 +686,29 @@ def redeem_by_actor(
     )
 
 
+def redeem_for_orders(
+    session: Session, *, workspace_id: int, rows: list[tuple[int, str, int, str, int]]
+) -> list[tuple[int, str, str]]:
+    """Redeem coupons named by imported orders: rows of (row number, order external id, customer id,
+    code, amount before discounts). Returns the refused ones as (row number, code, why); each refusal
+    leaves nothing written."""
+    refused: list[tuple[int, str, str]] = []
+    for row_number, order_ref, customer_id, code, amount_cents in rows:
+        try:
+            with session.begin_nested():
+                redeem(
+                    session,
+                    workspace_id=workspace_id,
+                    code=code,
+                    customer_id=customer_id,
+                    order_ref=order_ref,
+                    amount_cents=amount_cents,
+                )
+        except SiyuError as error:
+            refused.append((row_number, code, error.message))
+    return refused
+
+
 def check(
     session: Session, *, workspace_id: int, code: str, customer_id: int | None, amount_cents: int
 ) -> PublicCheckOut:
