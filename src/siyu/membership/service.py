@@ -385,7 +385,7 @@ def earn_for_action(
         }[action]
     if amount <= 0:
         return None
-    return apply(
+    entry = apply(
         session,
         workspace_id=workspace_id,
         customer_id=customer_id,
@@ -395,6 +395,9 @@ def earn_for_action(
         source_ref=source_ref,
         at=at,
     )
+    if TierBasis(rules.tier_basis) is TierBasis.POINTS:
+        evaluate_tier(session, workspace_id=workspace_id, customer_id=customer_id, at=at)
+    return entry
 
 
 def spend(
