@@ -17,6 +17,7 @@ from siyu.membership.models import EntryKind
 from siyu.membership.schemas import RulesIn, TierIn
 from tests.factories import make_customer
 from tests.web.conftest import Login, log_in, make_login
+from tests.web.test_browser import _shot
 
 
 def _member(db: Database, workspace_id: int, owner: Login) -> int:
@@ -102,6 +103,7 @@ def test_member_panel_in_a_browser(browser: Any, live_server: str, db: Database,
         assert page.inner_text("#points-balance") == "300"
         assert page.inner_text("#member-tier") == "金卡"
         assert "金卡礼包" in page.inner_text("#member-coupons")
+        _shot(page, "member-panel")
         page.click("nav >> text=Coupons")
         page.wait_for_url(f"{live_server}/coupons")
         page.fill("#create-template input[name=name]", "满199赠杯")
@@ -113,5 +115,55 @@ def test_member_panel_in_a_browser(browser: Any, live_server: str, db: Database,
         page.click("#create-template button[type=submit]")
         page.wait_for_url(f"{live_server}/coupons?saved=1")
         assert "随行杯" in page.inner_text("#coupon-table")
+        _shot(page, "coupons")
     finally:
         context.close()
+
+
+def test_staff_issue_a_coupon_from_the_360_page(client: TestClient, db: Database, workspace_id: int) -> None:
+    owner = make_login(db, workspace_id)
+    customer_id = _member(db, workspace_id, owner)
+    token = log_in(client, owner)
+    page = client.get(f"/customers/{customer_id}").text
+    assert 'id="issue-coupon"' in page
+    key = page.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    with db.reader() as session:
+        [template] = [
+            t for t in coupons.active_templates(session, workspace_id=workspace_id) if t.name == "金卡礼包"
+        ]
+    form = {
+        "csrf_token": token,
+        "customer_id": str(customer_id),
+        "template_id": str(template.id),
+        "idempotency_key": key,
+    }
+    # the pack gave one already and the cap per customer is 1: refused with the reason
+    refused = client.post("/coupons/issue", data=form)
+    assert refused.status_code == 409 and "the most one customer may" in refused.text
+    with db.transaction() as session:
+        actor = auth.actor_for(session, user_id=owner.user_id, workspace_id=workspace_id)
+        other = coupons.create_template(
+            session,
+            actor=actor,
+            body=TemplateIn(name="到店礼", type="no_threshold", discount_cents=500, valid_days=7),
+        )
+    form["template_id"] = str(other.id)
+    done = client.post("/coupons/issue", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/customers/{customer_id}#member-coupons"
+    client.post("/coupons/issue", data=form)  # a double submit
+    with db.reader() as session:
+        held = coupons.coupons_of_customer(session, workspace_id=workspace_id, customer_id=customer_id)
+    assert sorted(c.template_name for c in held) == ["到店礼", "金卡礼包"]
+    assert next(c for c in held if c.template_name == "到店礼").source_kind == "staff"
+    # a customer of another workspace is not found
+    with db.transaction() as session:
+        from siyu.workspaces import service as workspaces
+
+        elsewhere = workspaces.create_workspace(session, slug=f"x{customer_id}-{other.id}", name="X").id
+        stranger = make_customer(session, workspace_id=elsewhere).id
+    assert (
+        client.post(
+            "/coupons/issue", data={**form, "customer_id": str(stranger), "idempotency_key": "z"}
+        ).status_code
+        == 404
+    )

@@ -216,6 +216,19 @@ def list_templates(session: Session, *, workspace_id: int) -> list[CouponTemplat
     )
 
 
+def active_templates(session: Session, *, workspace_id: int) -> list[CouponTemplate]:
+    """Templates coupons may be issued from, by name."""
+    return list(
+        session.scalars(
+            select(CouponTemplate)
+            .where(
+                CouponTemplate.workspace_id == workspace_id, CouponTemplate.status == TemplateStatus.ACTIVE
+            )
+            .order_by(CouponTemplate.name)
+        )
+    )
+
+
 def archive_template(session: Session, *, actor: Actor, template_id: int) -> CouponTemplate:
     """No more coupons of this template are issued; those held stay usable until they expire."""
     actor.require(Permission.WRITE)

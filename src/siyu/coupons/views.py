@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import SiyuError, ValidationFailed
 from siyu.coupons import service
-from siyu.coupons.models import CouponType
+from siyu.coupons.models import CouponType, IssueSource
 from siyu.coupons.schemas import TemplateIn
 from siyu.web.deps import CurrentActor, DbSession
-from siyu.web.templating import render
+from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,6 +80,34 @@ def _page(
 def coupons_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
     actor.require(Permission.READ)
     return _page(request, session, actor)
+
+
+@router.post("/coupons/issue")
+def issue_coupon(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    customer_id: Annotated[int, Form()],
+    template_id: Annotated[int, Form()],
+    idempotency_key: Annotated[str, Form(max_length=100)],
+) -> Response:
+    """A member issues a coupon from the customer's 360 page (source: staff); the form's key makes a
+    double submit issue one coupon."""
+    actor.require(Permission.WRITE)
+    try:
+        with session.begin_nested():
+            service.issue_by_actor(
+                session,
+                actor=actor,
+                template_id=template_id,
+                customer_id=customer_id,
+                idempotency_key=idempotency_key,
+                source_kind=IssueSource.STAFF,
+                source_ref=f"user:{actor.user_id}",
+            )
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    return RedirectResponse(f"/customers/{customer_id}#member-coupons", status_code=303)
 
 
 @router.post("/coupons")

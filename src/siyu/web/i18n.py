@@ -356,6 +356,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "member.code": ("券码", "Code"),
     "member.expires": ("到期", "Expires"),
     "member.no_coupons": ("没有优惠券。", "No coupons."),
+    "member.issue_template": ("发券", "Issue a coupon"),
+    "member.issue": ("发放", "Issue"),
     "member.tier_history": ("等级变化", "Tier history"),
     "member.no_history": ("等级尚无变化。", "No tier changes yet."),
     "member.up": ("升级", "Upgrade"),
