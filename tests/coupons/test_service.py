@@ -140,6 +140,9 @@ def test_a_retried_issue_returns_the_same_coupon(db: Database, workspace_id: int
     with db.reader() as session:
         template = coupons.get_template(session, workspace_id=workspace_id, template_id=template_id)
         assert template.issued_count == 1
+    # the same key for someone else is a caller's mistake, not a coupon for them
+    with pytest.raises(Conflict, match="another customer"):
+        _issue(db, workspace_id, template_id, _customer(db, workspace_id), key="broadcast-9:customer")
 
 
 def test_caps_per_customer_and_in_total(db: Database, workspace_id: int) -> None:

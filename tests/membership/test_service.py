@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from siyu.core.db import Database
+from siyu.core.errors import Conflict
 from siyu.coupons import service as coupons
 from siyu.coupons.schemas import TemplateIn
 from siyu.customers import service as customers
@@ -71,6 +72,8 @@ def test_each_source_applies_once_and_balance_never_goes_negative(db: Database, 
     customer_id = _customer(db, workspace_id)
     first = _apply(db, workspace_id, customer_id, 100, "review-1")
     assert _apply(db, workspace_id, customer_id, 100, "review-1").id == first.id
+    with pytest.raises(Conflict, match="another customer"):
+        _apply(db, workspace_id, _customer(db, workspace_id), 100, "review-1")
     with pytest.raises(InsufficientPoints) as refused:
         _apply(db, workspace_id, customer_id, -101, "spend-1")
     assert refused.value.details == {"balance": 100}

@@ -273,6 +273,16 @@ def _existing_issue(session: Session, *, workspace_id: int, template_id: int, ke
     )
 
 
+def _same_issue(found: Coupon, customer_id: int, key: str) -> Coupon:
+    if found.customer_id != customer_id:
+        raise Conflict(
+            f"idempotency key {key!r} issued this template's coupon to another customer",
+            where="idempotency_key",
+            hint="use one key per customer, e.g. broadcast-12:customer-345",
+        )
+    return found
+
+
 def _ensure_customer(session: Session, *, workspace_id: int, customer_id: int) -> None:
     live = customers.live_customer_ids(workspace_id).subquery()
     found = session.scalar(select(live.c[0]).where(live.c[0] == customer_id))
@@ -311,12 +321,12 @@ def issue(
         )
     found = _existing_issue(session, workspace_id=workspace_id, template_id=template_id, key=key)
     if found is not None:
-        return found
+        return _same_issue(found, customer_id, key)
     template = _locked_template(session, workspace_id=workspace_id, template_id=template_id)
     # a concurrent issue with the same key may have committed while this one waited for the lock
     found = _existing_issue(session, workspace_id=workspace_id, template_id=template_id, key=key)
     if found is not None:
-        return found
+        return _same_issue(found, customer_id, key)
     if template.status != TemplateStatus.ACTIVE:
         raise Conflict(f"coupon template {template.name!r} is archived", where="template_id")
     _ensure_customer(session, workspace_id=workspace_id, customer_id=customer_id)
@@ -368,7 +378,7 @@ def issue(
             # the same code: the first is the answer, the second is tried again
             found = _existing_issue(session, workspace_id=workspace_id, template_id=template_id, key=key)
             if found is not None:
-                return found
+                return _same_issue(found, customer_id, key)
             continue
         coupon = candidate
         break

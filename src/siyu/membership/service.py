@@ -137,6 +137,16 @@ def _entry(session: Session, *, workspace_id: int, source_kind: str, source_ref:
     )
 
 
+def _same_source(found: PointsEntry, customer_id: int) -> PointsEntry:
+    if found.customer_id != customer_id:
+        raise Conflict(
+            f"source {found.source_kind} {found.source_ref!r} gave points to another customer already",
+            where="source_ref",
+            hint="a source (an order, a review, an idempotency key) applies to one customer once",
+        )
+    return found
+
+
 def _locked_account(session: Session, *, workspace_id: int, customer_id: int) -> PointsAccount:
     """The customer's account, created if missing, locked until commit on PostgreSQL (SQLite serializes
     writers already)."""
@@ -263,12 +273,12 @@ def apply(
         raise ValidationFailed("an entry of 0 points changes nothing", where="points")
     found = _entry(session, workspace_id=workspace_id, source_kind=source_kind, source_ref=source_ref)
     if found is not None:
-        return found
+        return _same_source(found, customer_id)
     account = _locked_account(session, workspace_id=workspace_id, customer_id=customer_id)
     # a concurrent retry may have committed while this one waited for the lock
     found = _entry(session, workspace_id=workspace_id, source_kind=source_kind, source_ref=source_ref)
     if found is not None:
-        return found
+        return _same_source(found, customer_id)
     now = at or utcnow()
     shortfall = 0
     expires_at = None
