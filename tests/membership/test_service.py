@@ -311,3 +311,52 @@ def test_tiers_upgrade_downgrade_history_and_coupon_pack(db: Database, workspace
     ]
     assert [c.template_id for c in view.coupons] == [pack] and view.coupons[0].source_kind == "tier_upgrade"
     assert silver.id != gold.id
+
+
+def test_a_merge_moves_points_and_coupons_and_an_unmerge_moves_the_points_back(
+    db: Database, workspace_id: int
+) -> None:
+    from siyu.customers import identity
+
+    owner = member(db, workspace_id)
+    survivor, merged = _customer(db, workspace_id), _customer(db, workspace_id)
+    _apply(db, workspace_id, survivor, 40, "s-1")
+    _apply(db, workspace_id, merged, 70, "m-1")
+    with db.transaction() as session:
+        template = coupons.create_template(
+            session,
+            actor=owner.actor,
+            body=TemplateIn(name=unique("合并券"), type="no_threshold", discount_cents=100, valid_days=3),
+        )
+        coupon = coupons.issue(
+            session,
+            workspace_id=workspace_id,
+            template_id=template.id,
+            customer_id=merged,
+            source_kind="api",
+            source_ref=None,
+            idempotency_key="m",
+        )
+        log = identity.merge_customers(
+            session,
+            workspace_id=workspace_id,
+            survivor_id=survivor,
+            merged_id=merged,
+            reason="same phone",
+            actor_user_id=None,
+        )
+    for _ in range(2):  # a second run changes nothing
+        _process(db, workspace_id)
+        with db.transaction() as session:
+            coupons.apply_order_events(session, workspace_id=workspace_id)
+    assert (_ledger_agrees(db, survivor), _ledger_agrees(db, merged)) == (110, 0)
+    with db.reader() as session:
+        [held] = coupons.coupons_of_customer(session, workspace_id=workspace_id, customer_id=survivor)
+        assert held.id == coupon.id
+    _apply(db, workspace_id, survivor, -100, "spend-after-merge")
+    with db.transaction() as session:
+        identity.unmerge(session, workspace_id=workspace_id, merge_log_id=log.id, actor_user_id=None)
+    _process(db, workspace_id)
+    _process(db, workspace_id)
+    # 70 moved in; only 10 are left to move back
+    assert (_ledger_agrees(db, survivor), _ledger_agrees(db, merged)) == (0, 10)

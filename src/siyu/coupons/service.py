@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, case, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -831,25 +831,59 @@ def _cursor(session: Session, workspace_id: int) -> CouponEventCursor:
     return session.scalars(stmt.execution_options(populate_existing=True)).one()
 
 
+def _move_coupons(session: Session, *, workspace_id: int, from_id: int, to_id: int) -> None:
+    """On a merge the merged record's coupons go to the survivor (an unmerge leaves them there)."""
+    ids = list(
+        session.scalars(
+            select(Coupon.id).where(Coupon.workspace_id == workspace_id, Coupon.customer_id == from_id)
+        )
+    )
+    if not ids:
+        return
+    session.execute(
+        update(Coupon)
+        .where(Coupon.id.in_(ids))
+        .values(customer_id=to_id)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=None,
+        action="coupon.moved_on_merge",
+        target_type="customer",
+        target_id=to_id,
+        detail={"from_customer_id": from_id, "coupon_ids": ids},
+    )
+
+
 def apply_order_events(session: Session, *, workspace_id: int, batch: int = 5000) -> int:
-    """Read the workspace's `order.refunded` events after the cursor: a fully refunded order reverses
-    the redemptions made on it (a partial refund keeps them). Returns how many events were read; call
-    until it returns 0. Safe to run concurrently: the cursor row is locked."""
+    """Read the workspace's `order.refunded` and `identity.merged` events after the cursor: a fully
+    refunded order reverses the redemptions made on it (a partial refund keeps them); a merge moves the
+    merged record's coupons to the survivor. Returns how many events were read; call until it returns
+    0. Safe to run concurrently: the cursor row is locked."""
     cursor = _cursor(session, workspace_id)
     events = list(
         session.execute(
-            select(DomainEvent.id, DomainEvent.payload)
+            select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.payload)
             .where(
                 DomainEvent.workspace_id == workspace_id,
                 DomainEvent.id > cursor.last_event_id,
-                DomainEvent.type == str(DomainEventType.ORDER_REFUNDED),
+                DomainEvent.type.in_(
+                    (str(DomainEventType.ORDER_REFUNDED), str(DomainEventType.IDENTITY_MERGED))
+                ),
             )
             .order_by(DomainEvent.id)
             .limit(batch)
         )
     )
-    for _id, payload in events:
-        if payload.get("status") == "refunded" and payload.get("external_id"):
+    for _id, type_, customer_id, payload in events:
+        if type_ == str(DomainEventType.IDENTITY_MERGED):
+            if customer_id is not None and payload.get("merged_id"):
+                _move_coupons(
+                    session, workspace_id=workspace_id, from_id=int(payload["merged_id"]), to_id=customer_id
+                )
+        elif payload.get("status") == "refunded" and payload.get("external_id"):
             reverse_redemptions(session, workspace_id=workspace_id, order_ref=str(payload["external_id"]))
     if events:
         cursor.last_event_id = events[-1][0]

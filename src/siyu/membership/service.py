@@ -46,6 +46,7 @@ _ORDER_EVENTS = (
     str(DomainEventType.ORDER_UPDATED),
     str(DomainEventType.ORDER_REFUNDED),
 )
+_MERGE_EVENTS = (str(DomainEventType.IDENTITY_MERGED), str(DomainEventType.IDENTITY_UNMERGED))
 _EARNING_STATUSES = ("paid", "partially_refunded")
 
 
@@ -578,25 +579,119 @@ def _cursor(session: Session, workspace_id: int) -> MembershipEventCursor:
     return session.scalars(stmt.execution_options(populate_existing=True)).one()
 
 
+def _transfer(
+    session: Session, *, workspace_id: int, from_id: int, to_id: int, kinds: tuple[str, str], ref: str
+) -> bool:
+    """Move a balance between two customers as a debit and a credit entry of one source (a merge or an
+    unmerge): applied once, however often it is asked."""
+    out_kind, in_kind = kinds
+    taken = _entry(session, workspace_id=workspace_id, source_kind=out_kind, source_ref=ref)
+    if taken is None:
+        account = session.get(PointsAccount, from_id)
+        if account is None or account.workspace_id != workspace_id or account.balance <= 0:
+            return False
+        taken = apply(
+            session,
+            workspace_id=workspace_id,
+            customer_id=from_id,
+            kind=EntryKind.ADJUST,
+            points=-account.balance,
+            source_kind=out_kind,
+            source_ref=ref,
+            note=f"to customer {to_id}",
+            floor_at_zero=True,
+        )
+    if taken.points < 0:
+        apply(
+            session,
+            workspace_id=workspace_id,
+            customer_id=to_id,
+            kind=EntryKind.ADJUST,
+            points=-taken.points,
+            source_kind=in_kind,
+            source_ref=ref,
+            note=f"from customer {from_id}",
+        )
+    return True
+
+
+def _on_merge(
+    session: Session, *, workspace_id: int, type: str, customer_id: int, payload: dict[str, Any]
+) -> set[int]:
+    """A merge moves the merged record's balance to the survivor; an unmerge moves back what the merge
+    moved in (at most the survivor's balance)."""
+    ref = str(payload.get("merge_log_id", ""))
+    if not ref:
+        return set()
+    if type == str(DomainEventType.IDENTITY_MERGED):
+        merged = int(payload["merged_id"])
+        moved = _transfer(
+            session,
+            workspace_id=workspace_id,
+            from_id=merged,
+            to_id=customer_id,
+            kinds=("merge_out", "merge_in"),
+            ref=ref,
+        )
+        return {customer_id} if moved else set()
+    survivor, merged = int(payload["survivor_id"]), int(payload["merged_id"])
+    moved_in = _entry(session, workspace_id=workspace_id, source_kind="merge_in", source_ref=ref)
+    if moved_in is None or _entry(
+        session, workspace_id=workspace_id, source_kind="unmerge_out", source_ref=ref
+    ):
+        return set()
+    back = min(moved_in.points, balance(session, workspace_id=workspace_id, customer_id=survivor))
+    if back > 0:
+        out = apply(
+            session,
+            workspace_id=workspace_id,
+            customer_id=survivor,
+            kind=EntryKind.ADJUST,
+            points=-back,
+            source_kind="unmerge_out",
+            source_ref=ref,
+            note=f"back to customer {merged}",
+            floor_at_zero=True,
+        )
+        apply(
+            session,
+            workspace_id=workspace_id,
+            customer_id=merged,
+            kind=EntryKind.ADJUST,
+            points=-out.points,
+            source_kind="unmerge_in",
+            source_ref=ref,
+            note=f"back from customer {survivor}",
+        )
+    return {survivor, merged}
+
+
 def process_order_events(session: Session, *, workspace_id: int, batch: int = 2000) -> int:
     """Read the workspace's order events (placed, updated, refunded) after the cursor and bring each
-    order's points in line (`record_order`), then re-evaluate the tiers of the customers touched.
-    Returns how many events were read; call until 0. Concurrent runs wait for the cursor row's lock."""
+    order's points in line (`record_order`); merges move points to the survivor and unmerges move them
+    back. Then re-evaluate the tiers of the customers touched. Returns how many events were read; call
+    until 0. Concurrent runs wait for the cursor row's lock."""
     cursor = _cursor(session, workspace_id)
     events = list(
         session.execute(
-            select(DomainEvent.id, DomainEvent.customer_id, DomainEvent.payload)
+            select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.payload)
             .where(
                 DomainEvent.workspace_id == workspace_id,
                 DomainEvent.id > cursor.last_event_id,
-                DomainEvent.type.in_(_ORDER_EVENTS),
+                DomainEvent.type.in_(_ORDER_EVENTS + _MERGE_EVENTS),
             )
             .order_by(DomainEvent.id)
             .limit(batch)
         )
     )
     touched: set[int] = set()
-    for _id, customer_id, payload in events:
+    for _id, type_, customer_id, payload in events:
+        if type_ in _MERGE_EVENTS:
+            if customer_id is not None:
+                touched |= _on_merge(
+                    session, workspace_id=workspace_id, type=type_, customer_id=customer_id, payload=payload
+                )
+            continue
         external_id = payload.get("external_id")
         if customer_id is None or not external_id:
             continue
