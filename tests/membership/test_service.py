@@ -360,3 +360,42 @@ def test_a_merge_moves_points_and_coupons_and_an_unmerge_moves_the_points_back(
     _process(db, workspace_id)
     # 70 moved in; only 10 are left to move back
     assert (_ledger_agrees(db, survivor), _ledger_agrees(db, merged)) == (0, 10)
+
+
+def test_many_orders_of_one_customer_in_one_batch(db: Database, workspace_id: int) -> None:
+    owner = member(db, workspace_id)
+    _rules(db, owner, points_per_yuan=1)
+    phone = next_phone()
+    placed = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    _import_orders(
+        db, workspace_id, [{"external_id": "B0", "phone": phone, "paid_cents": 1000, "placed_at": placed}]
+    )
+    _process(db, workspace_id)
+    with db.reader() as session:
+        ids, _ = customers.customer_ids_by_identity(session, actor=owner.actor, kind="phone", values=[phone])
+    _apply(db, workspace_id, ids[phone], -4, "spend-b")
+    # three new orders, one of them refunded in the same batch
+    _import_orders(
+        db,
+        workspace_id,
+        [
+            {"external_id": f"B{n}", "phone": phone, "paid_cents": 1000 * n, "placed_at": placed}
+            for n in (1, 2, 3)
+        ],
+    )
+    _import_orders(
+        db,
+        workspace_id,
+        [
+            {
+                "external_id": "B2",
+                "phone": phone,
+                "paid_cents": 2000,
+                "placed_at": placed,
+                "status": "refunded",
+                "refunded_cents": 2000,
+            }
+        ],
+    )
+    _process(db, workspace_id)
+    assert _ledger_agrees(db, ids[phone]) == 10 - 4 + 10 + 20 + 30 - 20
