@@ -28,6 +28,8 @@ DOMAINS = (
     "rfm",
     "lifecycle",
     "wecom",
+    "coupons",
+    "membership",
 )
 
 

@@ -6,11 +6,21 @@ from siyu.clv.models import CustomerScore
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent
+from siyu.coupons.models import Coupon, CouponEventCursor, CouponRedemption, CouponTemplate
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
+from siyu.membership.models import (
+    CustomerTier,
+    MembershipEventCursor,
+    PointsAccount,
+    PointsEntry,
+    PointsRules,
+    Tier,
+    TierChange,
+)
 from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
@@ -37,6 +47,10 @@ __all__ = [
     "Channel",
     "ChannelCost",
     "Consent",
+    "Coupon",
+    "CouponEventCursor",
+    "CouponRedemption",
+    "CouponTemplate",
     "Customer",
     "CustomerEvent",
     "CustomerRfm",
@@ -44,6 +58,7 @@ __all__ = [
     "CustomerScore",
     "CustomerStage",
     "CustomerTag",
+    "CustomerTier",
     "DomainEvent",
     "Experiment",
     "ExperimentVariant",
@@ -54,14 +69,20 @@ __all__ = [
     "ImportReject",
     "LifecycleSettings",
     "Membership",
+    "MembershipEventCursor",
     "MergeLog",
     "Order",
     "OrderLine",
+    "PointsAccount",
+    "PointsEntry",
+    "PointsRules",
     "Segment",
     "StageTransition",
     "Store",
     "Tag",
     "TagGroup",
+    "Tier",
+    "TierChange",
     "User",
     "WecomCallback",
     "WecomContactWay",

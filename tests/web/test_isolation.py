@@ -21,6 +21,8 @@ from siyu.auth.models import ApiToken, Role
 from siyu.channels import service as channels
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
+from siyu.coupons import service as coupons
+from siyu.coupons.schemas import TemplateIn
 from siyu.customers import identity
 from siyu.customers import service as customers
 from siyu.customers.models import IdentityReview
@@ -29,6 +31,9 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.membership import service as membership
+from siyu.membership.models import EntryKind
+from siyu.membership.schemas import TierIn
 from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.wecom import service as wecom
@@ -59,6 +64,8 @@ PUBLIC = {
     "/api/imports/{kind}": "writes only into the caller's workspace: test_import_never_attaches_to_other_workspace",
     "/wecom/callback/{callback_key}": "WeCom's callback, signed and encrypted with the workspace's own token and "
     "key: tests/wecom/test_callbacks.py and test_wecom_callback_key_is_per_workspace",
+    "/api/public/{workspace_slug}/coupons/check": "public by design, one answer for any code not the "
+    "caller's: tests/coupons/test_api.py",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -163,6 +170,30 @@ def _workspace_b(db: Database) -> Other:
             encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
         )
         wecom.map_staff(session, actor=owner.actor, wecom_userid=f"bstaff{tag}", user_id=owner.user_id)
+        template = coupons.create_template(
+            session,
+            actor=owner.actor,
+            body=TemplateIn(name=f"B券{tag}", type="no_threshold", discount_cents=100, valid_days=30),
+        )
+        coupon = coupons.issue(
+            session,
+            workspace_id=ws,
+            template_id=template.id,
+            customer_id=customer.id,
+            source_kind="staff",
+            source_ref=f"bsrc{tag}",
+            idempotency_key=f"bkey{tag}",
+        )
+        membership.apply(
+            session,
+            workspace_id=ws,
+            customer_id=customer.id,
+            kind=EntryKind.EARN,
+            points=77,
+            source_kind="test",
+            source_ref=f"bpoints{tag}",
+        )
+        membership.create_tier(session, actor=owner.actor, body=TierIn(name=f"B卡{tag}", threshold=1))
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -180,6 +211,9 @@ def _workspace_b(db: Database) -> Other:
             "tag_id": b_tag.id,
             "segment_id": segment.id,
             "experiment_id": experiment.id,
+            "template_id": template.id,
+            "coupon_id": coupon.id,
+            "coupon_code": coupon.code,
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -208,6 +242,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/coupon-templates/{template_id}/issue"): {
+        "json": {"customer_id": 0, "idempotency_key": "x"}
+    },
+    ("POST", "/api/customers/{customer_id}/points/adjust"): {
+        "json": {"points": -1, "reason": "hacked", "idempotency_key": "x"}
+    },
+    ("POST", "/api/customers/{customer_id}/points/actions"): {
+        "json": {"action": "custom", "source_ref": "x", "points": 5}
+    },
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -361,6 +404,39 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     )
     assert named.status_code == 422 and "no segment is called" in named.json()["message"]
     assert client.get("/api/segments/count", params={"text": "all"}, headers=a.headers).json()["count"] == 1
+    # B's coupon code with B's customer, redeemed by A: the same refusal as no coupon at all
+    redeem = client.post(
+        "/api/coupons/redeem",
+        json={
+            "code": other.ids["coupon_code"],
+            "customer_id": other.ids["customer_id"],
+            "order_ref": "X",
+            "amount_cents": 100,
+        },
+        headers=a.headers,
+    )
+    assert redeem.status_code == 404
+    with db.transaction() as session:
+        own_template = coupons.create_template(
+            session,
+            actor=a.actor,
+            body=TemplateIn(name="甲券", type="no_threshold", discount_cents=100, valid_days=3),
+        )
+        own_coupon = coupons.issue_by_actor(
+            session, actor=a.actor, template_id=own_template.id, customer_id=mine.id, idempotency_key="a"
+        )
+    redeem = client.post(
+        "/api/coupons/redeem",
+        json={
+            "code": other.ids["coupon_code"],
+            "customer_id": mine.id,
+            "order_ref": "X",
+            "amount_cents": 100,
+        },
+        headers=a.headers,
+    )
+    assert redeem.status_code == 409 and redeem.json()["reason"] == "not_found"
+    assert own_coupon.code != other.ids["coupon_code"]
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -384,6 +460,14 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     b_segment = client.get(f"/api/segments/{other.ids['segment_id']}", headers=b).json()
     assert b_segment["deleted_at"] is None and b_segment["rule_text"].startswith('city = "B城')
     assert client.get(f"/api/segments/{other.ids['segment_id']}/count", headers=b).json()["count"] == 1
+    b_points = client.get(f"/api/customers/{other.ids['customer_id']}/points", headers=b).json()
+    assert b_points["balance"] == 77
+    b_coupons = client.get(f"/api/customers/{other.ids['customer_id']}/coupons", headers=b).json()
+    assert [c["status"] for c in b_coupons] == ["issued"]
+    assert (
+        client.get(f"/api/coupon-templates/{other.ids['template_id']}", headers=b).json()["status"]
+        == "active"
+    )
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:

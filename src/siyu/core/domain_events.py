@@ -44,6 +44,11 @@ class DomainEventType(StrEnum):
     WECOM_FRIEND_ADDED = "wecom.friend_added"
     WECOM_FRIEND_DELETED = "wecom.friend_deleted"  # the staff member deleted the customer
     WECOM_STAFF_DELETED = "wecom.staff_deleted"  # the customer deleted the staff member: churn alert
+    COUPON_ISSUED = "coupon.issued"
+    COUPON_REDEEMED = "coupon.redeemed"
+    COUPON_REDEMPTION_REVERSED = "coupon.redemption_reversed"
+    POINTS_CHANGED = "points.changed"
+    TIER_CHANGED = "tier.changed"
 
 
 class DomainEvent(Base):

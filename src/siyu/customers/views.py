@@ -5,12 +5,16 @@ Visibility is the service's: staff get "not found" for customers assigned to som
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from siyu.channels import service as channels
 from siyu.core.errors import NotFound, ValidationFailed
+from siyu.coupons import service as coupons
 from siyu.customers import service as customers
+from siyu.membership import service as membership
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render, render_error
 
@@ -56,7 +60,14 @@ def customer_360(
     return render(
         request,
         "customers/detail.html",
-        {"c": view, "channel_names": channels.channel_names(session, workspace_id=actor.workspace_id)},
+        {
+            "c": view,
+            "channel_names": channels.channel_names(session, workspace_id=actor.workspace_id),
+            "member": membership.member_view(session, actor=actor, customer_id=customer_id),
+            "coupon_templates": coupons.active_templates(session, workspace_id=actor.workspace_id),
+            # one key per rendering of the form: a double submit issues one coupon
+            "issue_key": f"staff-form:{secrets.token_urlsafe(12)}",
+        },
         session=session,
         actor=actor,
     )

@@ -29,6 +29,7 @@ from siyu.core import bulk
 from siyu.core.config import get_settings
 from siyu.core.domain_events import DomainEventType, record_many
 from siyu.core.timeutil import utcnow
+from siyu.coupons import service as coupons
 from siyu.customers import identity, identity_values, rollups
 from siyu.customers.models import Consent, ConsentPurpose, ConsentStatus, Customer, Gender
 from siyu.events import bulk as event_bulk
@@ -164,6 +165,7 @@ def _load_batch(
             loaded.merged_into.update(resolution.merged_into)
         if kind == ImportKind.ORDERS:
             touched |= _load_orders(session, chunk, ctx, source, result, loaded)
+            rejects += _redeem_coupons(session, chunk, ctx, source_of_field.get("coupon_code", "coupon_code"))
         elif kind == ImportKind.EVENTS:
             touched |= _load_events(session, chunk, ctx, source, result)
         else:
@@ -517,6 +519,41 @@ def _load_orders(
     if loaded is not None:
         loaded.add(upsert.new_orders, upsert.new_lines)
     return upsert.touched_customer_ids
+
+
+_COUPON_STATUSES = ("paid", "partially_refunded")
+
+
+def _redeem_coupons(session: Session, chunk: pl.DataFrame, ctx: _Context, header: str) -> list[Reject]:
+    """Redeem the coupons that paid orders of the chunk carry (a `coupon_code` column), on the amount
+    before discounts; orders without one cost nothing here. A refused coupon leaves its order loaded
+    and is reported on the coupon's column. Re-importing the same order answers with its redemption."""
+    if "coupon_code" not in chunk.columns or chunk["coupon_code"].null_count() == chunk.height:
+        return []
+    rows = (
+        chunk.filter(
+            pl.col("coupon_code").is_not_null()
+            & pl.col("customer_id").is_not_null()
+            & _col(chunk, "status", pl.Utf8).fill_null("paid").is_in(_COUPON_STATUSES)
+        )
+        .select(
+            "row_number",
+            pl.col("external_id").cast(pl.Utf8),
+            "customer_id",
+            "coupon_code",
+            pl.coalesce(
+                _col(chunk, "total_cents", pl.Int64),
+                _col(chunk, "paid_cents", pl.Int64).fill_null(0)
+                + _col(chunk, "discount_cents", pl.Int64).fill_null(0),
+            ).alias("amount_cents"),
+        )
+        .unique(subset=["external_id", "coupon_code"], keep="last", maintain_order=True)
+    )
+    refused = coupons.redeem_for_orders(session, workspace_id=ctx.workspace_id, rows=list(rows.iter_rows()))
+    return [
+        Reject(row_number, header, code, f"the order was loaded; its coupon was not redeemed: {why}")
+        for row_number, code, why in refused
+    ]
 
 
 # --- events -----------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ _KIND_ALIASES: dict[ImportKind, dict[str, tuple[str, ...]]] = {
         "refunded_cents": _aliases("退款金额|退款|refund|refunded|refund amount"),
         "channel": _CHANNEL_ALIASES,
         "store": _aliases("门店|门店编码|门店编号|门店代码|店铺编码|store|store code|store_id"),
+        "coupon_code": _aliases("优惠券码|券码|优惠码|优惠券|coupon code|coupon|coupon_code"),
         "line_no": _aliases("行号|明细行号|line_no|line"),
         "sku": _aliases("商品编码|商品编号|货号|SKU|sku code"),
         "product_name": _aliases("商品名称|商品|品名|商品名|product|product name|item|item name"),

@@ -63,6 +63,7 @@ ORDER_FIELDS: dict[str, Any] = {
     "refunded_cents": pl.Int64,
     "channel": pl.Utf8,
     "store": pl.Utf8,  # store code
+    "coupon_code": pl.Utf8,  # a coupon (优惠券) used on the order: redeemed when the order loads
     # line fields: rows sharing an external_id are lines of one order; order fields from the last row
     "line_no": pl.Int64,
     "sku": pl.Utf8,

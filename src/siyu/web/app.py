@@ -37,6 +37,8 @@ DOMAINS = (
     "experiments",
     "clv",
     "wecom",
+    "coupons",
+    "membership",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

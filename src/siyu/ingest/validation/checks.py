@@ -183,7 +183,7 @@ def check_orders(check: Checker, known_stores: Collection[str], units: Mapping[s
             store.is_null() & check.text("store").is_not_null(),
             f"unknown store: use the code of an existing store ({shown}), or add the store first",
         )
-    for field in ("sku", "product_name", "category"):
+    for field in ("sku", "product_name", "category", "coupon_code"):
         if check.has(field):
             check.out[field] = check.text(field)
     if check.has("quantity"):

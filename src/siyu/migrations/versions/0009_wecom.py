@@ -1,6 +1,6 @@
 """wecom: settings, staff, friend relations, callbacks, mass messages, moments, contact ways, groups, corp tags
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import siyu.core.db
 
-revision: str = "0010"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
