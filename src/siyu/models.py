@@ -5,7 +5,7 @@ from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
-from siyu.core.domain_events import DomainEvent
+from siyu.core.domain_events import DomainEvent, DomainEventCursor
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
@@ -13,7 +13,7 @@ from siyu.ingest.models import ImportJob, ImportReject
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
 from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
-from siyu.segments.models import Segment
+from siyu.segments.models import Segment, SegmentMembership
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.workspaces.models import Workspace
 
@@ -32,6 +32,7 @@ __all__ = [
     "CustomerStage",
     "CustomerTag",
     "DomainEvent",
+    "DomainEventCursor",
     "Experiment",
     "ExperimentVariant",
     "Exposure",
@@ -45,6 +46,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "Segment",
+    "SegmentMembership",
     "StageTransition",
     "Store",
     "Tag",
