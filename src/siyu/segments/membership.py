@@ -471,13 +471,16 @@ def statuses(
     now: datetime | None = None,
 ) -> list[Status]:
     """Every live segment with its member count (of `visible` customers when given), how far behind it
-    is, and whether that is more than LAG_WARNING. Lag: how long the oldest event not yet handled has
-    waited, and for time-dependent rules also how long since the last full evaluation."""
+    is, and whether that is more than LAG_WARNING. Lag: how long the oldest event not yet handled (of
+    the types that can change membership) has waited, and for time-dependent rules also how long since the last full evaluation."""
     now = now or utcnow()
     cursor, _ = domain_events.cursor_position(session, consumer=CONSUMER, workspace_id=workspace_id)
     pending, oldest = session.execute(
         select(func.count(), func.min(DomainEvent.created_at)).where(
-            DomainEvent.workspace_id == workspace_id, DomainEvent.id > cursor
+            DomainEvent.workspace_id == workspace_id,
+            DomainEvent.id > cursor,
+            # only what can change a rule's answer (not, e.g., the segment events themselves)
+            DomainEvent.type.in_([*EVENT_FAMILIES, *WORKSPACE_EVENT_FAMILIES]),
         )
     ).one()
     event_lag = (now - oldest).total_seconds() if oldest is not None else 0.0
