@@ -51,6 +51,8 @@ class SegmentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    version: int = Field(description="Counts the rule's changes; segment events carry it.")
+    tag_id: int | None = Field(description="The rule tag its members carry, if any.")
 
 
 class TagMembersIn(BaseModel):
