@@ -387,3 +387,16 @@ def test_processors_at_once_emit_each_change_once(db: Database, workspace_id: in
     changes = _changes(db, workspace_id, seg.id)
     assert len(changes) == 40 and len(set(changes)) == 40
     assert len(_members(db, seg.id)) == 40
+
+
+def test_a_file_import_brings_membership_current(db: Database, workspace_id: int, tmp_path: Any) -> None:
+    owner = member(db, workspace_id).actor
+    with db.transaction() as session:
+        seg = segments.create_segment(session, actor=owner, name="买过", rule="order_count >= 1")
+    phone = next_phone()
+    placed = (NOW - timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")
+    path = tmp_path / "orders.csv"
+    path.write_text(f"手机号,订单号,实付金额,下单时间\n{phone},F1,32.00,{placed}\n", encoding="utf-8")
+    job = ingest.import_file(db, workspace_id=workspace_id, kind="orders", path=path)
+    assert job.status == "done", job.error
+    assert _members(db, seg.id) == {_customer_id(db, owner, phone)}
