@@ -79,18 +79,21 @@ def run(engine: str, args: argparse.Namespace) -> None:
         for number in range(args.orders):
             record = {
                 "external_id": f"LIVE-{number}",
-                "phone": f"+861390000{number:04d}",
+                "phone": f"+86139{87650000 + number * 7919:08d}",
                 "status": "paid",
                 "paid_cents": 5800,
                 "placed_at": (now - timedelta(hours=1)).isoformat(),
             }
             with db.transaction() as session:
-                ingest.import_records(session, workspace_id=workspace_id, kind="orders", records=[record])
+                _, _, rejects = ingest.import_records(
+                    session, workspace_id=workspace_id, kind="orders", records=[record]
+                )
+            assert not rejects, rejects
             step = time.perf_counter()
             with db.transaction() as session:
                 run_ = segments.process_pending(session, workspace_id=workspace_id)
             visible.append(time.perf_counter() - step)
-            assert run_.entered > 0
+            assert run_.entered > 0, run_
         print(
             f"{engine}: order → membership stored: median {statistics.median(visible) * 1000:.0f} ms, "
             f"max {max(visible) * 1000:.0f} ms over {len(visible)} orders (new customers: all 20 segments)"

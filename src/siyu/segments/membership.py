@@ -216,20 +216,21 @@ def _apply(
     left: list[int] = []
     for chunk in [None] if scope is None else list(_chunks(scope)):
         leave = update(M).where(is_open).values(left_at=now, left_version=segment.version)
-        current = select(M.customer_id).where(is_open)
         if chunk is not None:
             leave = leave.where(M.customer_id.in_(chunk))
-            current = current.where(M.customer_id.in_(chunk))
         scoped = None
         if matches is not None:
             scoped = matches if chunk is None else matches.where(COLUMNS.customer_id.in_(chunk))
-            leave = leave.where(M.customer_id.not_in(scoped))
+            # NOT EXISTS, not NOT IN: PostgreSQL plans it as an anti-join, where NOT IN over a subquery
+            # too large to hash re-scans it for every row
+            leave = leave.where(~scoped.where(COLUMNS.customer_id == M.customer_id).exists())
         left += session.scalars(
             leave.returning(M.customer_id).execution_options(synchronize_session=False)
         ).all()
         if scoped is None:
             continue
-        new = scoped.where(COLUMNS.customer_id.not_in(current)).subquery()
+        member = select(M.customer_id).where(is_open, M.customer_id == COLUMNS.customer_id)
+        new = scoped.where(~member.exists()).subquery()
         rows = select(
             literal(segment.workspace_id),
             literal(segment.id),
@@ -420,13 +421,11 @@ def reconcile(
         except RuleError as exc:
             found.append(Drift(segment.id, segment.name, 0, 0, False, str(exc)))
             continue
-        current = select(M.customer_id).where(M.segment_id == segment.id, M.left_at.is_(None))
-        missing = session.scalar(
-            select(func.count()).select_from(matches.where(COLUMNS.customer_id.not_in(current)).subquery())
-        )
-        extra = session.scalar(
-            select(func.count()).select_from(current.where(M.customer_id.not_in(matches)).subquery())
-        )
+        is_open = and_(M.segment_id == segment.id, M.left_at.is_(None))
+        member = select(M.customer_id).where(is_open, M.customer_id == COLUMNS.customer_id)
+        missing = session.scalar(select(func.count()).select_from(matches.where(~member.exists()).subquery()))
+        unmatched = ~matches.where(COLUMNS.customer_id == M.customer_id).exists()
+        extra = session.scalar(select(func.count()).select_from(M).where(is_open, unmatched))
         segment.reconciled_at, segment.drift_missing, segment.drift_extra = (
             now,
             int(missing or 0),
