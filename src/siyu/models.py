@@ -5,7 +5,7 @@ from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
-from siyu.core.domain_events import DomainEvent
+from siyu.core.domain_events import DomainEvent, DomainEventCursor
 from siyu.coupons.models import Coupon, CouponEventCursor, CouponRedemption, CouponTemplate
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
@@ -23,7 +23,7 @@ from siyu.membership.models import (
 )
 from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
-from siyu.segments.models import Segment
+from siyu.segments.models import Segment, SegmentMembership
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.wecom.models import (
     WecomCallback,
@@ -60,6 +60,7 @@ __all__ = [
     "CustomerTag",
     "CustomerTier",
     "DomainEvent",
+    "DomainEventCursor",
     "Experiment",
     "ExperimentVariant",
     "Exposure",
@@ -77,6 +78,7 @@ __all__ = [
     "PointsEntry",
     "PointsRules",
     "Segment",
+    "SegmentMembership",
     "StageTransition",
     "Store",
     "Tag",

@@ -69,3 +69,47 @@ def test_evaluate_and_save_through_the_api(db: Database, workspace_id: int) -> N
     assert client.get(f"/api/segments/{segment_id}", headers=analyst.headers).status_code == 404
     gone = client.get("/api/segments/count", params={"text": 'segment("上海买家")'}, headers=analyst.headers)
     assert gone.status_code == 422 and "was deleted" in gone.json()["message"]
+
+
+def test_live_membership_through_the_api(db: Database, workspace_id: int) -> None:
+    operator = member(db, workspace_id, Role.OPERATOR)
+    analyst = member(db, workspace_id, Role.ANALYST)
+    with db.transaction() as session:
+        people = [make_customer(session, workspace_id=workspace_id, city="上海") for _ in range(3)]
+    client = api_client(db)
+    created = client.post(
+        "/api/segments", json={"name": "上海", "text": 'city = "上海"'}, headers=operator.headers
+    )
+    assert created.status_code == 201, created.text
+    segment_id = created.json()["id"]
+    assert created.json()["version"] == 1
+    [status] = client.get("/api/segments/status", headers=analyst.headers).json()
+    assert (status["members"], status["state"], status["time_dependent"]) == (3, "current", False)
+    page = client.get(
+        f"/api/segments/{segment_id}/members", params={"limit": 2}, headers=analyst.headers
+    ).json()
+    rest = client.get(
+        f"/api/segments/{segment_id}/members", params={"cursor": page["next_cursor"]}, headers=analyst.headers
+    ).json()
+    assert [m["id"] for m in page["members"] + rest["members"]] == [p.id for p in reversed(people)]
+    history = client.get(f"/api/segments/{segment_id}/history", params={"days": 3}, headers=analyst.headers)
+    assert [p["members"] for p in history.json()][-1] == 3
+    edited = client.patch(f"/api/customers/{people[0].id}", json={"city": "北京"}, headers=operator.headers)
+    assert edited.status_code == 200, edited.text
+    assert client.post("/api/segments/process", headers=analyst.headers).status_code == 403
+    run = client.post("/api/segments/process", headers=operator.headers).json()
+    assert (run["entered"], run["left"]) == (0, 1)
+    assert client.post("/api/segments/sweep", headers=operator.headers).json()["segments"] == 0
+    drift = client.post("/api/segments/reconcile", json={"repair": False}, headers=operator.headers).json()
+    assert [(d["missing"], d["extra"]) for d in drift] == [(0, 0)]
+    group = client.post("/api/tag-groups", json={"name": "规则"}, headers=operator.headers).json()
+    tag = client.post(
+        f"/api/tag-groups/{group['id']}/tags", json={"name": "上海客"}, headers=operator.headers
+    )
+    ruled = client.put(
+        f"/api/segments/{segment_id}/rule-tag", json={"tag_id": tag.json()["id"]}, headers=operator.headers
+    )
+    assert ruled.status_code == 200 and ruled.json()["tag_id"] == tag.json()["id"]
+    carried = client.get(f"/api/customers/{people[1].id}/tags", headers=analyst.headers).json()
+    assert [(t["name"], t["source"]) for t in carried] == [("上海客", "rule")]
+    assert client.get("/api/segments/999999/status", headers=analyst.headers).status_code == 404

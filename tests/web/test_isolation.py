@@ -239,6 +239,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/tag-groups/{group_id}/tags"): {"json": {"name": "hacked"}},
     ("PATCH", "/api/segments/{segment_id}"): {"json": {"text": "has(phone)"}},
     ("POST", "/api/segments/{segment_id}/tag"): {"json": {"tag_id": 0}},
+    ("PUT", "/api/segments/{segment_id}/rule-tag"): {"json": {"tag_id": None}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},

@@ -1,7 +1,7 @@
 """Domain events: every change to a customer is recorded as a typed event in the same transaction.
 
-The segment and journey engines consume them in order of `id` (an outbox). Types are dotted names
-(`customer.created`, `order.placed`, `order.refunded`, `identity.merged`, `consent.changed`, …).
+The segment and journey engines consume them in order of `id` (an outbox), each keeping its place in
+`domain_event_cursor`. Types are dotted names (`customer.created`, `order.placed`, `identity.merged`, …).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, String, insert
+from sqlalchemy import Index, String, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.core.db import Base, BigId, JsonDoc, UTCDateTime
@@ -37,6 +38,11 @@ class DomainEventType(StrEnum):
     SEGMENT_CREATED = "segment.created"
     SEGMENT_UPDATED = "segment.updated"
     SEGMENT_DELETED = "segment.deleted"
+    SEGMENT_ENTERED = "segment.entered"
+    SEGMENT_LEFT = "segment.left"
+    RFM_COMPUTED = "rfm.computed"
+    CLV_SCORED = "clv.scored"
+    LIFECYCLE_CHANGED = "lifecycle.changed"
     EXPERIMENT_CREATED = "experiment.created"
     EXPERIMENT_STARTED = "experiment.started"
     EXPERIMENT_STOPPED = "experiment.stopped"
@@ -105,3 +111,56 @@ def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     if batch:
         session.execute(insert(DomainEvent), batch)
     return len(batch)
+
+
+class DomainEventCursor(Base):
+    """How far one consumer of the outbox has read, per workspace: the id of the last event it handled.
+
+    A consumer advances its cursor in the same transaction as the work the events caused, so a crash
+    replays events instead of losing them.
+    """
+
+    __tablename__ = "domain_event_cursor"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def claim_cursor(session: Session, *, consumer: str, workspace_id: int) -> int:
+    """The id of the last event `consumer` handled in the workspace (0 at first), with the cursor row
+    locked until the caller's transaction ends: a second run of the same consumer waits here instead of
+    handling the same events again (PostgreSQL: `FOR UPDATE`; SQLite: the write lock of BEGIN IMMEDIATE).
+    """
+    row = {"consumer": consumer, "workspace_id": workspace_id, "last_event_id": 0, "updated_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(DomainEventCursor).values(row).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite.insert(DomainEventCursor).values(row).on_conflict_do_nothing())
+    last = session.scalar(
+        select(DomainEventCursor.last_event_id)
+        .where(DomainEventCursor.consumer == consumer, DomainEventCursor.workspace_id == workspace_id)
+        .with_for_update()
+    )
+    return int(last or 0)
+
+
+def advance_cursor(session: Session, *, consumer: str, workspace_id: int, last_event_id: int) -> None:
+    """Move a claimed cursor to `last_event_id` (in the caller's transaction)."""
+    session.execute(
+        update(DomainEventCursor)
+        .where(DomainEventCursor.consumer == consumer, DomainEventCursor.workspace_id == workspace_id)
+        .values(last_event_id=last_event_id, updated_at=utcnow())
+    )
+
+
+def cursor_position(session: Session, *, consumer: str, workspace_id: int) -> tuple[int, datetime | None]:
+    """Where a consumer stands, without locking: (last event id, when it last moved)."""
+    found = session.execute(
+        select(DomainEventCursor.last_event_id, DomainEventCursor.updated_at).where(
+            DomainEventCursor.consumer == consumer, DomainEventCursor.workspace_id == workspace_id
+        )
+    ).first()
+    return (int(found[0]), found[1]) if found else (0, None)

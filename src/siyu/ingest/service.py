@@ -7,6 +7,7 @@ one transaction, so a failure or a crash leaves the pool as it was before the im
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ from siyu.ingest import reading, validation
 from siyu.ingest.loader import Progress, load_batch
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.ingest.schemas import ImportKind, LoadResult, Reject, ValidatedBatch
+from siyu.segments import service as segments
 from siyu.workspaces import service as workspaces
+
+logger = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 20
 REJECT_COLUMNS = ("row", "column", "value", "reason")
@@ -209,7 +213,22 @@ def _load(
         else:
             _finish(job, result, rejects, batch.total_rows)
         session.flush()
-        return job
+    _bring_segments_current(db, workspace_id=workspace_id)
+    return job
+
+
+def _bring_segments_current(db: Database, *, workspace_id: int) -> None:
+    """After a load, segment membership catches up with its events (a large load in one full evaluation
+    of the affected segments). Its own transactions: a failure here leaves the events pending for the
+    next run of the processor, and never undoes the import."""
+    try:
+        while True:
+            with db.transaction() as session:
+                run = segments.process_pending(session, workspace_id=workspace_id)
+            if not run.remaining:
+                return
+    except Exception:
+        logger.exception("segment membership did not catch up after an import of workspace %s", workspace_id)
 
 
 def _job_progress(db: Database, job_id: int, progress: Progress | None) -> Progress:

@@ -1,6 +1,8 @@
 """JSON routes for segments: evaluate a rule (count, sample, explain; `read`) and save, change and delete
-segments (`write`). Rules are given as `?text=` or as canonical JSON in `?rule=`; evaluating stays a
-read (GET), so on SQLite it never takes the write lock."""
+segments (`write`), and their live membership: status (size, lag, drift), members, members over time,
+rule tags, and the processing, sweep and reconciliation verbs a scheduler calls. Rules are given as
+`?text=` or as canonical JSON in `?rule=`; evaluating stays a read (GET), so on SQLite it never takes
+the write lock."""
 
 from __future__ import annotations
 
@@ -14,11 +16,18 @@ from siyu.auth.service import Actor, Permission
 from siyu.core.errors import ValidationFailed
 from siyu.segments import service
 from siyu.segments.schemas import (
+    CountPoint,
+    MembersPage,
+    ReconcileIn,
     RuleCount,
     RuleExplain,
     RuleSample,
+    RuleTagIn,
+    RunResult,
+    SegmentDrift,
     SegmentIn,
     SegmentOut,
+    SegmentStatus,
     SegmentUpdate,
     TagMembersIn,
 )
@@ -81,6 +90,41 @@ def explain_rule(
 ) -> RuleExplain:
     """The rule in both forms and the SQL it runs as on this database."""
     return service.explain(session, actor=actor, rule=_rule(text, rule), now=now)
+
+
+@router.get("/segments/status", response_model=list[SegmentStatus])
+def segment_statuses(session: DbSession, actor: Actor = require(Permission.READ)) -> list[SegmentStatus]:
+    """Every segment's live membership: members, lag, last full evaluation, drift found, state."""
+    return service.segment_statuses(session, actor=actor)
+
+
+@router.post("/segments/process", response_model=RunResult)
+def process_pending(
+    session: DbSession,
+    actor: Actor = require(Permission.WRITE),
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> RunResult:
+    """Bring membership current with the next `limit` domain events (what the scheduler calls)."""
+    return service.process_pending(session, workspace_id=actor.workspace_id, limit=limit)
+
+
+@router.post("/segments/sweep", response_model=RunResult)
+def sweep(session: DbSession, actor: Actor = require(Permission.WRITE)) -> RunResult:
+    """Evaluate in full the segments whose rules change with time alone."""
+    return service.sweep(session, workspace_id=actor.workspace_id)
+
+
+@router.post("/segments/reconcile", response_model=list[SegmentDrift])
+def reconcile(
+    session: DbSession, body: ReconcileIn | None = None, actor: Actor = require(Permission.WRITE)
+) -> list[SegmentDrift]:
+    """Compare kept membership with a full evaluation per segment; `repair` fixes what differs."""
+    return service.reconcile(
+        session,
+        workspace_id=actor.workspace_id,
+        repair=bool(body and body.repair),
+        actor_user_id=actor.user_id,
+    )
 
 
 @router.get("/segments", response_model=list[SegmentOut])
@@ -147,4 +191,44 @@ def tag_segment_members(
     segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
     return service.tag_members(
         session, actor=actor, rule=segment.rule, tag_id=body.tag_id, source_ref=f"segment:{segment.id}"
+    )
+
+
+@router.get("/segments/{segment_id}/status", response_model=SegmentStatus)
+def segment_status(
+    segment_id: int, session: DbSession, actor: Actor = require(Permission.READ)
+) -> SegmentStatus:
+    return service.segment_status(session, actor=actor, segment_id=segment_id)
+
+
+@router.get("/segments/{segment_id}/history", response_model=list[CountPoint])
+def members_over_time(
+    segment_id: int,
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    days: Annotated[int, Query(ge=1, le=730)] = 90,
+) -> list[CountPoint]:
+    """Members at the end of each of the last `days` days, the last point being now."""
+    return service.members_over_time(session, actor=actor, segment_id=segment_id, days=days)
+
+
+@router.get("/segments/{segment_id}/members", response_model=MembersPage)
+def segment_members(
+    segment_id: int,
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MembersPage:
+    """The current members, newest customer first; pass `next_cursor` for the next page."""
+    return service.segment_members(session, actor=actor, segment_id=segment_id, cursor=cursor, limit=limit)
+
+
+@router.put("/segments/{segment_id}/rule-tag", response_model=SegmentOut)
+def set_rule_tag(
+    segment_id: int, body: RuleTagIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> SegmentOut:
+    """Members carry this tag (source rule) while they are members; null stops it (tags by hand stay)."""
+    return SegmentOut.model_validate(
+        service.set_rule_tag(session, actor=actor, segment_id=segment_id, tag_id=body.tag_id)
     )

@@ -1,4 +1,5 @@
-"""`siyu segment create|count|explain|list|delete`: segments from the command line.
+"""`siyu segment create|count|explain|list|delete|process|sweep|reconcile|status|rule-tag`: segments and
+their live membership from the command line.
 
 A RULE is the text form (`'tag("VIP") and orders(within="30d").count >= 2'`) or canonical JSON (`{…}`).
 Commands act as the workspace's first owner unless `--as EMAIL` names another member.
@@ -130,6 +131,98 @@ def delete(name: str = typer.Argument(...), workspace: str | None = WORKSPACE, a
         segment = service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=name)
         service.delete_segment(session, actor=actor, segment_id=segment.id)
     typer.echo(f"segment {segment.id} {name!r} deleted")
+
+
+def _workspace_id(session: Any, workspace: str | None) -> int:
+    return workspaces.workspace_for_command(session, slug=workspace).id
+
+
+def _changes(result: Any) -> str:
+    return f"{result.entered} entered, {result.left} left"
+
+
+@segment_app.command("process")
+def process(
+    workspace: str | None = WORKSPACE,
+    limit: int = typer.Option(1000, "--limit", help="Domain events per transaction."),
+    now: str | None = NOW,
+) -> None:
+    """Bring membership current with the domain events not yet handled, LIMIT per transaction, until
+    none is left (what the scheduler does between runs)."""
+    db = get_database()
+    events = entered = left = 0
+    while True:
+        with db.transaction() as session:
+            result = service.process_pending(
+                session, workspace_id=_workspace_id(session, workspace), limit=limit, now=_now(now)
+            )
+        events, entered, left = events + result.events, entered + result.entered, left + result.left
+        for segment_id, error in result.errors.items():
+            typer.secho(f"segment {segment_id} not evaluated: {error}", fg=typer.colors.RED, err=True)
+        if not result.remaining:
+            break
+    typer.echo(f"{events} events: {entered} entered, {left} left")
+
+
+@segment_app.command("sweep")
+def sweep_(workspace: str | None = WORKSPACE, now: str | None = NOW) -> None:
+    """Evaluate in full the segments whose rules change with time alone (windows, ago(), scores)."""
+    with get_database().transaction() as session:
+        result = service.sweep(session, workspace_id=_workspace_id(session, workspace), now=_now(now))
+    for segment_id, error in result.errors.items():
+        typer.secho(f"segment {segment_id} not evaluated: {error}", fg=typer.colors.RED, err=True)
+    typer.echo(f"{result.segments} segments swept: {_changes(result)}")
+
+
+@segment_app.command("reconcile")
+def reconcile_(
+    workspace: str | None = WORKSPACE,
+    repair: bool = typer.Option(False, "--repair", help="Bring drifted membership to the full evaluation."),
+    now: str | None = NOW,
+) -> None:
+    """Compare every segment's kept membership with a full evaluation and print the drift; exits 1 when
+    drift was found and not repaired."""
+    with get_database().transaction() as session:
+        found = service.reconcile(
+            session, workspace_id=_workspace_id(session, workspace), repair=repair, now=_now(now)
+        )
+    drifted = False
+    for drift in found:
+        if drift.error:
+            typer.secho(f"{drift.segment_id}\t{drift.name}\terror: {drift.error}", fg=typer.colors.RED)
+            continue
+        note = " (repaired)" if drift.repaired else ""
+        typer.echo(f"{drift.segment_id}\t{drift.name}\tmissing {drift.missing}\textra {drift.extra}{note}")
+        drifted = drifted or bool((drift.missing or drift.extra) and not drift.repaired)
+    if drifted:
+        raise typer.Exit(1)
+
+
+@segment_app.command("status")
+def status(workspace: str | None = WORKSPACE, as_: str | None = AS) -> None:
+    """Print every segment's members, lag, drift and state."""
+    with get_database().reader() as session:
+        actor = _actor(session, workspace, as_)
+        for s in service.segment_statuses(session, actor=actor):
+            drift = "-" if s.reconciled_at is None else f"{s.drift_missing}/{s.drift_extra}"
+            typer.echo(
+                f"{s.id}\t{s.name}\t{s.members} members\tlag {s.lag_seconds:.0f}s\tdrift {drift}\t{s.state}"
+            )
+
+
+@segment_app.command("rule-tag")
+def rule_tag(
+    name: str = typer.Argument(..., help="The segment."),
+    tag_id: int | None = typer.Option(None, "--tag-id", help="The tag members carry; omit to stop."),
+    workspace: str | None = WORKSPACE,
+    as_: str | None = AS,
+) -> None:
+    """Make segment NAME give a tag (source rule) to its members and take it back when they leave."""
+    with get_database().transaction() as session:
+        actor = _actor(session, workspace, as_)
+        segment = service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=name)
+        service.set_rule_tag(session, actor=actor, segment_id=segment.id, tag_id=tag_id)
+    typer.echo(f"segment {segment.id} {name!r}: rule tag {tag_id if tag_id is not None else 'none'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -51,6 +51,8 @@ class SegmentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    version: int = Field(description="Counts the rule's changes; segment events carry it.")
+    tag_id: int | None = Field(description="The rule tag its members carry, if any.")
 
 
 class TagMembersIn(BaseModel):
@@ -75,3 +77,64 @@ class RuleExplain(BaseModel):
     sql: str = Field(description="The statement as the database runs it, with its parameters inlined.")
     warnings: list[str] = Field(default_factory=list)
     now: datetime
+
+
+class RuleTagIn(BaseModel):
+    tag_id: int | None = Field(description="The tag members carry (source rule); null: no rule tag.")
+
+
+class SegmentStatus(BaseModel):
+    """A saved segment's live membership: size, how far behind it is, and what reconciliation found."""
+
+    id: int
+    name: str
+    rule_text: str
+    version: int
+    tag_id: int | None
+    members: int
+    time_dependent: bool = Field(description="Changes with time alone; the sweep evaluates it in full.")
+    lag_seconds: float = Field(description="How far behind the membership may be (events, sweep).")
+    pending_events: int = Field(description="Domain events of the workspace not yet handled.")
+    evaluated_at: datetime | None = Field(description="Last full evaluation (backfill, sweep, repair).")
+    swept_at: datetime | None
+    reconciled_at: datetime | None
+    drift_missing: int | None = Field(description="Last reconciliation: matched but not members.")
+    drift_extra: int | None = Field(description="Last reconciliation: members that did not match.")
+    evaluation_error: str | None = Field(description="Why the rule stopped evaluating, if it did.")
+    state: str = Field(description="current, lagging, drift or error")
+
+
+class RunResult(BaseModel):
+    """What a processing, sweep or backfill run changed."""
+
+    events: int = Field(description="Domain events handled.")
+    last_event_id: int
+    remaining: int = Field(description="Events still waiting after this run.")
+    full: bool = Field(description="The backlog was caught up by full evaluations.")
+    segments: int = Field(description="Segments evaluated.")
+    entered: int
+    left: int
+    errors: dict[int, str] = Field(default_factory=dict, description="Segment id → why it did not evaluate.")
+
+
+class ReconcileIn(BaseModel):
+    repair: bool = False
+
+
+class SegmentDrift(BaseModel):
+    segment_id: int
+    name: str
+    missing: int
+    extra: int
+    repaired: bool
+    error: str | None = None
+
+
+class CountPoint(BaseModel):
+    at: datetime
+    members: int
+
+
+class MembersPage(BaseModel):
+    members: list[CustomerSummary]
+    next_cursor: str | None

@@ -20,11 +20,29 @@ from siyu.core.domain_events import DomainEventType
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
-from siyu.segments import compiler, fields
+from siyu.segments import compiler, fields, membership
 from siyu.segments.models import Segment
 from siyu.segments.parser import parse
-from siyu.segments.rules import Rule, RuleError, rule_from_json, rule_to_json, to_text
-from siyu.segments.schemas import RuleCount, RuleExplain, RuleSample
+from siyu.segments.rules import (
+    HasTag,
+    InSegment,
+    Rule,
+    RuleError,
+    rule_from_json,
+    rule_to_json,
+    to_text,
+    walk,
+)
+from siyu.segments.schemas import (
+    CountPoint,
+    MembersPage,
+    RuleCount,
+    RuleExplain,
+    RuleSample,
+    RunResult,
+    SegmentDrift,
+    SegmentStatus,
+)
 from siyu.tags import service as tags
 from siyu.tags.schemas import BulkTagResult
 
@@ -227,6 +245,7 @@ def create_segment(
         type_=DomainEventType.SEGMENT_CREATED,
         detail={"warnings": found},
     )
+    membership.backfill(session, segment=segment, now=now)
     return segment
 
 
@@ -264,11 +283,17 @@ def update_segment(
             session, actor=actor, rule=rule, name=segment.name, accept_warnings=accept_warnings
         )
         if rule_to_json(tree) != segment.rule:
+            if segment.tag_id is not None:
+                _check_rule_tag(session, workspace_id=actor.workspace_id, rule=tree, tag_id=segment.tag_id)
             changed["rule"] = {"from": segment.rule_text, "to": to_text(tree), "warnings": found}
             segment.rule, segment.rule_text = rule_to_json(tree), to_text(tree)
+            segment.version += 1
+            changed["version"] = segment.version
     if changed:
         segment.updated_at = utcnow()
         _record(session, actor=actor, segment=segment, type_=DomainEventType.SEGMENT_UPDATED, detail=changed)
+        if "rule" in changed:
+            membership.backfill(session, segment=segment, now=segment.updated_at)
     return segment
 
 
@@ -286,6 +311,7 @@ def delete_segment(session: Session, *, actor: Actor, segment_id: int) -> Segmen
         type_=DomainEventType.SEGMENT_DELETED,
         detail={"referred_to_by": referring},
     )
+    membership.close(session, segment=segment, now=segment.deleted_at)
     return segment
 
 
@@ -321,3 +347,191 @@ def _record(
         target_id=segment.id,
         detail=payload,
     )
+
+
+# --- live membership --------------------------------------------------------------------------------
+
+
+def _run_result(run: membership.Run) -> RunResult:
+    return RunResult(
+        events=run.events,
+        last_event_id=run.last_event_id,
+        remaining=run.remaining,
+        full=run.full,
+        segments=len(run.changes) + len(set(run.errors) - set(run.changes)),
+        entered=sum(c.entered for c in run.changes.values()),
+        left=sum(c.left for c in run.changes.values()),
+        errors=run.errors,
+    )
+
+
+def process_pending(
+    session: Session, *, workspace_id: int, limit: int = 1000, now: datetime | None = None
+) -> RunResult:
+    """Bring membership current with the next `limit` domain events of the workspace (a system verb: the
+    scheduler, `siyu segment process` and imports call it)."""
+    if limit < 1:
+        raise ValidationFailed("limit must be at least 1", where="limit")
+    return _run_result(membership.process_pending(session, workspace_id=workspace_id, limit=limit, now=now))
+
+
+def sweep(session: Session, *, workspace_id: int, now: datetime | None = None) -> RunResult:
+    """Evaluate in full the segments whose rules change with time alone (a system verb for the
+    scheduler and `siyu segment sweep`)."""
+    return _run_result(membership.sweep(session, workspace_id=workspace_id, now=now))
+
+
+def reconcile(
+    session: Session,
+    *,
+    workspace_id: int,
+    repair: bool = False,
+    now: datetime | None = None,
+    actor_user_id: int | None = None,
+) -> list[SegmentDrift]:
+    """Compare every segment's kept membership with a full evaluation; with `repair`, fix what differs."""
+    return [
+        SegmentDrift(**vars(d))
+        for d in membership.reconcile(
+            session, workspace_id=workspace_id, repair=repair, now=now, actor_user_id=actor_user_id
+        )
+    ]
+
+
+def _visible(actor: Actor) -> Select[tuple[int]] | None:
+    return customers.visible_customers(actor) if actor.sees_only_own_customers else None
+
+
+def _state(status: membership.Status) -> str:
+    segment = status.segment
+    if segment.evaluation_error:
+        return "error"
+    if segment.drift_missing or segment.drift_extra:
+        return "drift"
+    return "lagging" if status.lagging else "current"
+
+
+def segment_statuses(session: Session, *, actor: Actor, now: datetime | None = None) -> list[SegmentStatus]:
+    """Every segment with its member count (staff: of their own customers), lag and drift."""
+    actor.require(Permission.READ)
+    return [
+        SegmentStatus(
+            id=s.segment.id,
+            name=s.segment.name,
+            rule_text=s.segment.rule_text,
+            version=s.segment.version,
+            tag_id=s.segment.tag_id,
+            members=s.members,
+            time_dependent=s.time_dependent,
+            lag_seconds=s.lag_seconds,
+            pending_events=s.pending_events,
+            evaluated_at=s.segment.evaluated_at,
+            swept_at=s.segment.swept_at,
+            reconciled_at=s.segment.reconciled_at,
+            drift_missing=s.segment.drift_missing,
+            drift_extra=s.segment.drift_extra,
+            evaluation_error=s.segment.evaluation_error,
+            state=_state(s),
+        )
+        for s in membership.statuses(
+            session, workspace_id=actor.workspace_id, visible=_visible(actor), now=now
+        )
+    ]
+
+
+def segment_status(
+    session: Session, *, actor: Actor, segment_id: int, now: datetime | None = None
+) -> SegmentStatus:
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return next(s for s in segment_statuses(session, actor=actor, now=now) if s.id == segment.id)
+
+
+def members_over_time(
+    session: Session, *, actor: Actor, segment_id: int, days: int = 90, now: datetime | None = None
+) -> list[CountPoint]:
+    """Members at the end of each of the last `days` days (workspace calendar), from the stays."""
+    actor.require(Permission.READ)
+    if not 1 <= days <= 730:
+        raise ValidationFailed("days must be between 1 and 730", where="days")
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return [
+        CountPoint(at=at, members=n)
+        for at, n in membership.members_over_time(session, segment=segment, days=days, now=now)
+    ]
+
+
+def segment_members(
+    session: Session, *, actor: Actor, segment_id: int, cursor: str | None = None, limit: int = 50
+) -> MembersPage:
+    """The segment's current members (those this actor may see), newest customer first, a page at a time."""
+    actor.require(Permission.READ)
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    before = int(customers.decode_cursor(cursor, arity=1)[0]) if cursor else None
+    ids, next_id = membership.member_page(
+        session,
+        segment=segment,
+        visible=customers.visible_customers(actor),
+        before_id=before,
+        limit=customers.clamp_limit(limit),
+    )
+    return MembersPage(
+        members=customers.customer_summaries(session, actor=actor, customer_ids=ids),
+        next_cursor=customers.encode_cursor(next_id) if next_id is not None else None,
+    )
+
+
+def _tag_label(session: Session, *, workspace_id: int, tag_id: int) -> tuple[str, str]:
+    for id_, group, name in tags.tag_names(session, workspace_id=workspace_id):
+        if id_ == tag_id:
+            return group, name
+    raise NotFound(f"tag {tag_id} does not exist in this workspace", where="tag_id")
+
+
+def _check_rule_tag(session: Session, *, workspace_id: int, rule: Rule, tag_id: int) -> None:
+    """A rule may not read the tag it gives: membership would depend on itself."""
+    group, name = _tag_label(session, workspace_id=workspace_id, tag_id=tag_id)
+    documents = {s.name: s.rule for s in list_segments(session, workspace_id=workspace_id)}
+    pending: list[Rule] = [rule]
+    seen: set[str] = set()
+    while pending:
+        for node in walk(pending.pop()):
+            if isinstance(node, HasTag) and node.tag.strip() in (name, f"{group}/{name}"):
+                raise Conflict(
+                    f"the rule reads tag {group}/{name}, the tag it would give",
+                    where="tag_id",
+                    hint="give another tag, or take tag(...) out of the rule",
+                )
+            if isinstance(node, InSegment) and node.segment in documents and node.segment not in seen:
+                seen.add(node.segment)
+                pending.append(rule_from_json(documents[node.segment]))
+
+
+def set_rule_tag(session: Session, *, actor: Actor, segment_id: int, tag_id: int | None) -> Segment:
+    """Make a segment's rule give a tag (source "rule") to its members and take it back when they leave,
+    or stop doing so (tag_id None: the tags it gave are taken back). Tags given by hand stay."""
+    actor.require(Permission.WRITE)
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    if tag_id == segment.tag_id:
+        return segment
+    if tag_id is not None:
+        _check_rule_tag(session, workspace_id=actor.workspace_id, rule=read_rule(segment.rule), tag_id=tag_id)
+    current = sorted(membership.current_members(session, segment=segment))
+    ref = membership.rule_tag_ref(segment)
+    if segment.tag_id is not None:
+        tags.sync_rule_tag(
+            session,
+            workspace_id=actor.workspace_id,
+            tag_id=segment.tag_id,
+            source_ref=ref,
+            add=[],
+            remove=current,
+        )
+    if tag_id is not None:
+        tags.sync_rule_tag(
+            session, workspace_id=actor.workspace_id, tag_id=tag_id, source_ref=ref, add=current, remove=[]
+        )
+    detail = {"rule_tag": {"from": segment.tag_id, "to": tag_id}}
+    segment.tag_id = tag_id
+    segment.updated_at = utcnow()
+    _record(session, actor=actor, segment=segment, type_=DomainEventType.SEGMENT_UPDATED, detail=detail)
+    return segment

@@ -505,3 +505,69 @@ def delete_customer_tags(session: Session, *, workspace_id: int, customer_ids: I
         )
         removed += int(result.rowcount)  # type: ignore[attr-defined]
     return removed
+
+
+def sync_rule_tag(
+    session: Session,
+    *,
+    workspace_id: int,
+    tag_id: int,
+    source_ref: str,
+    add: Iterable[int],
+    remove: Iterable[int],
+) -> tuple[int, int]:
+    """Keep a rule tag current (a system write, no actor): customers in `add` gain the tag with source
+    `rule` unless they carry it already (by any source); customers in `remove` lose it only where the
+    rule put it (source `rule`, this `source_ref`), so a tag given by hand is never taken by a rule.
+    Each change emits tag.added / tag.removed; returns (added, removed)."""
+    tag = get_tag(session, workspace_id=workspace_id, tag_id=tag_id)
+    wanted = set(add)
+    new = sorted(wanted - _carrying(session, tag_id=tag.id, customer_ids=sorted(wanted)))
+    now = utcnow()
+    payload = {**_event_payload(session, tag, TagSource.RULE), "source_ref": source_ref}
+    for chunk in _chunks(new):
+        session.execute(
+            insert(CustomerTag),
+            [
+                {
+                    "customer_id": customer_id,
+                    "tag_id": tag.id,
+                    "workspace_id": workspace_id,
+                    "source": TagSource.RULE.value,
+                    "source_ref": source_ref,
+                    "actor_user_id": None,
+                    "tagged_at": now,
+                }
+                for customer_id in chunk
+            ],
+        )
+    removed: list[int] = []
+    for chunk in _chunks(sorted(set(remove))):
+        ruled = (
+            CustomerTag.tag_id == tag.id,
+            CustomerTag.customer_id.in_(chunk),
+            CustomerTag.source == TagSource.RULE.value,
+            CustomerTag.source_ref == source_ref,
+        )
+        found = list(session.scalars(select(CustomerTag.customer_id).where(*ruled)))
+        if found:
+            session.execute(delete(CustomerTag).where(*ruled))
+            removed.extend(found)
+    domain_events.record_many(
+        session,
+        [
+            {
+                "workspace_id": workspace_id,
+                "type": type_,
+                "customer_id": customer_id,
+                "payload": payload,
+                "occurred_at": now,
+            }
+            for type_, ids in (
+                (DomainEventType.TAG_ADDED, new),
+                (DomainEventType.TAG_REMOVED, sorted(removed)),
+            )
+            for customer_id in ids
+        ],
+    )
+    return len(new), len(removed)

@@ -108,6 +108,21 @@
     }
   }
 
+  function segmentChart() {
+    var source = document.getElementById("segment-data");
+    var box = document.getElementById("segment-chart");
+    if (!source || !box || typeof window.echarts === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var chart = window.echarts.init(box, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false, color: ["#2f6fde"], tooltip: { trigger: "axis" },
+      grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+      xAxis: { type: "category", data: data.days }, yAxis: { type: "value", minInterval: 1 },
+      series: [{ type: "line", step: "end", areaStyle: { opacity: 0.12 }, showSymbol: false, data: data.members }]
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
   function importProgress() {
     var box = document.getElementById("import-progress");
     if (!box) { return; }
@@ -138,6 +153,7 @@
     revenueChart();
     metricsCharts();
     rfmCharts();
+    segmentChart();
     importProgress();
   });
 })();
