@@ -12,6 +12,7 @@ from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
 from siyu.orders.models import Order, OrderLine
+from siyu.reach.models import BlockedAddress, RateBucket, ReachContact, ReachMessage, ReachPolicy
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
 from siyu.tags.models import CustomerTag, Tag, TagGroup
@@ -21,6 +22,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "BlockedAddress",
     "Channel",
     "ChannelCost",
     "Consent",
@@ -44,6 +46,10 @@ __all__ = [
     "MergeLog",
     "Order",
     "OrderLine",
+    "RateBucket",
+    "ReachContact",
+    "ReachMessage",
+    "ReachPolicy",
     "Segment",
     "StageTransition",
     "Store",

@@ -41,6 +41,10 @@ class DomainEventType(StrEnum):
     EXPERIMENT_STARTED = "experiment.started"
     EXPERIMENT_STOPPED = "experiment.stopped"
     EXPERIMENT_EXPOSED = "experiment.exposed"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_DELIVERED = "message.delivered"
+    MESSAGE_FAILED = "message.failed"
+    REACH_DO_NOT_CONTACT = "reach.do_not_contact_changed"
 
 
 class DomainEvent(Base):
