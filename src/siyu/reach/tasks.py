@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,7 +61,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.retry_base_seconds = retry_base_seconds
         self.poll_seconds = poll_seconds
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
 
