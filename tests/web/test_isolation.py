@@ -29,6 +29,8 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.reach import service as reach
+from siyu.reach.adapters.base import SendResult
 from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.workspaces import service as workspaces
@@ -56,6 +58,7 @@ PUBLIC = {
     "/workspace": "switcher: refuses non-members (auth.actor_for), tested with the web shell",
     "/api/hooks/{workspace_slug}/{kind}": "signed by the workspace secret: test_webhook_secret_is_per_workspace",
     "/api/imports/{kind}": "writes only into the caller's workspace: test_import_never_attaches_to_other_workspace",
+    "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -151,6 +154,24 @@ def _workspace_b(db: Database) -> Other:
         experiment = experiments.create_experiment(
             session, actor=owner.actor, key=f"bexp{tag}", name=f"B实验{tag}", variants={"a": 1, "b": 1}
         )
+        reach.send(
+            session,
+            workspace_id=ws,
+            source="broadcast",
+            source_ref=f"bsend{tag}",
+            customer_ids=[customer.id],
+            content={"sms": {"text": f"B短信{tag}"}},
+            purpose="transactional",  # no quiet hours: claimed at once whatever the time of day
+            channel_preference=["sms"],
+        )
+        session.flush()
+        [claimed] = reach.claim(session, limit=1, workspace_id=ws)
+        reach.complete(
+            session,
+            message_id=claimed.message.message_id,
+            lease_token=claimed.lease_token,
+            result=SendResult.sent(f"bprov{tag}"),
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -168,6 +189,9 @@ def _workspace_b(db: Database) -> Other:
             "tag_id": b_tag.id,
             "segment_id": segment.id,
             "experiment_id": experiment.id,
+            "message_id": claimed.message.message_id,
+            "provider_message_id": f"bprov{tag}",
+            "send_ref": f"bsend{tag}",
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -195,6 +219,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
+    ("PUT", "/api/reach/contacts/{customer_id}/do-not-contact"): {"json": {"do_not_contact": True}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -221,6 +246,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/segments/count": {"text": "all"},
     "/api/segments/sample": {"text": "all"},
     "/api/segments/explain": {"text": "all"},
+    "/api/reach/accounting": {"source": "broadcast", "source_ref": "{send_ref}"},
+    "/api/reach/messages": {"source_ref": "{send_ref}"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
@@ -347,6 +374,18 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     )
     assert named.status_code == 422 and "no segment is called" in named.json()["message"]
     assert client.get("/api/segments/count", params={"text": "all"}, headers=a.headers).json()["count"] == 1
+    # reach: B's customer in a send, B's provider id in a receipt, B's phone in an SMS reply
+    send = {"customer_ids": [other.ids["customer_id"]], "channel_preference": ["sms"],
+            "content": {"sms": {"text": "x"}}, "source_ref": "iso"}  # fmt: skip
+    assert client.post("/api/reach/sends", json=send, headers=a.headers).status_code == 404
+    receipt = {"provider_message_id": other.ids["provider_message_id"], "outcome": "bounced"}
+    assert client.post("/api/reach/receipts", json=receipt, headers=a.headers).status_code == 404
+    reply = client.post(
+        "/api/reach/sms-replies", json={"phone": other.ids["phone"], "text": "T"}, headers=a.headers
+    )
+    assert reply.json() == {"unsubscribed": False}
+    assert client.get("/api/reach/accounting", params={"source": "broadcast", "source_ref": other.ids["send_ref"]},
+                      headers=a.headers).json()["total"] == 0  # fmt: skip
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -370,6 +409,8 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     b_segment = client.get(f"/api/segments/{other.ids['segment_id']}", headers=b).json()
     assert b_segment["deleted_at"] is None and b_segment["rule_text"].startswith('city = "B城')
     assert client.get(f"/api/segments/{other.ids['segment_id']}/count", headers=b).json()["count"] == 1
+    b_message = client.get(f"/api/reach/messages/{other.ids['message_id']}", headers=b).json()
+    assert b_message["status"] == "sent"
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:

@@ -100,8 +100,9 @@ class ReachPolicy(Base):
     budget_days: Mapped[int] = mapped_column(Integer, default=7)  # … in any window of this many days
     channel_caps: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # channel → {count, days}
     wecom_cap: Mapped[str] = mapped_column(String(8), default="month")  # month | week | day
-    quiet_start: Mapped[str | None] = mapped_column(String(5), default="21:00")  # None: no quiet hours
-    quiet_end: Mapped[str | None] = mapped_column(String(5), default="09:00")
+    # no column defaults: None means "no quiet hours" (the defaults live in `service.policy.Policy`)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
     dedup_hours: Mapped[int] = mapped_column(Integer, default=24)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     rate_limits: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # channel → per second
