@@ -68,7 +68,7 @@ def test_policy_dnc_and_sms_reply(db: Database, workspace_id: int) -> None:
             "channel_preference": ["sms"],
             "content": {"sms": {"text": "x"}},
             "source_ref": "p2",
-        },  # fmt: skip
+        },
         headers=owner.headers,
     ).json()
     assert sent["by_reason"] == {"do_not_contact": 1}
