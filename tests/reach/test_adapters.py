@@ -102,6 +102,7 @@ def test_email_over_starttls_with_auth_and_one_click_unsubscribe(smtp_server) ->
     assert result.outcome is Outcome.SENT and result.provider_message_id
     _, sink, _ = smtp_server
     mail_from, rcpt, raw = sink.messages[-1]
+    assert mail_from == "news@chashanji.example"
     assert rcpt == ["li@example.com"]
     mail = message_from_bytes(raw)
     assert mail["List-Unsubscribe"] == "<https://brand.example/reach/unsubscribe/t42>"
