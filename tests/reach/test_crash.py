@@ -98,7 +98,7 @@ def test_kill_9_mid_broadcast_then_restart(db: Database, workspace_id: int, rece
                     "updated_at": now,
                 }
                 for n in range(COUNT)
-            ],  # fmt: skip
+            ],
         )
         ids = list(session.scalars(select(Customer.id).where(Customer.workspace_id == workspace_id)))
         service.send(
@@ -106,13 +106,17 @@ def test_kill_9_mid_broadcast_then_restart(db: Database, workspace_id: int, rece
             content={"webhook": {"text": "春茶上新"}}, purpose="transactional", channel_preference=["webhook"],
         )  # fmt: skip
     first = _worker(db, receiver)
-    deadline = time.monotonic() + 120
-    while len(_mine(workspace_id)) < COUNT * 3 // 10:
-        assert first.poll() is None, first.stderr.read().decode() if first.stderr else "worker exited"
-        assert time.monotonic() < deadline, f"the worker is not sending ({len(_mine(workspace_id))} received)"
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_mine(workspace_id)) < COUNT * 3 // 10:
+            assert first.poll() is None, first.stderr.read().decode() if first.stderr else "worker exited"
+            assert time.monotonic() < deadline, (
+                f"the worker is not sending ({len(_mine(workspace_id))} received)"
+            )
+            time.sleep(0.02)
+    finally:
+        first.send_signal(signal.SIGKILL)  # mid-way, or at once when the test failed above
+        first.wait(10)
     with db.reader() as session:
         sent_before = set(
             session.scalars(
