@@ -64,10 +64,15 @@ def _worker(db: Database, adapter: Recording, **kwargs) -> Worker:  # type: igno
     return Worker(db, Adapters({"sms": adapter}), rng=random.Random(1), **kwargs)
 
 
+def _own(db: Database, workspace_id: int, adapter: Recording, **kwargs) -> Worker:  # type: ignore[no-untyped-def]
+    """A worker of this test's workspace only: the database is shared with other tests."""
+    return _worker(db, adapter, workspace_id=workspace_id, **kwargs)
+
+
 def test_worker_sends_and_records(db: Database, workspace_id: int) -> None:
     _broadcast(db, workspace_id, 5)
     adapter = Recording()
-    _worker(db, adapter, batch_size=2).drain()
+    _own(db, workspace_id, adapter, batch_size=2).drain()
     assert _statuses(db, workspace_id) == {"sent": 5}
     assert len({c.idempotency_key for c in adapter.calls}) == 5
     with db.reader() as session:
@@ -81,7 +86,7 @@ def test_retries_then_dead_letter_then_requeue(db: Database, workspace_id: int) 
         service.update_policy(session, actor=owner.actor, changes={"max_attempts": 3})
     _broadcast(db, workspace_id, 1)
     adapter = Recording([SendResult.retry("timeout")] * 3)
-    worker = _worker(db, adapter)
+    worker = _own(db, workspace_id, adapter)
     worker.drain()
     assert _statuses(db, workspace_id) == {"failed": 1} and len(adapter.calls) == 3
     assert [c.attempt for c in adapter.calls] == [1, 2, 3]
@@ -110,7 +115,7 @@ def test_backoff_grows_with_jitter() -> None:
 def test_a_retry_waits_for_its_backoff(db: Database, workspace_id: int) -> None:
     _broadcast(db, workspace_id, 1)
     adapter = Recording([SendResult.retry("busy")])
-    _worker(db, adapter, retry_base_seconds=3600).drain()
+    _own(db, workspace_id, adapter, retry_base_seconds=3600).drain()
     assert _statuses(db, workspace_id) == {"queued": 1} and len(adapter.calls) == 1
     with db.transaction() as session:
         assert service.claim(session, limit=5, workspace_id=workspace_id) == []
@@ -125,7 +130,7 @@ def test_permanent_failure_is_a_dead_letter_at_once_and_a_bounce_blocks_the_addr
 ) -> None:
     [customer] = _broadcast(db, workspace_id, 1)
     adapter = Recording([SendResult.failed("550 no such user", address_rejected=True)])
-    _worker(db, adapter).drain()
+    _own(db, workspace_id, adapter).drain()
     assert _statuses(db, workspace_id) == {"failed": 1}
     with db.transaction() as session:
         summary = service.send(
@@ -137,7 +142,7 @@ def test_permanent_failure_is_a_dead_letter_at_once_and_a_bounce_blocks_the_addr
 
 def test_receipts_deliver_and_bounce(db: Database, workspace_id: int) -> None:
     _broadcast(db, workspace_id, 2)
-    _worker(db, Recording()).drain()
+    _own(db, workspace_id, Recording()).drain()
     with db.reader() as session:
         first, second = session.scalars(
             select(ReachMessage).where(ReachMessage.workspace_id == workspace_id).order_by(ReachMessage.id)
@@ -185,7 +190,7 @@ def test_consent_withdrawn_while_deferred_suppresses_at_send(db: Database, works
             purpose="marketing", status="withdrawn", source="test",
         )  # fmt: skip
     adapter = Recording()
-    _worker(db, adapter).drain()
+    _own(db, workspace_id, adapter).drain()
     assert adapter.calls == [] and _statuses(db, workspace_id) == {"suppressed": 1}
 
 
@@ -227,7 +232,7 @@ def test_rate_limit_is_shared_through_the_bucket(db: Database, workspace_id: int
 def test_background_worker_starts_and_stops(db: Database, workspace_id: int) -> None:
     _broadcast(db, workspace_id, 3)
     adapter = Recording()
-    background = BackgroundWorker(_worker(db, adapter, poll_seconds=0.05))
+    background = BackgroundWorker(_own(db, workspace_id, adapter, poll_seconds=0.05))
     background.start()
     deadline = utcnow() + timedelta(seconds=20)
     while _statuses(db, workspace_id) != {"sent": 3} and utcnow() < deadline:
@@ -242,7 +247,7 @@ def test_several_workers_never_send_one_message_twice(db: Database, workspace_id
         pytest.skip("concurrent workers need PostgreSQL (SQLite has one writer)")
     _broadcast(db, workspace_id, 300)
     adapter = Recording()
-    workers = [_worker(db, adapter, batch_size=7) for _ in range(4)]
+    workers = [_own(db, workspace_id, adapter, batch_size=7) for _ in range(4)]
     threads = [threading.Thread(target=w.drain) for w in workers]
     for thread in threads:
         thread.start()

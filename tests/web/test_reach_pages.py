@@ -11,13 +11,20 @@ from fastapi.testclient import TestClient
 from siyu.auth.service import actor_for
 from siyu.core.db import Database
 from siyu.reach import service
-from siyu.reach.adapters.base import SendResult
+from siyu.reach.adapters.base import OutboundMessage, SendResult
 from siyu.reach.adapters.registry import Adapters
 from siyu.reach.tasks import Worker
 from siyu.web import i18n
 from tests.reach.conftest import reachable
 from tests.reach.test_worker import Recording
 from tests.web.conftest import csrf_of, log_in, make_login
+
+
+class FailsB(Recording):
+    def send(self, message: OutboundMessage) -> SendResult:
+        if message.content.get("text") == "春茶上新 B":
+            return SendResult.failed("invalid number")
+        return super().send(message)
 
 
 def _sent_and_dead(db: Database, workspace_id: int) -> tuple[int, int]:
@@ -29,8 +36,10 @@ def _sent_and_dead(db: Database, workspace_id: int) -> tuple[int, int]:
                 customer_ids=[customer], content={"sms": {"text": text}}, purpose="transactional",
                 channel_preference=["sms"],
             )  # fmt: skip
-    adapter = Recording([SendResult.sent("p-ok"), SendResult.failed("invalid number")])
-    Worker(db, Adapters({"sms": adapter}), rng=random.Random(0), retry_base_seconds=0).drain()
+    adapter = FailsB()  # by content: the worker also drains other tests' messages of the shared database
+    Worker(
+        db, Adapters({"sms": adapter}), rng=random.Random(0), retry_base_seconds=0, workspace_id=workspace_id
+    ).drain()
     return ok, bad
 
 

@@ -15,7 +15,6 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import OperationalError
@@ -53,7 +52,7 @@ class Worker:
         poll_seconds: float = 1.0,
         name: str | None = None,
         rng: random.Random | None = None,
-        clock: Callable[[], object] | None = None,
+        workspace_id: int | None = None,
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -63,12 +62,18 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
+        self.workspace_id = workspace_id  # None: every workspace
         self.stats = WorkerStats()
 
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many messages were claimed."""
         with self.database.transaction() as session:
-            claimed = service.claim(session, limit=self.batch_size, lease_seconds=self.lease_seconds)
+            claimed = service.claim(
+                session,
+                limit=self.batch_size,
+                lease_seconds=self.lease_seconds,
+                workspace_id=self.workspace_id,
+            )
         self.stats.claimed += len(claimed)
         for item in claimed:
             adapter = self.adapters.for_channel(item.message.channel)
