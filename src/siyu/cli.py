@@ -30,6 +30,7 @@ DOMAINS = (
     "wecom",
     "coupons",
     "membership",
+    "reach",
 )
 
 

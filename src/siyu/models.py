@@ -22,6 +22,7 @@ from siyu.membership.models import (
     TierChange,
 )
 from siyu.orders.models import Order, OrderLine
+from siyu.reach.models import BlockedAddress, RateBucket, ReachContact, ReachMessage, ReachPolicy
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment, SegmentMembership
 from siyu.tags.models import CustomerTag, Tag, TagGroup
@@ -44,6 +45,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "BlockedAddress",
     "Channel",
     "ChannelCost",
     "Consent",
@@ -77,6 +79,10 @@ __all__ = [
     "PointsAccount",
     "PointsEntry",
     "PointsRules",
+    "RateBucket",
+    "ReachContact",
+    "ReachMessage",
+    "ReachPolicy",
     "Segment",
     "SegmentMembership",
     "StageTransition",

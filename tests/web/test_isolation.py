@@ -34,6 +34,8 @@ from siyu.ingest.schemas import ImportKind
 from siyu.membership import service as membership
 from siyu.membership.models import EntryKind
 from siyu.membership.schemas import TierIn
+from siyu.reach import service as reach
+from siyu.reach.adapters.base import SendResult
 from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.wecom import service as wecom
@@ -66,6 +68,7 @@ PUBLIC = {
     "key: tests/wecom/test_callbacks.py and test_wecom_callback_key_is_per_workspace",
     "/api/public/{workspace_slug}/coupons/check": "public by design, one answer for any code not the "
     "caller's: tests/coupons/test_api.py",
+    "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -194,6 +197,24 @@ def _workspace_b(db: Database) -> Other:
             source_ref=f"bpoints{tag}",
         )
         membership.create_tier(session, actor=owner.actor, body=TierIn(name=f"B卡{tag}", threshold=1))
+        reach.send(
+            session,
+            workspace_id=ws,
+            source="broadcast",
+            source_ref=f"bsend{tag}",
+            customer_ids=[customer.id],
+            content={"sms": {"text": f"B短信{tag}"}},
+            purpose="transactional",  # no quiet hours: claimed at once whatever the time of day
+            channel_preference=["sms"],
+        )
+        session.flush()
+        [claimed] = reach.claim(session, limit=1, workspace_id=ws)
+        reach.complete(
+            session,
+            message_id=claimed.message.message_id,
+            lease_token=claimed.lease_token,
+            result=SendResult.sent(f"bprov{tag}"),
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -214,6 +235,9 @@ def _workspace_b(db: Database) -> Other:
             "template_id": template.id,
             "coupon_id": coupon.id,
             "coupon_code": coupon.code,
+            "message_id": claimed.message.message_id,
+            "provider_message_id": f"bprov{tag}",
+            "send_ref": f"bsend{tag}",
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -252,6 +276,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/customers/{customer_id}/points/actions"): {
         "json": {"action": "custom", "source_ref": "x", "points": 5}
     },
+    ("PUT", "/api/reach/contacts/{customer_id}/do-not-contact"): {"json": {"do_not_contact": True}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -279,6 +304,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/segments/count": {"text": "all"},
     "/api/segments/sample": {"text": "all"},
     "/api/segments/explain": {"text": "all"},
+    "/api/reach/accounting": {"source": "broadcast", "source_ref": "{send_ref}"},
+    "/api/reach/messages": {"source_ref": "{send_ref}"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
@@ -438,6 +465,18 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     )
     assert redeem.status_code == 409 and redeem.json()["reason"] == "not_found"
     assert own_coupon.code != other.ids["coupon_code"]
+    # reach: B's customer in a send, B's provider id in a receipt, B's phone in an SMS reply
+    send = {"customer_ids": [other.ids["customer_id"]], "channel_preference": ["sms"],
+            "content": {"sms": {"text": "x"}}, "source_ref": "iso"}  # fmt: skip
+    assert client.post("/api/reach/sends", json=send, headers=a.headers).status_code == 404
+    receipt = {"provider_message_id": other.ids["provider_message_id"], "outcome": "bounced"}
+    assert client.post("/api/reach/receipts", json=receipt, headers=a.headers).status_code == 404
+    reply = client.post(
+        "/api/reach/sms-replies", json={"phone": other.ids["phone"], "text": "T"}, headers=a.headers
+    )
+    assert reply.json() == {"unsubscribed": False}
+    assert client.get("/api/reach/accounting", params={"source": "broadcast", "source_ref": other.ids["send_ref"]},
+                      headers=a.headers).json()["total"] == 0  # fmt: skip
     assert len(checked) >= 30
 
     # and nothing of B changed
@@ -469,6 +508,8 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
         client.get(f"/api/coupon-templates/{other.ids['template_id']}", headers=b).json()["status"]
         == "active"
     )
+    b_message = client.get(f"/api/reach/messages/{other.ids['message_id']}", headers=b).json()
+    assert b_message["status"] == "sent"
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:

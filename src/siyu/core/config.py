@@ -52,6 +52,32 @@ class Settings(BaseSettings):
         "A revocation takes effect at once in the process that revoked it, and within this time elsewhere.",
     )
     session_max_age_seconds: int = Field(14 * 24 * 3600, description="Lifetime of a login session cookie.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Where customers reach this server (one-click unsubscribe links).",
+    )
+    serve_worker: bool = Field(
+        True, description="`siyu serve` runs one reach worker in-process (off when `siyu worker` runs apart)."
+    )
+    reach_channels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Adapter per channel, e.g. {"email": "smtp", "sms": "webhook"}; a channel not named goes '
+        "to the outbox viewer only (log).",
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server of the email channel.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field("starttls", description="TLS mode of SMTP.")
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (none: no AUTH).")
+    smtp_password: str | None = Field(None, description="SMTP AUTH password.")
+    smtp_sender: str = Field("siyu <no-reply@localhost>", description="From address of email.")
+    reach_webhook_url: str | None = Field(None, description="Where the webhook adapter POSTs messages.")
+    reach_webhook_secret: str | None = Field(None, description="HMAC-SHA256 key signing webhook messages.")
+    reach_retry_base_seconds: float = Field(
+        30.0, description="First retry wait; doubled per attempt, jittered."
+    )
+    reach_lease_seconds: float = Field(60.0, description="How long a worker holds a claimed message.")
+    reach_batch_size: int = Field(50, ge=1, description="Messages a worker claims at once.")
+    reach_poll_seconds: float = Field(1.0, description="How long an idle worker waits before looking again.")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -55,6 +55,10 @@ class DomainEventType(StrEnum):
     COUPON_REDEMPTION_REVERSED = "coupon.redemption_reversed"
     POINTS_CHANGED = "points.changed"
     TIER_CHANGED = "tier.changed"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_DELIVERED = "message.delivered"
+    MESSAGE_FAILED = "message.failed"
+    REACH_DO_NOT_CONTACT = "reach.do_not_contact_changed"
 
 
 class DomainEvent(Base):

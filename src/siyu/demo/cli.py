@@ -17,7 +17,7 @@ from siyu.core.db import Database, set_database
 from siyu.core.errors import ValidationFailed
 from siyu.demo import generator, service
 
-APP_FACTORY = "siyu.web.app:create_app"
+APP_FACTORY = "siyu.web.app:create_served_app"  # with the in-process reach worker
 
 
 def default_demo_url() -> str:

@@ -39,6 +39,7 @@ DOMAINS = (
     "wecom",
     "coupons",
     "membership",
+    "reach",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -79,16 +80,30 @@ class ConcurrencyLimit:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    background = None
+    if app.state.run_worker:
+        from siyu.reach.tasks import BackgroundWorker, worker_from_settings
+
+        background = BackgroundWorker(worker_from_settings(app.state.database))
+        background.start()
     # Everything alive once the app is built (modules, routes, compiled statements) lives as long as the
     # process: moved out of the collector's sight, a full collection under load scans only what requests
     # allocate, instead of stalling every request in flight for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    yield
+    try:
+        yield
+    finally:
+        if background is not None:
+            # stops between two messages: a send in flight finishes and is recorded first
+            await asyncio.to_thread(background.close)
 
 
-def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the app on `database` (default: the one from settings)."""
+def create_app(
+    database: Database | None = None, settings: Settings | None = None, *, run_worker: bool = False
+) -> FastAPI:
+    """Build the app on `database` (default: the one from settings); with `run_worker`, one reach worker
+    runs in a thread of the app's process from startup to shutdown."""
     settings = settings or get_settings()
     app = FastAPI(
         lifespan=_lifespan,
@@ -100,6 +115,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     )
     app.state.database = database or get_database()
     app.state.settings = settings
+    app.state.run_worker = run_worker
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(
         SessionMiddleware,
@@ -136,3 +152,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app of `siyu serve`: with the in-process reach worker unless SIYU_SERVE_WORKER is off."""
+    return create_app(run_worker=get_settings().serve_worker)

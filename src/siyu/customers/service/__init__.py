@@ -4,6 +4,7 @@ Every read goes through `visible_customers(actor)`: one workspace, never merged 
 for staff only the customers they own. Phones are masked for roles that may not see them whole.
 """
 
+from siyu.customers.service.contact import ContactFacts, contact_facts, customer_id_by_identity
 from siyu.customers.service.paging import (
     MAX_LIMIT,
     clamp_limit,
@@ -44,7 +45,7 @@ from siyu.customers.service.selection import (
     live_customer_ids,
     visible_customer_ids,
 )
-from siyu.customers.service.writes import assign_owner, record_consent, update_profile
+from siyu.customers.service.writes import assign_owner, record_consent, record_system_consent, update_profile
 
 __all__ = [
     "BUILTIN_IDENTITY_KINDS",
@@ -54,11 +55,14 @@ __all__ = [
     "GENDERS",
     "MAX_LIMIT",
     "RULE_COLUMNS",
+    "ContactFacts",
     "RuleColumns",
     "assign_owner",
     "clamp_limit",
     "consents_in_force",
+    "contact_facts",
     "count_customers",
+    "customer_id_by_identity",
     "customer_ids_by_identity",
     "customer_ids_with_consent",
     "customer_ids_with_identity",
@@ -78,6 +82,7 @@ __all__ = [
     "live_customer_ids",
     "lookup_by_identity",
     "record_consent",
+    "record_system_consent",
     "search_customers",
     "update_profile",
     "visible_customer_ids",

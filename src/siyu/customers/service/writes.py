@@ -147,6 +147,54 @@ def record_consent(
     """
     actor.require(Permission.WRITE)
     get_visible_customer(session, actor=actor, customer_id=customer_id)
+    return _record_consent(
+        session,
+        workspace_id=actor.workspace_id,
+        customer_id=customer_id,
+        contact_channel=contact_channel,
+        purpose=purpose,
+        status=status,
+        source=source,
+        occurred_at=occurred_at,
+    )
+
+
+def record_system_consent(
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_id: int,
+    contact_channel: str,
+    purpose: str,
+    status: str,
+    source: str,
+    occurred_at: datetime | None = None,
+) -> ConsentState:
+    """`record_consent` for a decision the customer made through a system, not a member: an SMS reply
+    "T", an email's one-click unsubscribe. The caller has checked the customer belongs to the workspace."""
+    return _record_consent(
+        session,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        contact_channel=contact_channel,
+        purpose=purpose,
+        status=status,
+        source=source,
+        occurred_at=occurred_at,
+    )
+
+
+def _record_consent(
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_id: int,
+    contact_channel: str,
+    purpose: str,
+    status: str,
+    source: str,
+    occurred_at: datetime | None,
+) -> ConsentState:
     try:
         channel = ContactChannel(contact_channel).value
         purpose_value = ConsentPurpose(purpose).value
@@ -167,7 +215,7 @@ def record_consent(
         raise ValidationFailed(f"occurred_at {when.isoformat()} is in the future", where="occurred_at")
 
     def in_force() -> ConsentState | None:
-        for state in consents_in_force(session, workspace_id=actor.workspace_id, customer_id=customer_id):
+        for state in consents_in_force(session, workspace_id=workspace_id, customer_id=customer_id):
             if state.contact_channel == channel and state.purpose == purpose_value:
                 return state
         return None
@@ -175,7 +223,7 @@ def record_consent(
     before = in_force()
     session.add(
         Consent(
-            workspace_id=actor.workspace_id,
+            workspace_id=workspace_id,
             customer_id=customer_id,
             contact_channel=channel,
             purpose=purpose_value,
@@ -191,7 +239,7 @@ def record_consent(
     if before is None or before.status != after.status:
         domain_events.record(
             session,
-            workspace_id=actor.workspace_id,
+            workspace_id=workspace_id,
             type=DomainEventType.CONSENT_CHANGED,
             customer_id=customer_id,
             payload={

@@ -1,0 +1,1 @@
+"""Channel adapters: one interface (`base.Adapter`), one module per provider kind."""

@@ -1,0 +1,65 @@
+"""The one interface every channel adapter implements, and what a send can come to.
+
+An adapter turns one `OutboundMessage` (address resolved from the customer's identities, the content for
+its channel) into one provider call. It never touches the database: the worker records the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a worker hands an adapter: the message, addressed, with its channel's content."""
+
+    message_id: int
+    workspace_id: int
+    customer_id: int
+    channel: str
+    address: str
+    purpose: str
+    content: dict[str, Any]
+    idempotency_key: str  # the same on every attempt: providers (and the webhook receiver) dedup by it
+    attempt: int = 1
+
+
+class Outcome(StrEnum):
+    SENT = "sent"  # accepted by the provider
+    RETRY = "retry"  # a transient failure (timeout, 429, 5xx, 4xx greylisting): try again later
+    FAILED = "failed"  # a permanent failure: retrying cannot help
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None
+    # the address itself is bad (a hard bounce): the gateway blocks it for this channel
+    address_rejected: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def sent(cls, provider_message_id: str) -> SendResult:
+        return cls(Outcome.SENT, provider_message_id=provider_message_id)
+
+    @classmethod
+    def retry(cls, error: str) -> SendResult:
+        return cls(Outcome.RETRY, error=error)
+
+    @classmethod
+    def failed(cls, error: str, *, address_rejected: bool = False) -> SendResult:
+        return cls(Outcome.FAILED, error=error, address_rejected=address_rejected)
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A channel adapter: `kind` names the provider ("smtp", "webhook", "log", later "sms-…", "wecom")."""
+
+    kind: str
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Make one provider call for `message`; never raises for a provider's error (returns it)."""
+        ...

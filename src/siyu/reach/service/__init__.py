@@ -1,0 +1,75 @@
+"""Reach verbs: the gateway (`send`), the outbox for workers (`claim`, `complete`, receipts), opt-outs,
+the policy, and the reads of the outbox (messages, dead letters, accounting)."""
+
+from siyu.reach.service.contacts import (
+    handle_sms_reply,
+    is_unsubscribe_reply,
+    read_unsubscribe_token,
+    set_do_not_contact,
+    unsubscribe,
+    unsubscribe_token,
+    unsubscribe_url,
+)
+from siyu.reach.service.gateway import (
+    ADDRESS_KIND,
+    Decision,
+    SendSummary,
+    Source,
+    content_hash,
+    decide,
+    message_key,
+    send,
+)
+from siyu.reach.service.outbox import (
+    Claimed,
+    backoff,
+    block_address,
+    claim,
+    complete,
+    record_receipt,
+    release_expired,
+)
+from siyu.reach.service.policy import Policy, get_policy, quiet_until, update_policy
+from siyu.reach.service.reads import (
+    Accounting,
+    accounting,
+    get_message,
+    list_messages,
+    received_by_customer,
+    requeue,
+)
+
+__all__ = [
+    "ADDRESS_KIND",
+    "Accounting",
+    "Claimed",
+    "Decision",
+    "Policy",
+    "SendSummary",
+    "Source",
+    "accounting",
+    "backoff",
+    "block_address",
+    "claim",
+    "complete",
+    "content_hash",
+    "decide",
+    "get_message",
+    "get_policy",
+    "handle_sms_reply",
+    "is_unsubscribe_reply",
+    "list_messages",
+    "message_key",
+    "quiet_until",
+    "read_unsubscribe_token",
+    "received_by_customer",
+    "record_receipt",
+    "release_expired",
+    "requeue",
+    "send",
+    "set_do_not_contact",
+    "unsubscribe",
+    "unsubscribe_token",
+    "unsubscribe_url",
+    "update_policy",
+]
