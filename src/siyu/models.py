@@ -11,6 +11,7 @@ from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
+from siyu.livecodes.models import LiveCode, LiveCodeAdd, LiveCodeScan, LiveCodeStaff
 from siyu.orders.models import Order, OrderLine
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment
@@ -40,6 +41,10 @@ __all__ = [
     "ImportJob",
     "ImportReject",
     "LifecycleSettings",
+    "LiveCode",
+    "LiveCodeAdd",
+    "LiveCodeScan",
+    "LiveCodeStaff",
     "Membership",
     "MergeLog",
     "Order",

@@ -41,6 +41,9 @@ class DomainEventType(StrEnum):
     EXPERIMENT_STARTED = "experiment.started"
     EXPERIMENT_STOPPED = "experiment.stopped"
     EXPERIMENT_EXPOSED = "experiment.exposed"
+    LIVECODE_CREATED = "livecode.created"
+    LIVECODE_ADDED = "livecode.added"
+    LIVECODE_DELETED = "livecode.deleted"
 
 
 class DomainEvent(Base):
