@@ -27,6 +27,7 @@ DOMAINS = (
     "clv",
     "rfm",
     "lifecycle",
+    "livecodes",
 )
 
 

@@ -65,6 +65,11 @@ def landing_path(code: LiveCode) -> str:
     return f"/l/{code.token}"
 
 
+def landing_url(base_url: str, code: LiveCode) -> str:
+    """The absolute landing URL a code's QR carries, on the site at `base_url`."""
+    return base_url.rstrip("/") + landing_path(code)
+
+
 def _parse_hours(text: str | None, *, where: str) -> tuple[int | None, int | None]:
     if text is None or not text.strip():
         return None, None

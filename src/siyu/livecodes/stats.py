@@ -17,6 +17,8 @@ from siyu.core.errors import ValidationFailed
 from siyu.livecodes import service
 from siyu.livecodes.models import LiveCodeAdd, LiveCodeScan
 from siyu.livecodes.schemas import DayFigures, Figures, LiveCodeStats, StaffFigures
+
+__all__ = ["Figures", "code_stats", "totals_by_code"]
 from siyu.workspaces import service as workspaces
 
 MAX_DAYS = 366

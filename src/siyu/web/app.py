@@ -35,6 +35,7 @@ DOMAINS = (
     "rfm",
     "metrics",
     "experiments",
+    "livecodes",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

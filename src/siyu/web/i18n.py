@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 LANG_COOKIE = "lang"
@@ -284,6 +286,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "common.yes": ("是", "yes"),
     "common.no": ("否", "no"),
 }
+_MESSAGES.update(LIVECODE_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:
