@@ -10,7 +10,7 @@
     var label = JSON.parse(names.textContent);
     var chart = window.echarts.init(holder, null, { renderer: "svg" });
     var series = ["scans", "new_adds", "returning_adds", "deletions"].map(function (key) {
-      return { name: label[key], type: key === "scans" ? "line" : "bar", data: data[key], smooth: key === "scans" };
+      return { name: label[key], type: key === "scans" ? "line" : "bar", data: data[key] };
     });
     chart.setOption({
       tooltip: { trigger: "axis" },
