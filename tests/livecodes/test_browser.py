@@ -14,8 +14,8 @@ import pytest
 from siyu.auth.models import Role
 from siyu.core.db import Database
 from tests.factories import make_tag
-from tests.web.conftest import data_dir, live_server, make_login  # noqa: F401  (fixtures)
-from tests.web.test_browser import _log_in, _shot, browser, page  # noqa: F401  (fixtures)
+from tests.web.conftest import make_login
+from tests.web.test_browser import _log_in, _shot
 
 pytestmark = pytest.mark.browser
 
