@@ -26,6 +26,8 @@ from siyu.customers import service as customers
 from siyu.customers.models import IdentityReview
 from siyu.experiments import service as experiments
 from siyu.ingest import views as ingest_views
+from siyu.livecodes import service as livecodes
+from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
@@ -56,6 +58,8 @@ PUBLIC = {
     "/workspace": "switcher: refuses non-members (auth.actor_for), tested with the web shell",
     "/api/hooks/{workspace_slug}/{kind}": "signed by the workspace secret: test_webhook_secret_is_per_workspace",
     "/api/imports/{kind}": "writes only into the caller's workspace: test_import_never_attaches_to_other_workspace",
+    "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
+    "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -151,6 +155,16 @@ def _workspace_b(db: Database) -> Other:
         experiment = experiments.create_experiment(
             session, actor=owner.actor, key=f"bexp{tag}", name=f"B实验{tag}", variants={"a": 1, "b": 1}
         )
+        live_code = livecodes.create_live_code(
+            session,
+            actor=owner.actor,
+            spec=LiveCodeIn(
+                name=f"B活码{tag}",
+                placement="poster",
+                staff=[StaffIn(user_id=owner.user_id)],
+                welcome_text=f"b{tag}",
+            ),
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -168,6 +182,9 @@ def _workspace_b(db: Database) -> Other:
             "tag_id": b_tag.id,
             "segment_id": segment.id,
             "experiment_id": experiment.id,
+            "live_code_id": live_code.id,
+            "user_id": owner.user_id,
+            "extension": "png",
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -194,6 +211,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/segments/{segment_id}/tag"): {"json": {"tag_id": 0}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
+    ("PUT", "/api/live-codes/{live_code_id}"): {
+        "json": {"name": "hacked", "placement": "poster", "staff": [{"user_id": 0}]}
+    },
+    ("POST", "/api/live-codes/{live_code_id}/active"): {"json": {"active": False}},
+    ("PUT", "/api/live-codes/{live_code_id}/staff/{user_id}/online"): {"json": {"online": False}},
+    ("POST", "/api/live-codes/{live_code_id}/qr-logo.png"): {"files": {"logo": ("l.png", b"x", "image/png")}},
+    ("POST", "/live-codes/{live_code_id}/edit"): {"data": {"name": "hacked", "placement": "poster"}},
+    ("POST", "/live-codes/{live_code_id}/active"): {"data": {"active": "0"}},
+    ("POST", "/live-codes/{live_code_id}/staff/{user_id}/online"): {"data": {"online": "0"}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
@@ -370,6 +396,8 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     b_segment = client.get(f"/api/segments/{other.ids['segment_id']}", headers=b).json()
     assert b_segment["deleted_at"] is None and b_segment["rule_text"].startswith('city = "B城')
     assert client.get(f"/api/segments/{other.ids['segment_id']}/count", headers=b).json()["count"] == 1
+    b_code = client.get(f"/api/live-codes/{other.ids['live_code_id']}", headers=b).json()
+    assert b_code["is_active"] and b_code["name"].startswith("B活码") and b_code["staff"][0]["is_online"]
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
@@ -388,6 +416,7 @@ def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
     assert client.get("/api/imports", headers=a.headers).json() == []
     assert client.get("/api/merges", headers=a.headers).json() == []
     assert client.get("/api/identity-reviews", headers=a.headers).json() == []
+    assert client.get("/api/live-codes", headers=a.headers).json() == []
     assert client.get("/api/tag-groups", headers=a.headers).json() == []
     assert client.get("/api/segments", headers=a.headers).json() == []
     assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}
