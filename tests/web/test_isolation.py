@@ -26,11 +26,11 @@ from siyu.customers import service as customers
 from siyu.customers.models import IdentityReview
 from siyu.experiments import service as experiments
 from siyu.ingest import views as ingest_views
-from siyu.livecodes import service as livecodes
-from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.livecodes import service as livecodes
+from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.workspaces import service as workspaces

@@ -52,7 +52,7 @@ def _symbol(data: str, *, with_logo: bool) -> segno.QRCode:
 
 
 def _scale_for(qr: segno.QRCode, pixels: int) -> int:
-    width_modules = qr.symbol_size(scale=1, border=BORDER_MODULES)[0]
+    width_modules = int(qr.symbol_size(scale=1, border=BORDER_MODULES)[0])
     return max(1, pixels // width_modules)
 
 

@@ -436,8 +436,9 @@ def scan(
     day_start = _local_day_start(now, zone)
     assigned_today: dict[int, int] = {}
     if any(r.daily_cap is not None for r in rows):  # the count is only needed against a cap
-        assigned_today = dict(
-            session.execute(
+        assigned_today = {
+            int(user_id): int(count)
+            for user_id, count in session.execute(
                 select(LiveCodeScan.staff_user_id, func.count())
                 .where(
                     LiveCodeScan.live_code_id == code.id,
@@ -446,8 +447,8 @@ def scan(
                     LiveCodeScan.scanned_at < day_start + timedelta(days=1),
                 )
                 .group_by(LiveCodeScan.staff_user_id)
-            ).all()
-        )
+            )
+        }
     candidates = [
         Candidate(
             user_id=r.user_id,
