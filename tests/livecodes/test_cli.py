@@ -17,9 +17,9 @@ def test_lists_codes_with_figures(db: Database, workspace_id: int) -> None:
     owner = member(db, workspace_id)
     code = make_code(db, owner, staff_members(db, workspace_id, 1), name="桌贴 7")
     with db.transaction() as session:
-        from siyu.livecodes import service
+        from siyu.livecodes import scans
 
-        service.scan(session, token=code.token, client_ip="192.0.2.1", user_agent="x")
+        scans.scan(session, token=code.token, client_ip="192.0.2.1", user_agent="x")
         slug = workspaces.get_workspace(session, workspace_id=workspace_id).slug
     result = CliRunner().invoke(app, ["livecodes", "--workspace", slug])
     assert result.exit_code == 0, result.output

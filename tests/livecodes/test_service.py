@@ -18,7 +18,7 @@ from siyu.core.domain_events import DomainEvent
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.customers.models import Customer, Identity
 from siyu.events.models import CustomerEvent
-from siyu.livecodes import attribution, service, stats
+from siyu.livecodes import attribution, scans, service, stats
 from siyu.livecodes.models import LiveCodeAdd, LiveCodeScan
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.tags import service as tags
@@ -40,9 +40,9 @@ def _scan(
     ua: str = "UA",
     at: datetime = NOON,
     rng: random.Random | None = None,
-) -> service.ScanResult:
+) -> scans.ScanResult:
     with db.transaction() as session:
-        return service.scan(session, token=token, client_ip=ip, user_agent=ua, now=at, rng=rng)
+        return scans.scan(session, token=token, client_ip=ip, user_agent=ua, now=at, rng=rng)
 
 
 def test_create_gives_an_unguessable_token_and_a_state_derived_from_it(
@@ -122,7 +122,7 @@ def test_round_robin_over_the_database_is_exact(db: Database, workspace_id: int)
     counts: Counter[int | None] = Counter()
     with db.transaction() as session:
         for i in range(1200):
-            result = service.scan(
+            result = scans.scan(
                 session, token=code.token, client_ip=f"10.0.{i // 250}.{i % 250}", user_agent="x", now=NOON
             )
             counts[result.staff_user_id] += 1
@@ -142,9 +142,7 @@ def test_weighted_random_over_the_database_matches_the_weights(db: Database, wor
     rng = random.Random(12345)
     with db.transaction() as session:
         for _ in range(SCANS):
-            service.scan(
-                session, token=code.token, client_ip="198.51.100.1", user_agent="x", now=NOON, rng=rng
-            )
+            scans.scan(session, token=code.token, client_ip="198.51.100.1", user_agent="x", now=NOON, rng=rng)
     with db.reader() as session:
         counts = dict(
             session.execute(

@@ -2,7 +2,7 @@
 schedule, under their daily cap; backups only when no primary member is), then the code's strategy.
 
 Pure functions over plain values, so that fairness can be tested over many scans without a database;
-`service.scan` loads the state, calls `choose` and stores what changed, under a row lock.
+`scans.scan` loads the state, calls `choose` and stores what changed, under a row lock.
 
 Strategies:
 - round_robin: members in their order, one after another, skipping those not available; the code keeps

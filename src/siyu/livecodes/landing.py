@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from siyu.auth import service as auth
 from siyu.core.config import Settings, get_settings
 from siyu.core.errors import NotFound, SiyuError
-from siyu.livecodes import attribution, qr, service
+from siyu.livecodes import attribution, qr, scans, service
 from siyu.livecodes.ratelimit import ClientLimiter, default_limiter
 from siyu.web.deps import DbSession, get_database
 from siyu.web.templating import render
@@ -63,7 +63,7 @@ def _signature(token: str, scan_id: int) -> str:
     return hmac.new(key, f"demo-add\x1f{token}\x1f{scan_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _contact_image(result: service.ScanResult) -> str:
+def _contact_image(result: scans.ScanResult) -> str:
     """The staff member's WeCom contact QR, or for a demo a generated stand-in (a data URI)."""
     if result.contact_qr_url:
         return result.contact_qr_url
@@ -72,7 +72,7 @@ def _contact_image(result: service.ScanResult) -> str:
 
 
 def _limited(request: Request, name: str) -> Response | None:
-    verdict = _limiter(request).hit(name, service.client_hash("ip", _client_ip(request)))
+    verdict = _limiter(request).hit(name, scans.client_hash("ip", _client_ip(request)))
     return None if verdict.allowed else _too_many(request, verdict.retry_after_seconds)
 
 
@@ -86,7 +86,7 @@ def landing(request: Request, token: str) -> Response:
         # a GET that writes: its own write transaction, not the request's read-only session, so that the
         # row lock on the code holds until the scan is stored (PostgreSQL runs reads in autocommit)
         with get_database(request).transaction() as session:
-            result = service.scan(
+            result = scans.scan(
                 session,
                 token=token,
                 client_ip=_client_ip(request),
@@ -133,8 +133,8 @@ def demo_add(
     if not hmac.compare_digest(signature, _signature(token, int(scan_id))):
         return _missing(request)
     try:
-        code = service.active_code_by_token(session, token=token)
-        scan = service.get_scan(session, live_code_id=code.id, scan_id=int(scan_id))
+        code = scans.active_code_by_token(session, token=token)
+        scan = scans.get_scan(session, live_code_id=code.id, scan_id=int(scan_id))
         if scan.staff_user_id is None:
             raise NotFound(service.NOT_FOUND_MESSAGE)
         with session.begin_nested():
