@@ -31,6 +31,7 @@ DOMAINS = (
     "coupons",
     "membership",
     "reach",
+    "livecodes",
 )
 
 

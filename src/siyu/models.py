@@ -12,6 +12,7 @@ from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
+from siyu.livecodes.models import LiveCode, LiveCodeAdd, LiveCodeScan, LiveCodeStaff
 from siyu.membership.models import (
     CustomerTier,
     MembershipEventCursor,
@@ -71,6 +72,10 @@ __all__ = [
     "ImportJob",
     "ImportReject",
     "LifecycleSettings",
+    "LiveCode",
+    "LiveCodeAdd",
+    "LiveCodeScan",
+    "LiveCodeStaff",
     "Membership",
     "MembershipEventCursor",
     "MergeLog",

@@ -31,6 +31,8 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.livecodes import service as livecodes
+from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.membership import service as membership
 from siyu.membership.models import EntryKind
 from siyu.membership.schemas import TierIn
@@ -69,6 +71,8 @@ PUBLIC = {
     "/api/public/{workspace_slug}/coupons/check": "public by design, one answer for any code not the "
     "caller's: tests/coupons/test_api.py",
     "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
+    "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
+    "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -215,6 +219,16 @@ def _workspace_b(db: Database) -> Other:
             lease_token=claimed.lease_token,
             result=SendResult.sent(f"bprov{tag}"),
         )
+        live_code = livecodes.create_live_code(
+            session,
+            actor=owner.actor,
+            spec=LiveCodeIn(
+                name=f"B活码{tag}",
+                placement="poster",
+                staff=[StaffIn(user_id=owner.user_id)],
+                welcome_text=f"b{tag}",
+            ),
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -238,6 +252,9 @@ def _workspace_b(db: Database) -> Other:
             "message_id": claimed.message.message_id,
             "provider_message_id": f"bprov{tag}",
             "send_ref": f"bsend{tag}",
+            "live_code_id": live_code.id,
+            "user_id": owner.user_id,
+            "extension": "png",
             "segment_name": segment.name,
             "external_id": order.external_id,
             "phone": phone,
@@ -266,6 +283,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/segments/{segment_id}/rule-tag"): {"json": {"tag_id": None}},
     ("POST", "/api/tags/{tag_id}/customers"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/experiments/{experiment_id}/assign"): {"json": {"customer_id": 0}},
+    ("PUT", "/api/live-codes/{live_code_id}"): {
+        "json": {"name": "hacked", "placement": "poster", "staff": [{"user_id": 0}]}
+    },
+    ("POST", "/api/live-codes/{live_code_id}/active"): {"json": {"active": False}},
+    ("PUT", "/api/live-codes/{live_code_id}/staff/{user_id}/online"): {"json": {"online": False}},
+    ("POST", "/api/live-codes/{live_code_id}/qr-logo.png"): {"files": {"logo": ("l.png", b"x", "image/png")}},
+    ("POST", "/live-codes/{live_code_id}/edit"): {"data": {"name": "hacked", "placement": "poster"}},
+    ("POST", "/live-codes/{live_code_id}/active"): {"data": {"active": "0"}},
+    ("POST", "/live-codes/{live_code_id}/staff/{user_id}/online"): {"data": {"online": "0"}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}
@@ -510,6 +536,8 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     )
     b_message = client.get(f"/api/reach/messages/{other.ids['message_id']}", headers=b).json()
     assert b_message["status"] == "sent"
+    b_code = client.get(f"/api/live-codes/{other.ids['live_code_id']}", headers=b).json()
+    assert b_code["is_active"] and b_code["name"].startswith("B活码") and b_code["staff"][0]["is_online"]
 
 
 def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
@@ -528,6 +556,7 @@ def test_lists_contain_only_own_ids(db: Database, workspace_id: int) -> None:
     assert client.get("/api/imports", headers=a.headers).json() == []
     assert client.get("/api/merges", headers=a.headers).json() == []
     assert client.get("/api/identity-reviews", headers=a.headers).json() == []
+    assert client.get("/api/live-codes", headers=a.headers).json() == []
     assert client.get("/api/tag-groups", headers=a.headers).json() == []
     assert client.get("/api/segments", headers=a.headers).json() == []
     assert {t["user_id"] for t in client.get("/api/tokens", headers=a.headers).json()} == {a.user_id}

@@ -297,3 +297,38 @@ def command_line_actor(session: Session, *, workspace_id: int, email: str | None
             hint="name a member with --as EMAIL",
         )
     return actor_for(session, user_id=user_id, workspace_id=workspace_id, via="cli")
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """An active member of a workspace as other domains show them (staff pickers, attribution)."""
+
+    user_id: int
+    display_name: str
+    email: str
+    role: Role
+    wecom_userid: str | None
+
+
+def list_members(session: Session, *, workspace_id: int) -> list[MemberInfo]:
+    """Every active member of the workspace, by display name."""
+    rows = session.execute(
+        select(User.id, User.display_name, User.email, Membership.role, Membership.wecom_userid)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.workspace_id == workspace_id, Membership.is_active.is_(True), User.is_active.is_(True)
+        )
+        .order_by(User.display_name, User.id)
+    )
+    return [MemberInfo(uid, name, email, Role(role), wecom) for uid, name, email, role, wecom in rows]
+
+
+def member_id_by_wecom_userid(session: Session, *, workspace_id: int, wecom_userid: str) -> int | None:
+    """The user id of the active member whose WeCom user id this is, or None."""
+    return session.scalar(
+        select(Membership.user_id).where(
+            Membership.workspace_id == workspace_id,
+            Membership.wecom_userid == wecom_userid,
+            Membership.is_active.is_(True),
+        )
+    )

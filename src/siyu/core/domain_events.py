@@ -59,6 +59,9 @@ class DomainEventType(StrEnum):
     MESSAGE_DELIVERED = "message.delivered"
     MESSAGE_FAILED = "message.failed"
     REACH_DO_NOT_CONTACT = "reach.do_not_contact_changed"
+    LIVECODE_CREATED = "livecode.created"
+    LIVECODE_ADDED = "livecode.added"
+    LIVECODE_DELETED = "livecode.deleted"
 
 
 class DomainEvent(Base):

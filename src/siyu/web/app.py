@@ -40,6 +40,7 @@ DOMAINS = (
     "coupons",
     "membership",
     "reach",
+    "livecodes",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 LANG_COOKIE = "lang"
@@ -537,6 +539,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "reach_channel.mini_program": ("小程序", "Mini program"),
     "reach_channel.phone_call": ("电话", "Phone call"),
 }
+_MESSAGES.update(LIVECODE_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:
