@@ -14,8 +14,11 @@ from sqlalchemy import func, select
 from siyu.core.config import Settings
 from siyu.core.db import Database
 from siyu.core.domain_events import DomainEvent
-from siyu.customers.models import Identity
+from siyu.customers.models import Customer, Identity
 from siyu.events.models import CustomerEvent
+from siyu.livecodes import service as livecodes
+from siyu.livecodes.models import LiveCodeAdd
+from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.web.app import create_app
 from siyu.wecom import service as wecom
 from siyu.wecom.crypto import MessageCrypt, signature
@@ -334,3 +337,53 @@ def test_malicious_xml_is_refused(db: Database, corp: Corp) -> None:
     bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>'
     response = api_client(db).post(corp.callback_path, params={"msg_signature": "x"}, content=bomb)
     assert response.status_code == 422 and "not valid XML" in response.json()["message"]
+
+
+def test_an_add_through_a_live_code_is_credited_to_the_code_and_staff(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    """The add_external_contact callback's state names a live code: the new customer is the code's
+    (first channel, owner = the staff member added), counted as new once; the deletion counts too."""
+    with db.transaction() as session:
+        wecom.map_staff(session, actor=corp.owner.actor, wecom_userid="wangwu", user_id=corp.owner.user_id)
+        code = livecodes.create_live_code(
+            session,
+            actor=corp.owner.actor,
+            spec=LiveCodeIn(
+                name="门店桌贴", placement="store_table", staff=[StaffIn(user_id=corp.owner.user_id)]
+            ),
+        )
+        state, channel_id = code.state, code.channel_id
+    external = "wmEXT" + uuid.uuid4().hex[:12]
+    fake.add_friend("wangwu", external, name="赵六")
+    client = api_client(db)
+    add = contact_event("add_external_contact", userid="wangwu", external=external, State=state)
+    assert deliver(client, corp, add) == (200, "success")
+    [event] = _events(db, corp.workspace_id, "wecom.friend_added")
+    with db.reader() as session:
+        [credited] = session.scalars(select(LiveCodeAdd).where(LiveCodeAdd.external_userid == external)).all()
+        customer = session.get(Customer, event.customer_id)
+    assert credited.customer_id == event.customer_id and credited.is_new_customer
+    assert credited.staff_user_id == corp.owner.user_id and credited.staff_wecom_userid == "wangwu"
+    assert customer is not None and customer.first_channel_id == channel_id
+    assert customer.owner_user_id == corp.owner.user_id
+    # a state that is no live code's (a contact way made elsewhere) credits nothing and is still recorded
+    other = "wmEXT" + uuid.uuid4().hex[:12]
+    fake.add_friend("wangwu", other)
+    message = contact_event("add_external_contact", userid="wangwu", external=other, State="poster-2026")
+    assert deliver(client, corp, message) == (200, "success")
+    assert deliver(client, corp, contact_event("del_follow_user", userid="wangwu", external=external)) == (
+        200,
+        "success",
+    )
+    with db.reader() as session:
+        assert (
+            session.scalar(
+                select(func.count()).select_from(LiveCodeAdd).where(LiveCodeAdd.external_userid == other)
+            )
+            == 0
+        )
+        deleted = session.scalar(
+            select(LiveCodeAdd.deleted_at).where(LiveCodeAdd.external_userid == external)
+        )
+    assert deleted is not None

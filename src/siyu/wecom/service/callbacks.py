@@ -8,6 +8,7 @@ key of its content, so a retry changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from siyu.core import domain_events
 from siyu.core.domain_events import DomainEventType
-from siyu.core.errors import ValidationFailed
+from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.ingest import service as ingest
+from siyu.livecodes import attribution as live_codes
 from siyu.wecom.client import WecomApiError
 from siyu.wecom.crypto import CallbackRejected
 from siyu.wecom.models import WecomCallback, WecomContactWay, WecomFollow, WecomSettings
@@ -240,6 +242,30 @@ def _follow(session: Session, *, workspace_id: int, userid: str, external_userid
     )
 
 
+def _attribute_to_live_code(
+    session: Session,
+    *,
+    workspace_id: int,
+    state: str,
+    external: str,
+    userid: str,
+    user_id: int | None,
+    at: datetime,
+) -> None:
+    """Credit the add to the live code whose WeCom state this is; a state of another contact way (one
+    made outside siyu's live codes) is no live code's and is left to the contact-way attribution."""
+    with contextlib.suppress(NotFound):
+        live_codes.record_add(
+            session,
+            workspace_id=workspace_id,
+            state=state,
+            external_userid=external,
+            staff_userid=userid,
+            staff_user_id=user_id,  # the staff mapping of WeCom settings; None: looked up by membership
+            occurred_at=at,
+        )
+
+
 def _contact_change(
     session: Session, *, settings: WecomSettings, message: dict[str, str], key: str
 ) -> int | None:
@@ -249,7 +275,7 @@ def _contact_change(
     if not userid or not external:
         raise ValidationFailed(f"{change} without UserID or ExternalUserID", where="callback message")
     occurred_at = _occurred_at(message)
-    ensure_staff(session, workspace_id=workspace_id, wecom_userid=userid)
+    staff = ensure_staff(session, workspace_id=workspace_id, wecom_userid=userid)
     follow = _follow(session, workspace_id=workspace_id, userid=userid, external_userid=external)
     properties: dict[str, Any] = {"staff": userid}
     if change in ("add_external_contact", "add_half_external_contact"):
@@ -268,6 +294,18 @@ def _contact_change(
                 "channel_id": way.channel_id if way else None,
             }
         )
+        if change == "add_external_contact" and state:
+            # before the customer is recorded below: the live code decides whether this add brought a
+            # new customer (first channel, owner) and must see the pool as it was
+            _attribute_to_live_code(
+                session,
+                workspace_id=workspace_id,
+                state=state,
+                external=external,
+                userid=userid,
+                user_id=staff.user_id,
+                at=occurred_at,
+            )
         contact = _lookup_contact(settings, session, external) if change == "add_external_contact" else {}
         if contact.get("name"):
             properties["name"] = contact["name"]
@@ -326,6 +364,13 @@ def _contact_change(
         )
         if follow is not None and follow.removed_at is None:
             follow.removed_at, follow.removed_by = occurred_at, "staff" if by_staff else "customer"
+        live_codes.record_delete(
+            session,
+            workspace_id=workspace_id,
+            external_userid=external,
+            staff_userid=userid,
+            occurred_at=occurred_at,
+        )
         domain_events.record(
             session,
             workspace_id=workspace_id,
