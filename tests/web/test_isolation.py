@@ -312,6 +312,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/orders/revenue-by-channel": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/clv/data.csv": {"chart": "top"},
+    "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
     "/api/customers/lookup": {"phone": "{phone}"},
     # B's channel as the filter: A's figures for it are empty, and none of B's data shows
     "/api/metrics/repurchase": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},

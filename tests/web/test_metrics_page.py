@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, date, datetime
@@ -89,3 +91,30 @@ def test_a_backwards_range_is_an_error_page(client: TestClient, db: Database, wo
     log_in(client, make_login(db, workspace_id))
     page = client.get("/metrics", params={"start": "2026-03-31", "end": "2026-03-01"})
     assert page.status_code == 422 and "before it starts" in page.text
+
+
+def test_each_chart_downloads_its_data_as_csv(client: TestClient, db: Database, workspace_id: int) -> None:
+    _seed(db, workspace_id)
+    log_in(client, make_login(db, workspace_id))
+    window = {"start": "2026-03-01", "end": "2026-03-31"}
+    page = client.get("/metrics", params=window)
+    for chart in ("roi", "intervals", "cohorts"):
+        assert f'data-testid="csv-{chart}"' in page.text
+
+    def rows(chart: str) -> list[list[str]]:
+        response = client.get("/metrics/data.csv", params={"chart": chart, **window})
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+        text = response.content.decode("utf-8")
+        assert text.startswith("\ufeff")
+        return list(csv.reader(io.StringIO(text[1:])))
+
+    roi = rows("roi")
+    assert roi[0][:3] == ["channel", "attributed_revenue_yuan", "cost_yuan"]
+    assert roi[1][:3] == ["抖音旗舰店", "200.00", "100.00"] and float(roi[1][3]) == 1.0
+    intervals = rows("intervals")
+    assert sum(int(r[1]) for r in intervals[1:]) == 2  # the chart's two intervals
+    cohorts = rows("cohorts")
+    assert cohorts[1][:3] == ["2026-03", "2", "100.00"]
+    assert client.get("/metrics/data.csv", params={"chart": "nothing", **window}).status_code == 404
+    backwards = {"start": "2026-03-31", "end": "2026-03-01"}
+    assert client.get("/metrics/data.csv", params={"chart": "roi", **backwards}).status_code == 422

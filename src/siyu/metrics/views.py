@@ -12,12 +12,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from siyu.auth.service import Permission
-from siyu.core.errors import ValidationFailed
+from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.metrics import service as metrics
 from siyu.orders import service as orders
 from siyu.web.deps import CurrentActor, DbSession
-from siyu.web.templating import render, render_error, yuan
+from siyu.web.templating import csv_download, render, render_error, yuan
 from siyu.workspaces import service as workspaces
 
 router = APIRouter(include_in_schema=False)
@@ -112,4 +112,83 @@ def metrics_page(
         },
         session=session,
         actor=actor,
+    )
+
+
+@router.get("/metrics/data.csv")
+def metrics_csv(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    chart: str,
+    start: date | None = None,
+    end: date | None = None,
+    attribution: metrics.Attribution = "last_touch",
+) -> Response:
+    """The data of one chart of the metrics page (`chart`: roi, intervals or cohorts) as CSV, for the
+    same range and attribution as the page."""
+    actor.require(Permission.READ)
+    if chart not in ("roi", "intervals", "cohorts"):
+        return render_error(
+            request,
+            NotFound(
+                f"no chart {chart!r} on the metrics page", where="chart", hint="roi, intervals or cohorts"
+            ),
+            session=session,
+            actor=actor,
+        )
+    if start is None or end is None:
+        default_start, default_end = _default_range(session, actor.workspace_id)
+        start, end = start or default_start, end or default_end
+    try:
+        window = metrics.window_of_dates(
+            session, workspace_id=actor.workspace_id, first_day=start, last_day=end
+        )
+        if chart == "roi":
+            rows = metrics.channel_roi(
+                session, actor=actor, start=window[0], end=window[1], attribution=attribution
+            )
+            return csv_download(
+                f"channel-roi-{start}-{end}.csv",
+                ["channel", "attributed_revenue_yuan", "cost_yuan", "roi", "new_customers", "cac_yuan"],
+                [
+                    (
+                        r.channel_name,
+                        yuan(r.attributed_revenue_cents),
+                        yuan(r.cost_cents),
+                        "" if r.roi is None else r.roi,
+                        r.new_customers,
+                        "" if r.cac_cents is None else yuan(round(r.cac_cents)),
+                    )
+                    for r in rows
+                ],
+            )
+        if chart == "intervals":
+            repurchase = metrics.repurchase(session, actor=actor, start=window[0], end=window[1])
+            return csv_download(
+                f"repurchase-intervals-{start}-{end}.csv",
+                ["interval_days", "intervals"],
+                [(b.label, b.intervals) for b in repurchase.intervals],
+            )
+        cohorts = metrics.ltv_by_cohort(
+            session,
+            actor=actor,
+            first_month=_month_back(end, COHORT_MONTHS - 1),
+            last_month=end,
+            horizon=COHORT_MONTHS - 1,
+            today=end + timedelta(days=1),
+        )
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    return csv_download(
+        f"ltv-cohorts-{end}.csv",
+        ["cohort", "customers", *(f"ltv_m{m}_yuan" for m in range(COHORT_MONTHS))],
+        [
+            (
+                c.key,
+                c.customers,
+                *(yuan(round(v)) if done else "" for v, done in zip(c.ltv_cents, c.complete, strict=True)),
+            )
+            for c in cohorts
+        ],
     )

@@ -72,7 +72,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "clv.customer": ("客户", "Customer"),
     "clv.expected_90d": ("未来 90 天预计购买", "Expected purchases, next 90 days"),
     "clv.percentile": ("百分位", "Percentile"),
-    "clv.download_csv": ("下载 CSV", "Download CSV"),
+    "chart.download_csv": ("下载 CSV", "Download CSV"),
     "nav.segments": ("分群", "Segments (分群)"),
     "segments.title": ("分群", "Segments (分群)"),
     "segments.explain_live": (
