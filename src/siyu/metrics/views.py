@@ -35,6 +35,16 @@ def _default_range(session: DbSession, workspace_id: int) -> tuple[date, date]:
     return last - timedelta(days=DEFAULT_DAYS - 1), last
 
 
+def _chosen_range(
+    session: DbSession, workspace_id: int, start: date | None, end: date | None
+) -> tuple[date, date]:
+    """The range asked for, with the default range filling in a missing end."""
+    if start is None or end is None:
+        default_start, default_end = _default_range(session, workspace_id)
+        start, end = start or default_start, end or default_end
+    return start, end
+
+
 def _month_back(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 - months
     return date(index // 12, index % 12 + 1, 1)
@@ -50,9 +60,7 @@ def metrics_page(
     attribution: metrics.Attribution = "last_touch",
 ) -> Response:
     actor.require(Permission.READ)
-    if start is None or end is None:
-        default_start, default_end = _default_range(session, actor.workspace_id)
-        start, end = start or default_start, end or default_end
+    start, end = _chosen_range(session, actor.workspace_id, start, end)
     try:
         window = metrics.window_of_dates(
             session, workspace_id=actor.workspace_id, first_day=start, last_day=end
@@ -137,9 +145,7 @@ def metrics_csv(
             session=session,
             actor=actor,
         )
-    if start is None or end is None:
-        default_start, default_end = _default_range(session, actor.workspace_id)
-        start, end = start or default_start, end or default_end
+    start, end = _chosen_range(session, actor.workspace_id, start, end)
     try:
         window = metrics.window_of_dates(
             session, workspace_id=actor.workspace_id, first_day=start, last_day=end
