@@ -3,6 +3,7 @@
 from siyu.auth.models import ApiToken, Membership, User
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
+from siyu.content.models import MessageTemplate, ShortLink, Snippet
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor
@@ -79,6 +80,7 @@ __all__ = [
     "Membership",
     "MembershipEventCursor",
     "MergeLog",
+    "MessageTemplate",
     "Order",
     "OrderLine",
     "PointsAccount",
@@ -90,6 +92,8 @@ __all__ = [
     "ReachPolicy",
     "Segment",
     "SegmentMembership",
+    "ShortLink",
+    "Snippet",
     "StageTransition",
     "Store",
     "Tag",

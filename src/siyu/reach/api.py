@@ -50,6 +50,7 @@ def send(body: SendIn, session: DbSession, actor: Actor = require(Permission.WRI
         channel_preference=body.channel_preference,
         idempotency_key=body.idempotency_key,
         send_at=body.send_at,
+        personalise=body.personalise,
         actor_user_id=actor.user_id,
     )
     return SendOut(

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     NOT_WECOM_FRIEND = "not_wecom_friend"
     CHANNEL_CAP = "channel_cap"
     PLATFORM_CAP = "platform_cap"
+    RENDER_FAILED = "render_failed"  # personalised content could not be rendered for this customer
 
 
 class ReachMessage(Base):

@@ -50,6 +50,9 @@ class SendIn(BaseModel):
         None, description="a key of this request; retries with it decide nothing twice"
     )
     send_at: datetime | None = Field(None, description="schedule the messages for later")
+    personalise: bool = Field(
+        False, description="render the content's strings as templates for each customer (docs/content.md)"
+    )
 
 
 class SendOut(BaseModel):

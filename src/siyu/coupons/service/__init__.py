@@ -14,6 +14,7 @@ from siyu.coupons.service.issuing import (
     issue,
     issue_by_actor,
     revoke,
+    usable_codes,
 )
 from siyu.coupons.service.redeeming import (
     NOT_FOUND_HINT,
@@ -69,4 +70,5 @@ __all__ = [
     "reports",
     "reverse_redemptions",
     "revoke",
+    "usable_codes",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -293,3 +294,30 @@ def _locked_coupon_by_id(session: Session, *, workspace_id: int, coupon_id: int)
     if coupon is None:
         raise NotFound(f"coupon {coupon_id} does not exist in this workspace", where="coupon_id")
     return coupon
+
+
+def usable_codes(
+    session: Session, *, workspace_id: int, customer_ids: Iterable[int], now: datetime | None = None
+) -> dict[int, list[dict[str, str]]]:
+    """The usable coupons (issued, in validity, not redeemed or revoked) of the given customers, newest
+    first, as message templates show them: code, template name, expiry (ISO). One query per thousand."""
+    now = now or utcnow()
+    ids = sorted(set(customer_ids))
+    found: dict[int, list[dict[str, str]]] = {}
+    for start in range(0, len(ids), 1000):
+        for customer_id, code, name, expires_at in session.execute(
+            select(Coupon.customer_id, Coupon.code, CouponTemplate.name, Coupon.expires_at)
+            .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+            .where(
+                Coupon.workspace_id == workspace_id,
+                Coupon.customer_id.in_(ids[start : start + 1000]),
+                Coupon.status == CouponStatus.ISSUED,
+                Coupon.valid_from <= now,
+                Coupon.expires_at > now,
+            )
+            .order_by(Coupon.issued_at.desc(), Coupon.id.desc())
+        ):
+            found.setdefault(customer_id, []).append(
+                {"code": code, "template": name, "expires_at": expires_at.isoformat()}
+            )
+    return found

@@ -6,7 +6,7 @@ balance is their sum, kept in step under the account row's lock. docs/membership
 
 from siyu.membership.service.actions import adjust, earn_for_action, earn_for_action_by_actor, spend
 from siyu.membership.service.ledger import apply, balance, expire_points, ledger
-from siyu.membership.service.members import customer_ledger, member_view
+from siyu.membership.service.members import customer_ledger, member_facts, member_view
 from siyu.membership.service.orders import process_order_events, record_order
 from siyu.membership.service.rules import (
     InsufficientPoints,
@@ -43,6 +43,7 @@ __all__ = [
     "get_rules",
     "ledger",
     "list_tiers",
+    "member_facts",
     "member_view",
     "points_for_amount",
     "process_order_events",

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.content import service as content_service
 from siyu.core import audit
 from siyu.core.db import is_postgres
 from siyu.core.errors import NotFound, ValidationFailed
@@ -336,6 +337,78 @@ def _channel_reason(
     return None
 
 
+def _personalise(
+    session: Session,
+    *,
+    workspace_id: int,
+    compiled: content_service.Compiled,
+    decisions: dict[int, Decision],
+    links: dict[int, dict[str, str]],
+) -> dict[int, dict[str, Any]]:
+    """Render the chosen channel's content for each customer of a chunk that will be sent to (their
+    variables loaded in a few queries for the whole chunk). A customer it fails for becomes suppressed
+    with `render_failed` and the error, where it is, in the explanation."""
+    chosen = [
+        c
+        for c, d in decisions.items()
+        if d.channel and d.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)
+    ]
+    if not chosen:
+        return {}
+    contexts = content_service.render_contexts(session, workspace_id=workspace_id, customer_ids=chosen)
+    base = content_service.short_link_base()
+    bodies: dict[int, dict[str, Any]] = {}
+    for customer_id in chosen:
+        decision = decisions[customer_id]
+        assert decision.channel is not None
+        tracker = content_service.Links(base_url=base)
+        try:
+            bodies[customer_id] = compiled.render(decision.channel, contexts.get(customer_id, {}), tracker)
+        except content_service.RenderFailed as error:
+            decisions[customer_id] = Decision(
+                MessageStatus.SUPPRESSED,
+                decision.planned_at,
+                reason=Reason.RENDER_FAILED,
+                explanation=[
+                    *decision.explanation,
+                    {"channel": decision.channel, "reason": Reason.RENDER_FAILED.value,
+                     "error": error.message, "where": error.where, "hint": error.hint},
+                ],
+            )  # fmt: skip
+            continue
+        if tracker.tokens:
+            links[customer_id] = tracker.tokens
+    return bodies
+
+
+def _store_links(
+    session: Session,
+    *,
+    workspace_id: int,
+    source: str,
+    source_ref: str,
+    keys: dict[int, str],
+    links: dict[int, dict[str, str]],
+) -> None:
+    """The tracked links of the messages just written, now that they have ids."""
+    customer_ids = sorted(links)
+    rows: list[content_service.LinkRow] = []
+    for start in range(0, len(customer_ids), _CHUNK):
+        chunk = customer_ids[start : start + _CHUNK]
+        by_key = {keys[c]: c for c in chunk}
+        for message_id, key in session.execute(
+            select(ReachMessage.id, ReachMessage.idempotency_key).where(
+                ReachMessage.workspace_id == workspace_id, ReachMessage.idempotency_key.in_(list(by_key))
+            )
+        ):
+            customer_id = by_key[key]
+            rows.extend(
+                content_service.LinkRow(token, message_id, customer_id, source, source_ref, url)
+                for url, token in links[customer_id].items()
+            )
+    content_service.store_links(session, workspace_id=workspace_id, links=rows)
+
+
 def message_key(
     *, source: str, source_ref: str, step: str, idempotency_key: str | None, customer_id: int
 ) -> str:
@@ -356,6 +429,7 @@ def send(
     step: str = "",
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
+    personalise: bool = False,
     actor_user_id: int | None = None,
     now: datetime | None = None,
 ) -> SendSummary:
@@ -365,6 +439,11 @@ def send(
     repeated call (a client or an engine retrying) decides nothing again for customers that already have
     one. `send_at` schedules the messages (a timer row: a worker sends them when due). Ids that name no
     customer of the workspace are refused, and nothing is written.
+
+    With `personalise`, the content's strings are templates (siyu.content): each message's content is
+    rendered for its customer here, and the outbox holds what the customer receives, with its tracked
+    links stored. A customer it cannot be rendered for is suppressed (`render_failed`, the error in the
+    explanation); a template that does not compile refuses the whole call.
     """
     channels = list(channel_preference)
     _validate(
@@ -376,6 +455,11 @@ def send(
             "send_at has no time zone", where="send_at", hint="e.g. 2026-06-01T10:00:00+08:00"
         )
     at = max(now, send_at) if send_at is not None else now
+    compiled = (
+        content_service.compile_for_send(session, workspace_id=workspace_id, content=content)
+        if personalise
+        else None
+    )
     ids = sorted(dict.fromkeys(int(c) for c in customer_ids))
     summary = SendSummary(audience=len(ids))
     if not ids:
@@ -426,51 +510,73 @@ def send(
     blocked = blocked_addresses(session, workspace_id=workspace_id, addresses=addresses)
     digest = content_hash(content)
     rows: list[dict[str, Any]] = []
-    for customer_id in todo:
-        decision = decide(
-            facts=facts[customer_id],
-            contact=contacts.get(customer_id),
-            past=past.get(customer_id, []),
-            blocked=blocked,
-            policy=policy,
-            workspace_zone=workspace_zone,
-            source=source,
-            purpose=purpose,
-            channels=channels,
-            digest=digest,
-            at=at,
-        )
-        body = content.get(decision.channel, content.get("default", {})) if decision.channel else {}
-        pending = decision.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)
-        rows.append(
-            {
-                "workspace_id": workspace_id,
-                "customer_id": customer_id,
-                "source": source,
-                "source_ref": source_ref,
-                "step": step,
-                "idempotency_key": keys[customer_id],
-                "purpose": purpose,
-                "channel": decision.channel,
-                "address": decision.address,
-                "content": body,
-                "content_hash": digest,
-                "status": decision.status.value,
-                "reason": decision.reason.value if decision.reason else None,
-                "explanation": decision.explanation,
-                "planned_at": decision.planned_at,
-                "due_at": decision.planned_at if pending else None,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        summary.by_status[decision.status.value] = summary.by_status.get(decision.status.value, 0) + 1
-        if decision.reason is not None:
-            summary.by_reason[decision.reason.value] = summary.by_reason.get(decision.reason.value, 0) + 1
+    links: dict[int, dict[str, str]] = {}  # customer → url → token, of personalised messages
+    for offset in range(0, len(todo), _CHUNK):
+        chunk = todo[offset : offset + _CHUNK]
+        decisions = {
+            customer_id: decide(
+                facts=facts[customer_id],
+                contact=contacts.get(customer_id),
+                past=past.get(customer_id, []),
+                blocked=blocked,
+                policy=policy,
+                workspace_zone=workspace_zone,
+                source=source,
+                purpose=purpose,
+                channels=channels,
+                digest=digest,
+                at=at,
+            )
+            for customer_id in chunk
+        }
+        bodies: dict[int, dict[str, Any]] = {}
+        if compiled is not None:
+            bodies = _personalise(
+                session, workspace_id=workspace_id, compiled=compiled, decisions=decisions, links=links
+            )
+        for customer_id in chunk:
+            decision = decisions[customer_id]
+            if decision.channel and customer_id in bodies:
+                body = bodies[customer_id]
+            elif decision.channel:
+                body = content.get(decision.channel, content.get("default", {}))
+            else:
+                body = {}
+            pending = decision.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)
+            rows.append(
+                {
+                    "workspace_id": workspace_id,
+                    "customer_id": customer_id,
+                    "source": source,
+                    "source_ref": source_ref,
+                    "step": step,
+                    "idempotency_key": keys[customer_id],
+                    "purpose": purpose,
+                    "channel": decision.channel,
+                    "address": decision.address,
+                    "content": body,
+                    "content_hash": digest,
+                    "status": decision.status.value,
+                    "reason": decision.reason.value if decision.reason else None,
+                    "explanation": decision.explanation,
+                    "planned_at": decision.planned_at,
+                    "due_at": decision.planned_at if pending else None,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            summary.by_status[decision.status.value] = summary.by_status.get(decision.status.value, 0) + 1
+            if decision.reason is not None:
+                summary.by_reason[decision.reason.value] = summary.by_reason.get(decision.reason.value, 0) + 1
     for start in range(0, len(rows), _CHUNK):
         session.execute(insert(ReachMessage), rows[start : start + _CHUNK])
     summary.created = len(rows)
+    if links:
+        _store_links(
+            session, workspace_id=workspace_id, source=source, source_ref=source_ref,
+            keys=keys, links=links,
+        )  # fmt: skip
     summary.message_ids = (
         list(
             session.scalars(

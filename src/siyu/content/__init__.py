@@ -1,0 +1,1 @@
+"""Content: message templates with personalisation, the content library (话术库), tracked short links."""
