@@ -19,6 +19,9 @@ from starlette.routing import BaseRoute, Route
 
 from siyu.auth.models import ApiToken, Role
 from siyu.channels import service as channels
+from siyu.content import service as content
+from siyu.content.schemas import SnippetIn
+from siyu.content.schemas import TemplateIn as MessageTemplateIn
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -73,6 +76,7 @@ PUBLIC = {
     "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
     "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
     "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
+    "/s/{token}": "public tracked link: unguessable token, redirects to its stored URL (tests/content/test_api.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -229,6 +233,16 @@ def _workspace_b(db: Database) -> Other:
                 welcome_text=f"b{tag}",
             ),
         )
+        message_template = content.create_template(
+            session,
+            actor=owner.actor,
+            body=MessageTemplateIn(
+                name=f"B模板{tag}", variants={"sms": {"text": f"B模板短信{tag} {{{{ name }}}}"}}
+            ),
+        )
+        snippet = content.create_snippet(
+            session, actor=owner.actor, body=SnippetIn(key=f"b{tag}", title=f"B话术{tag}", text=f"B话术{tag}")
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -253,6 +267,8 @@ def _workspace_b(db: Database) -> Other:
             "provider_message_id": f"bprov{tag}",
             "send_ref": f"bsend{tag}",
             "live_code_id": live_code.id,
+            "message_template_id": message_template.id,
+            "snippet_id": snippet.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -303,6 +319,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"action": "custom", "source_ref": "x", "points": 5}
     },
     ("PUT", "/api/reach/contacts/{customer_id}/do-not-contact"): {"json": {"do_not_contact": True}},
+    ("PUT", "/api/content/templates/{message_template_id}"): {
+        "json": {"name": "hacked", "variants": {"sms": {"text": "hacked"}}}
+    },
+    ("POST", "/api/content/templates/{message_template_id}/preview"): {"json": {"customer_id": 0}},
+    ("POST", "/content/templates/{message_template_id}"): {"data": {"name": "hacked", "sms_text": "x"}},
+    ("PUT", "/api/content/snippets/{snippet_id}"): {"json": {"key": "hacked", "title": "x", "text": "y"}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },
@@ -333,6 +355,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/segments/explain": {"text": "all"},
     "/api/reach/accounting": {"source": "broadcast", "source_ref": "{send_ref}"},
     "/api/reach/messages": {"source_ref": "{send_ref}"},
+    "/api/content/clicks": {"source": "broadcast", "source_ref": "{send_ref}"},
+    "/api/content/snippets": {"q": "B话术"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}

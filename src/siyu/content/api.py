@@ -38,30 +38,36 @@ def create_template(
     return TemplateOut.model_validate(service.create_template(session, actor=actor, body=body))
 
 
-@router.get("/templates/{template_id}", response_model=TemplateOut)
-def template(template_id: int, session: DbSession, actor: Actor = require(Permission.READ)) -> TemplateOut:
-    return TemplateOut.model_validate(
-        service.get_template(session, workspace_id=actor.workspace_id, template_id=template_id)
-    )
-
-
-@router.put("/templates/{template_id}", response_model=TemplateOut)
-def update_template(
-    template_id: int, body: TemplateIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+@router.get("/templates/{message_template_id}", response_model=TemplateOut)
+def template(
+    message_template_id: int, session: DbSession, actor: Actor = require(Permission.READ)
 ) -> TemplateOut:
     return TemplateOut.model_validate(
-        service.update_template(session, actor=actor, template_id=template_id, body=body)
+        service.get_template(session, workspace_id=actor.workspace_id, template_id=message_template_id)
     )
 
 
-@router.post("/templates/{template_id}/preview", response_model=PreviewOut)
+@router.put("/templates/{message_template_id}", response_model=TemplateOut)
+def update_template(
+    message_template_id: int, body: TemplateIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> TemplateOut:
+    return TemplateOut.model_validate(
+        service.update_template(session, actor=actor, template_id=message_template_id, body=body)
+    )
+
+
+@router.post("/templates/{message_template_id}/preview", response_model=PreviewOut)
 def preview_template(
-    template_id: int, body: PreviewIn, session: DbSession, actor: Actor = require(Permission.READ)
+    message_template_id: int, body: PreviewIn, session: DbSession, actor: Actor = require(Permission.READ)
 ) -> PreviewOut:
     """The template (or the unsaved `variants` given) rendered for one customer, channel by channel."""
-    service.get_template(session, workspace_id=actor.workspace_id, template_id=template_id)
+    service.get_template(session, workspace_id=actor.workspace_id, template_id=message_template_id)
     return service.preview(
-        session, actor=actor, customer_id=body.customer_id, variants=body.variants, template_id=template_id
+        session,
+        actor=actor,
+        customer_id=body.customer_id,
+        variants=body.variants,
+        template_id=message_template_id,
     )
 
 

@@ -28,8 +28,7 @@ from siyu.web.deps import CurrentActor, DbSession, get_database
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
-REDIRECT_RATE = parse("60/minute")  # visits of short links per client address
-_redirects = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+REDIRECT_RATE = parse("60/minute")  # visits of short links per client address (in process memory)
 
 
 async def form_data(request: Request) -> FormData:
@@ -157,36 +156,42 @@ def create_template(request: Request, session: DbSession, actor: CurrentActor, f
     return RedirectResponse(f"/content/templates/{template.id}?saved=1", status_code=303)
 
 
-@router.get("/content/templates/{template_id}")
+@router.get("/content/templates/{message_template_id}")
 def edit_template_page(
-    request: Request, session: DbSession, actor: CurrentActor, template_id: int
+    request: Request, session: DbSession, actor: CurrentActor, message_template_id: int
 ) -> Response:
     actor.require(Permission.READ)
     try:
-        template = service.get_template(session, workspace_id=actor.workspace_id, template_id=template_id)
+        template = service.get_template(
+            session, workspace_id=actor.workspace_id, template_id=message_template_id
+        )
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)
     return _form_page(request, session, actor, template=template, values=_values(template))
 
 
-@router.post("/content/templates/{template_id}")
+@router.post("/content/templates/{message_template_id}")
 def update_template(
-    request: Request, session: DbSession, actor: CurrentActor, template_id: int, form: Form
+    request: Request, session: DbSession, actor: CurrentActor, message_template_id: int, form: Form
 ) -> Response:
     actor.require(Permission.WRITE)
     try:
-        template = service.get_template(session, workspace_id=actor.workspace_id, template_id=template_id)
+        template = service.get_template(
+            session, workspace_id=actor.workspace_id, template_id=message_template_id
+        )
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)
     try:
         with session.begin_nested():
-            service.update_template(session, actor=actor, template_id=template_id, body=_template_in(form))
+            service.update_template(
+                session, actor=actor, template_id=message_template_id, body=_template_in(form)
+            )
     except SiyuError as error:
         return _form_page(
             request, session, actor, template=template, values=_values(None, form), error=error,
             status_code=error.status_code,
         )  # fmt: skip
-    return RedirectResponse(f"/content/templates/{template_id}?saved=1", status_code=303)
+    return RedirectResponse(f"/content/templates/{message_template_id}?saved=1", status_code=303)
 
 
 @router.get("/content/library")
@@ -267,6 +272,15 @@ def create_snippet(request: Request, session: DbSession, actor: CurrentActor, fo
     return RedirectResponse(f"/content/library?saved={snippet.id}", status_code=303)
 
 
+def _limiter(request: Request) -> strategies.MovingWindowRateLimiter:
+    limiter = getattr(request.app.state, "short_link_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.short_link_limiter = strategies.MovingWindowRateLimiter(
+            storage.MemoryStorage()
+        )
+    return limiter
+
+
 def _client_key(request: Request) -> str:
     host = request.client.host if request.client else "unknown"
     return hashlib.sha256(f"short-link\x1f{host}".encode()).hexdigest()[:32]
@@ -276,9 +290,9 @@ def _client_key(request: Request) -> str:
 def short_link(request: Request, token: str) -> Response:
     """A tracked link: redirect to the URL stored when its message was rendered (never to one the
     request names), counting the visit. An unknown token gets the same 404 as a malformed one."""
-    key = _client_key(request)
-    if not _redirects.hit(REDIRECT_RATE, "short-link", key):
-        reset = _redirects.get_window_stats(REDIRECT_RATE, "short-link", key).reset_time
+    key, limiter = _client_key(request), _limiter(request)
+    if not limiter.hit(REDIRECT_RATE, "short-link", key):
+        reset = limiter.get_window_stats(REDIRECT_RATE, "short-link", key).reset_time
         return Response(
             "too many requests",
             status_code=429,

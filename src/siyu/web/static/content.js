@@ -79,7 +79,7 @@
         .then(function (pair) {
           if (pair[0]) { show(box, pair[1]); return; }
           var body = document.getElementById("preview-body");
-          body.textContent = (pair[1].error && pair[1].error.message) || pair[1].detail || "error";
+          body.textContent = pair[1].message || "error";
         });
     };
     var later = function () { clearTimeout(timer); timer = setTimeout(run, 300); };
