@@ -72,7 +72,7 @@ class ChannelPreview(BaseModel):
     channel: str
     content: dict[str, Any] | None = None  # rendered; None when it failed
     problems: list[ProblemOut] = []
-    sms: dict[str, Any] | None = None  # encoding, length, parts, per_part
+    sms: dict[str, Any] | None = None  # encoding, length, parts, per_part; received: the text as received
     links: list[str] = []  # the URLs its tracked links lead to
 
 

@@ -22,6 +22,7 @@ from siyu.content.service.rendering import (
     compile_content,
     includes,
     sms_length,
+    sms_text,
 )
 from siyu.core import audit
 from siyu.core.config import get_settings
@@ -302,6 +303,7 @@ def preview(
         item.problems = [ProblemOut(**{k: v for k, v in p.as_dict().items()}) for p in problems]
         body = item.content if item.content is not None else content.get(channel, {})
         if channel == "sms" and isinstance(body, Mapping):
-            item.sms = sms_length(str(body.get("text") or ""), body.get("sign_name")).as_dict()
+            text, sign = str(body.get("text") or ""), body.get("sign_name")
+            item.sms = {**sms_length(text, sign).as_dict(), "received": sms_text(text, sign)}
         out.append(item)
     return PreviewOut(customer_id=customer_id, channels=out)

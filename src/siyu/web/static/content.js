@@ -31,7 +31,11 @@
       var part = el("div", "channel");
       part.dataset.channel = ch.channel;
       part.appendChild(el("h3", "", box.dataset["l" + ch.channel.charAt(0).toUpperCase() + ch.channel.slice(1)] || ch.channel));
-      if (ch.content) {
+      if (ch.content && ch.sms) {
+        var received = el("pre", "", ch.sms.received);
+        received.dataset.field = "text";
+        part.appendChild(received);
+      } else if (ch.content) {
         Object.keys(ch.content).forEach(function (name) {
           var value = ch.content[name];
           if (typeof value !== "string") value = JSON.stringify(value);
