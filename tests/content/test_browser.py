@@ -40,7 +40,9 @@ def test_edit_a_template_pick_a_customer_and_see_the_preview(
     page.select_option("#preview-customer", str(customer.id))
     sms = page.locator("#preview-body [data-channel=sms]")
     sms.locator("pre[data-field=text]").wait_for()
-    assert sms.locator("pre[data-field=text]").inner_text().startswith("【小鹿咖啡】陈晓，杭州门店秋季新品上市 ")
+    assert (
+        sms.locator("pre[data-field=text]").inner_text().startswith("【小鹿咖啡】陈晓，杭州门店秋季新品上市 ")
+    )
     assert "1" in sms.locator(".sms-count").inner_text() and "UCS2" in sms.locator(".sms-count").inner_text()
     assert "https://shop.example.com/autumn" in sms.inner_text()
     _shot(page, "content-template-preview")

@@ -4,7 +4,7 @@ failure suppresses one message with its reason, tracked links are stored and cou
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.models import Role
@@ -194,3 +194,39 @@ def test_a_click_is_recorded_once_per_message_and_link(db: Database, workspace_i
 def test_unknown_or_hostile_tokens_lead_nowhere(db: Database, token: str) -> None:
     with db.transaction() as session:
         assert content.follow(session, token=token) is None
+
+
+def _statements_of_send(db: Database, workspace_id: int, customer_ids: list[int], ref: str) -> int:
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    with db.transaction() as session:
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            summary = reach.send(
+                session, workspace_id=workspace_id, source="broadcast", source_ref=ref, customer_ids=customer_ids,
+                content={"sms": {"text": "{{ name }} {{ points }} {{ coupon_code | default('') }} {{ link('https://a.example.com/') }}"}},
+                purpose="marketing", channel_preference=["sms"], personalise=True, now=NOON,
+            )  # fmt: skip
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert summary.by_status == {"queued": len(customer_ids)}
+    return len(seen)
+
+
+def test_context_is_loaded_per_chunk_not_per_customer(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        owner = make_member(session, workspace_id=workspace_id)
+        few = [
+            _customer(session, workspace_id=workspace_id, name=unique("甲"), owner=owner.user_id)
+            for _ in range(2)
+        ]
+        many = [
+            _customer(session, workspace_id=workspace_id, name=unique("乙"), owner=owner.user_id)
+            for _ in range(40)
+        ]
+    assert _statements_of_send(db, workspace_id, few, unique("few")) == _statements_of_send(
+        db, workspace_id, many, unique("many")
+    )
