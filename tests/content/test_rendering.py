@@ -27,6 +27,7 @@ def _render(
         "{{ (lipsum).__globals__ }}",
         "{{ 'x' * 100000000 }}",
         "{{ 2 ** 100000 }}",
+        "{% for i in range(100000) %}{% endfor %}",
         "{{ '{0.__class__}'.format(name) }}",
     ],
 )
@@ -35,6 +36,13 @@ def test_sandbox_refuses_escapes_with_a_position(escape: str) -> None:
         _render("你好\n" + escape, {"name": "A", "attributes": {}})
     assert "sandbox" in refused.value.message or "unsafe" in refused.value.message
     assert refused.value.where == "sms.text, line 2, column 1"
+
+
+def test_output_is_bounded_while_rendering() -> None:
+    with pytest.raises(RenderFailed) as refused:
+        _render("{% for i in range(1000) %}{{ 'x' * 1000 }}{% endfor %}")
+    assert "longer than 20000" in refused.value.message and refused.value.where == "sms.text"
+    assert len(_render("{% for i in range(20) %}{{ 'x' * 1000 }}{% endfor %}")) == 20000
 
 
 def test_strict_variables_fail_and_fallbacks_work() -> None:

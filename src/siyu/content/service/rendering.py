@@ -36,6 +36,7 @@ VARIABLES: dict[str, str] = {
     "link": 'a tracked short link: {{ link("https://…") }}',
 }
 MAX_OUTPUT = 20_000  # characters of one rendered field
+MAX_RANGE = 1000  # items of range() in a template (Jinja's sandbox allows 100,000)
 MAX_URL = 2000
 _SLOT = re.compile(r"{[{%]")
 SHORT_PATH = "/s/"
@@ -66,10 +67,22 @@ class Problem:
         }
 
 
+def _small_range(*args: int) -> range:
+    found = range(*args)
+    if len(found) > MAX_RANGE:
+        raise SecurityError(f"range() of more than {MAX_RANGE} items is refused in templates")
+    return found
+
+
 class _Sandbox(SandboxedEnvironment):
-    """The sandbox, also refusing arithmetic that would build huge values (`'x' * 10**9`)."""
+    """The sandbox, also refusing arithmetic that would build huge values (`'x' * 10**9`) and long
+    ranges; rendering stops as soon as a field's output passes `MAX_OUTPUT`."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["range"] = _small_range
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
@@ -192,7 +205,7 @@ class Compiled:
         for path, _ in _fields(body, ""):
             name = f"@{key}:{path}"
             try:
-                text = self.templates[name].render(values)
+                text = _bounded(self.templates[name], values)
             except TemplateError as error:
                 where_name, line = _position(error, set(self.sources))
                 where_name = where_name or name
@@ -214,6 +227,18 @@ class Compiled:
                 )
             rendered[path] = text
         return dict(_rebuild(body, "", rendered))
+
+
+def _bounded(template: Template, values: Mapping[str, Any]) -> str:
+    """Render, stopping once the output is longer than `MAX_OUTPUT` (a loop cannot fill memory)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(values):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _where(name: str, line: int | None, column: int | None) -> str:
