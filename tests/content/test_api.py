@@ -244,5 +244,16 @@ def test_pages_list_edit_and_library(db: Database, workspace_id: int) -> None:
     assert library.status_code == 303
     page = client.get("/content/library", headers=h, params={"tag": "欢迎"}).text
     assert "欢迎语" in page and "新客" in page
+    snippet_id = int(library.headers["location"].rsplit("=", 1)[1])
+    assert 'value="welcome"' in client.get(f"/content/library/{snippet_id}", headers=h).text
+    edited = client.post(
+        f"/content/library/{snippet_id}", headers=h, follow_redirects=False,
+        data={"title": "欢迎语（新）", "key": "welcome", "kind": "text", "text": "欢迎光临！"},
+    )  # fmt: skip
+    assert edited.status_code == 303
+    assert (
+        client.get(f"/api/content/snippets/{snippet_id}", headers=owner.headers).json()["text"]
+        == "欢迎光临！"
+    )
     english = client.get(f"/content/templates/{template_id}", headers={**h, "Cookie": "lang=en"}).text
     assert "Preview for customer" in english and "SMS text" in english

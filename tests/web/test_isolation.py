@@ -325,6 +325,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/content/templates/{message_template_id}/preview"): {"json": {"customer_id": 0}},
     ("POST", "/content/templates/{message_template_id}"): {"data": {"name": "hacked", "sms_text": "x"}},
     ("PUT", "/api/content/snippets/{snippet_id}"): {"json": {"key": "hacked", "title": "x", "text": "y"}},
+    ("POST", "/content/library/{snippet_id}"): {"data": {"key": "hacked", "title": "x", "text": "y"}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },

@@ -66,6 +66,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "content.copied": ("已复制", "Copied"),
     "content.copies": ("复制次数", "Copies"),
     "content.new_snippet": ("添加到话术库", "Add to the library"),
+    "content.edit_snippet": ("编辑话术", "Edit the snippet"),
+    "content.edit": ("编辑", "Edit"),
     "content.no_snippets": ("没有符合条件的话术或素材。", "No snippets or materials match."),
     "content.field_url": ("链接 / 图片地址", "URL / image URL"),
     "content.field_title": ("卡片标题", "Card title"),

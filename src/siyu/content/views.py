@@ -216,6 +216,7 @@ def _library(
     group: str = "",
     tag: str = "",
     values: dict[str, Any] | None = None,
+    editing: int | None = None,
     error: SiyuError | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -233,6 +234,7 @@ def _library(
             "tags": sorted({t for s in every for t in (s.tags or [])}),
             "kinds": [k.value for k in SnippetKind],
             "v": values or {"kind": "text"},
+            "editing": editing,
             "error": error,
             "can_write": actor.can(Permission.WRITE),
         },
@@ -279,6 +281,51 @@ def _limiter(request: Request) -> strategies.MovingWindowRateLimiter:
             storage.MemoryStorage()
         )
     return limiter
+
+
+def _snippet_values(snippet: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "title": snippet.title, "key": snippet.key, "kind": snippet.kind, "group_name": snippet.group_name,
+        "tags": ", ".join(snippet.tags or []), "text": snippet.text,
+    }  # fmt: skip
+    values.update({f"field_{k}": v for k, v in (snippet.fields or {}).items()})
+    return values
+
+
+@router.get("/content/library/{snippet_id}")
+def edit_snippet_page(request: Request, session: DbSession, actor: CurrentActor, snippet_id: int) -> Response:
+    actor.require(Permission.WRITE)
+    try:
+        snippet = service.get_snippet(session, workspace_id=actor.workspace_id, snippet_id=snippet_id)
+    except NotFound as error:
+        return render_error(request, error, session=session, actor=actor)
+    return _library(request, session, actor, values=_snippet_values(snippet), editing=snippet.id)
+
+
+@router.post("/content/library/{snippet_id}")
+def update_snippet(
+    request: Request, session: DbSession, actor: CurrentActor, snippet_id: int, form: Form
+) -> Response:
+    actor.require(Permission.WRITE)
+    try:
+        service.get_snippet(session, workspace_id=actor.workspace_id, snippet_id=snippet_id)
+    except NotFound as error:
+        return render_error(request, error, session=session, actor=actor)
+    try:
+        with session.begin_nested():
+            service.update_snippet(session, actor=actor, snippet_id=snippet_id, body=snippet_from_form(form))
+    except SiyuError as error:
+        values = {k: _field(form, k) for k in form}
+        return _library(
+            request,
+            session,
+            actor,
+            values=values,
+            editing=snippet_id,
+            error=error,
+            status_code=error.status_code,
+        )
+    return RedirectResponse(f"/content/library?saved={snippet_id}", status_code=303)
 
 
 def _client_key(request: Request) -> str:
