@@ -8,6 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -540,6 +541,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "reach_channel.phone_call": ("电话", "Phone call"),
 }
 _MESSAGES.update(LIVECODE_MESSAGES)
+_MESSAGES.update(REFERRAL_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

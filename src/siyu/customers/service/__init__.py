@@ -4,7 +4,7 @@ Every read goes through `visible_customers(actor)`: one workspace, never merged 
 for staff only the customers they own. Phones are masked for roles that may not see them whole.
 """
 
-from siyu.customers.service.contact import ContactFacts, contact_facts, customer_id_by_identity
+from siyu.customers.service.contact import ContactFacts, contact_facts, customer_id_by_identity, names_of
 from siyu.customers.service.paging import (
     MAX_LIMIT,
     clamp_limit,
@@ -81,6 +81,7 @@ __all__ = [
     "list_identities",
     "live_customer_ids",
     "lookup_by_identity",
+    "names_of",
     "record_consent",
     "record_system_consent",
     "search_customers",

@@ -16,7 +16,7 @@ from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.referrals.models import COUNTED_STATUSES, CommissionEntry, ReferralAgent, ReferralInvite
-from siyu.referrals.schemas import AgentIn
+from siyu.referrals.schemas import AgentIn, AgentOut
 
 EARNING_STATUSES = ("paid", "partially_refunded")
 BP = 10_000  # basis points in a whole
@@ -214,10 +214,11 @@ def ledger_of(
     )
 
 
-def agent_report(
-    session: Session, *, workspace_id: int
-) -> list[dict[str, int | str | bool | dict[str, int]]]:
-    """Per agent: their rates, counted invitees, commission accrued, reversed and standing — in SQL."""
+def agent_report(session: Session, *, actor: Actor) -> list[AgentOut]:
+    """Per agent the actor may see: their rates, counted invitees, commission accrued, reversed and
+    standing — in SQL."""
+    actor.require(Permission.READ)
+    workspace_id = actor.workspace_id
     totals = (
         select(
             CommissionEntry.agent_id.label("agent_id"),
@@ -256,19 +257,26 @@ def agent_report(
         .where(ReferralAgent.workspace_id == workspace_id)
         .order_by(ReferralAgent.id)
     )
-    report: list[dict[str, int | str | bool | dict[str, int]]] = []
-    for agent, count, accrued, reversed_ in rows:
-        report.append(
-            {
-                "id": agent.id,
-                "customer_id": agent.customer_id,
-                "rate_bp": agent.rate_bp,
-                "category_rates_bp": dict(agent.category_rates_bp or {}),
-                "is_active": agent.is_active,
-                "invitees": int(count),
-                "accrued_cents": int(accrued),
-                "reversed_cents": int(reversed_),
-                "balance_cents": int(accrued) - int(reversed_),
-            }
+    found = rows.all()
+    labels = {
+        c.id: c.name or c.phone or f"#{c.id}"
+        for c in customers.customer_summaries(
+            session, actor=actor, customer_ids=[a.customer_id for a, *_ in found]
         )
-    return report
+    }
+    return [
+        AgentOut(
+            id=agent.id,
+            customer_id=agent.customer_id,
+            name=labels[agent.customer_id],
+            rate_bp=agent.rate_bp,
+            category_rates_bp=dict(agent.category_rates_bp or {}),
+            is_active=agent.is_active,
+            invitees=int(count),
+            accrued_cents=int(accrued),
+            reversed_cents=int(reversed_),
+            balance_cents=int(accrued) - int(reversed_),
+        )
+        for agent, count, accrued, reversed_ in found
+        if agent.customer_id in labels
+    ]

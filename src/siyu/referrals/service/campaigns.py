@@ -276,3 +276,50 @@ def landing_path(link: ReferralLink) -> str:
 
 def landing_url(base_url: str, link: ReferralLink) -> str:
     return base_url.rstrip("/") + landing_path(link)
+
+
+def inviter_name(session: Session, *, link: ReferralLink) -> str:
+    """The inviter's name as their own poster prints it (empty without one)."""
+    names = customers.names_of(
+        session, workspace_id=link.workspace_id, customer_ids=[link.inviter_customer_id]
+    )
+    return names.get(link.inviter_customer_id, "")
+
+
+def inviter_first_name(session: Session, *, link: ReferralLink) -> str:
+    """What the public landing shows of the inviter: the first character of their name and a mask
+    (王**), never a phone; empty without a name or when the inviter is no longer a live customer."""
+    name = inviter_name(session, link=link)
+    return (name[0] + "**") if name else ""
+
+
+def poster_for(session: Session, *, link: ReferralLink, url: str, invite_line: str) -> bytes:
+    """The inviter's poster (PNG) for their link `url`, in the campaign's look."""
+    from siyu.referrals.service import poster
+
+    campaign = get_campaign(session, workspace_id=link.workspace_id, campaign_id=link.campaign_id)
+    background = campaign.poster_background or {}
+    return poster.compose(
+        url=url,
+        title=campaign.title,
+        inviter_name=inviter_name(session, link=link),
+        invite_line=invite_line,
+        background_kind=str(background.get("kind", "gradient")),
+        colors=list(background.get("colors") or ["#c0392b", "#f39c12"]),
+        image=campaign.poster_image,
+    )
+
+
+def existing_link(
+    session: Session, *, workspace_id: int, campaign_id: int, inviter_customer_id: int
+) -> ReferralLink:
+    """The inviter's link in the campaign; NotFound when none was made yet."""
+    get_campaign(session, workspace_id=workspace_id, campaign_id=campaign_id)
+    found = _link(session, campaign_id=campaign_id, inviter_customer_id=inviter_customer_id)
+    if found is None or found.workspace_id != workspace_id:
+        raise NotFound(
+            f"customer {inviter_customer_id} has no link in this campaign yet",
+            where="customer_id",
+            hint="make it first: POST /api/referral-campaigns/{id}/links",
+        )
+    return found
