@@ -63,13 +63,15 @@ def test_commissions_accrue_once_and_reverse_on_refunds(db: Database, workspace_
         ("A1", "reverse", -1500),
     ]
     with db.reader() as session:
-        [report] = service.agent_report(session, workspace_id=workspace_id)
+        [report] = service.agent_report(session, actor=owner.actor)
     assert (
-        report["invitees"],
-        report["accrued_cents"],
-        report["reversed_cents"],
-        report["balance_cents"],
+        report.name,
+        report.invitees,
+        report.accrued_cents,
+        report.reversed_cents,
+        report.balance_cents,
     ) == (
+        "小B",
         1,
         2000,
         2000,

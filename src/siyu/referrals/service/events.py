@@ -89,7 +89,8 @@ def process_events(session: Session, *, workspace_id: int, batch: int = 2000) ->
                 at=occurred_at or utcnow(),
             )
         agent = agent_of.get(customer_id)
-        if agent is not None and agent.customer_id != customer_id:
+        # an agent earns on orders placed since they were made one
+        if agent is not None and agent.customer_id != customer_id and occurred_at >= agent.created_at:
             order_id = payload.get("order_id")
             agents.record_order(
                 session,
