@@ -2,6 +2,6 @@
 pages."""
 
 from tests.web.conftest import client, data_dir, live_server, pytest_collection_modifyitems
-from tests.web.test_browser import browser
+from tests.web.test_browser import browser, page
 
-__all__ = ["browser", "client", "data_dir", "live_server", "pytest_collection_modifyitems"]
+__all__ = ["browser", "client", "data_dir", "live_server", "page", "pytest_collection_modifyitems"]

@@ -126,5 +126,7 @@ def test_campaign_links_posters_and_reports(db: Database, workspace_id: int) -> 
     assert json.loads(listed.output)[0]["rewards_granted"] == 2
     synced = runner.invoke(app, ["referral", "sync", "--workspace", slug])
     assert synced.exit_code == 0 and json.loads(synced.output)["events_read"] >= 1
+    [board_row] = json.loads(runner.invoke(app, ["referral", "board", "--workspace", slug]).output)
+    assert (board_row["name"], board_row["invitees"]) == ("王小美", 3)
     [agent_row] = json.loads(runner.invoke(app, ["referral", "agents", "--workspace", slug]).output)
     assert agent_row["accrued_cents"] == 0  # W1 was placed before the inviter became an agent

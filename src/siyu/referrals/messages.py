@@ -115,8 +115,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "referral_landing.phone": ("手机号", "Mobile number"),
     "referral_landing.bad_phone": ("请输入正确的手机号。", "Enter a valid mobile number."),
     "referral_landing.consent": (
-        "提交即表示同意品牌按隐私政策联系你。",
-        "By joining you agree that the brand may contact you under its privacy policy.",
+        "你的手机号只用于本次活动，按品牌的隐私政策处理。",
+        "Your number is used for this campaign only, under the brand's privacy policy.",
     ),
     "referral_landing.join": ("领取新人礼", "Join"),
     "referral_landing.thanks": ("已收到", "Thank you"),
