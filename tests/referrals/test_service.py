@@ -396,3 +396,37 @@ def test_concurrent_retries_of_one_invite_record_it_once(db: Database, workspace
         t.join()
     assert errors == [] and len(ids) == 6 and len(set(ids)) == 1
     assert _points(db, workspace_id, who) == 40
+
+
+def test_one_new_phone_through_two_campaigns_at_once(db: Database, workspace_id: int) -> None:
+    import threading
+
+    owner = member(db, workspace_id)
+    links = [
+        link(
+            db,
+            workspace_id,
+            campaign(db, owner, [TierIn(threshold=1, points=10)]).id,
+            inviter(db, workspace_id),
+        )
+        for _ in range(2)
+    ]
+    phone = next_phone()
+    barrier = threading.Barrier(2)
+    statuses: list[str] = []
+    errors: list[BaseException] = []
+
+    def run(target: object) -> None:
+        barrier.wait()
+        try:
+            statuses.append(invite(db, target, phone).invite.status)  # type: ignore[arg-type]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in links]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the friend is new to the pool once: the other campaign sees a customer from before its invite
+    assert errors == [] and sorted(statuses) == ["existing", "qualified"]

@@ -4,10 +4,12 @@ and the agents' report."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from siyu.auth.models import Role
 from siyu.core.db import Database
@@ -107,6 +109,22 @@ def test_create_review_and_agents_through_the_pages(
     held = invite(db, mine, next_phone()).invite
     page = client.get(f"/referrals/{campaign_id}").text
     assert re.search(rf'action="/referrals/invites/{held.id}/review"', page)
+    background = io.BytesIO()
+    Image.new("RGB", (200, 300), (0, 120, 90)).save(background, format="JPEG")
+    uploaded = client.post(
+        f"/referrals/{campaign_id}/poster-image",
+        data={"csrf_token": csrf},
+        files={"image": ("bg.jpg", background.getvalue(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert uploaded.status_code == 303
+    not_an_image = client.post(
+        f"/referrals/{campaign_id}/poster-image",
+        data={"csrf_token": csrf},
+        files={"image": ("x.png", b"GIF89a", "image/png")},
+    )
+    assert not_an_image.status_code == 422 and "not an image" in not_an_image.text
+    assert "改回颜色" in client.get(f"/referrals/{campaign_id}").text
     approved = client.post(
         f"/referrals/invites/{held.id}/review",
         data={"csrf_token": csrf, "decision": "approve"},

@@ -327,6 +327,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/referral-invites/{invite_id}/review"): {"json": {"decision": "approve"}},
     ("POST", "/referrals/{campaign_id}/links"): {"data": {"customer_id": "1"}},
+    ("POST", "/referrals/{campaign_id}/poster-image"): {"data": {"clear": "1"}},
     ("POST", "/referrals/invites/{invite_id}/review"): {"data": {"decision": "approve"}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}

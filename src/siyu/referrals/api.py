@@ -142,9 +142,9 @@ def invites(
     if status == "held":
         rows = service.review_queue(session, workspace_id=actor.workspace_id, campaign_id=campaign_id)
     else:
-        rows = service.list_invites(session, workspace_id=actor.workspace_id, campaign_id=campaign_id)
-        if status:
-            rows = [r for r in rows if r.status == status]
+        rows = service.list_invites(
+            session, workspace_id=actor.workspace_id, campaign_id=campaign_id, status=status
+        )
     return [InviteOut.model_validate(r) for r in rows]
 
 

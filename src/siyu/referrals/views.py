@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from siyu.auth.service import Actor, Permission
 from siyu.channels import service as channels
@@ -26,6 +27,7 @@ from siyu.customers import service as customers
 from siyu.referrals import landing, service
 from siyu.referrals.models import Qualification
 from siyu.referrals.schemas import AgentIn, BackgroundIn, CampaignIn, TierIn
+from siyu.referrals.service.poster import MAX_BACKGROUND_BYTES
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render, render_error
 from siyu.workspaces import service as workspaces
@@ -319,6 +321,29 @@ def link_page(
         session=session,
         actor=actor,
     )
+
+
+@router.post("/referrals/{campaign_id}/poster-image")
+def upload_poster_image(
+    request: Request, session: DbSession, actor: CurrentActor, campaign_id: int, form: Form
+) -> Response:
+    """Use the uploaded image as the posters' background; "clear" goes back to the colours."""
+    actor.require(Permission.WRITE)
+    upload = form.get("image")
+    try:
+        if _field(form, "clear") == "1":
+            image = None
+        elif isinstance(upload, StarletteUpload):
+            image = upload.file.read(MAX_BACKGROUND_BYTES + 1)
+            if not image:
+                raise ValidationFailed("choose an image to upload", where="image", hint="a PNG or JPEG")
+        else:
+            raise ValidationFailed("choose an image to upload", where="image", hint="a PNG or JPEG")
+        with session.begin_nested():
+            service.set_poster_image(session, actor=actor, campaign_id=campaign_id, image=image)
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    return RedirectResponse(f"/referrals/{campaign_id}?saved=1", status_code=303)
 
 
 @router.post("/referrals/invites/{invite_id}/review")

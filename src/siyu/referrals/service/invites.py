@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit, domain_events
+from siyu.core.db import is_postgres
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import identity, identity_values, rollups
@@ -159,6 +160,17 @@ def _hold_reason(
     return None
 
 
+def _lock_phone(session: Session, *, workspace_id: int, phone: str) -> None:
+    """Serialize invites of one phone across campaigns (each holds only its own campaign's lock), so
+    that two of them cannot both find the phone unknown and both create its customer. A transaction
+    lock on PostgreSQL; SQLite admits one writer already."""
+    if is_postgres(session):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"referral-phone:{workspace_id}:{phone}"},
+        )
+
+
 def _counted_status(campaign: ReferralCampaign) -> InviteStatus:
     return InviteStatus.QUALIFIED if campaign.qualification == Qualification.JOIN else InviteStatus.JOINED
 
@@ -184,6 +196,7 @@ def record_invite(
     if not is_running(campaign, now):
         raise CampaignClosed("this campaign is not running", where="campaign_id")
     _live_inviter(session, link=link)
+    _lock_phone(session, workspace_id=link.workspace_id, phone=normalized)
     known = customers.customer_id_by_identity(
         session, workspace_id=link.workspace_id, kind=str(IdentityKind.PHONE), value=normalized
     )
@@ -330,13 +343,17 @@ def review_queue(session: Session, *, workspace_id: int, campaign_id: int) -> li
 
 
 def list_invites(
-    session: Session, *, workspace_id: int, campaign_id: int, limit: int = 500
+    session: Session, *, workspace_id: int, campaign_id: int, status: str | None = None, limit: int = 500
 ) -> list[ReferralInvite]:
+    """The campaign's invites, newest first; with `status`, only those in it."""
     get_campaign(session, workspace_id=workspace_id, campaign_id=campaign_id)
+    conditions = [ReferralInvite.workspace_id == workspace_id, ReferralInvite.campaign_id == campaign_id]
+    if status:
+        conditions.append(ReferralInvite.status == status)
     return list(
         session.scalars(
             select(ReferralInvite)
-            .where(ReferralInvite.workspace_id == workspace_id, ReferralInvite.campaign_id == campaign_id)
+            .where(*conditions)
             .order_by(ReferralInvite.invited_at.desc(), ReferralInvite.id.desc())
             .limit(max(1, min(limit, 2000)))
         )
