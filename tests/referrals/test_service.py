@@ -430,3 +430,25 @@ def test_one_new_phone_through_two_campaigns_at_once(db: Database, workspace_id:
         t.join()
     # the friend is new to the pool once: the other campaign sees a customer from before its invite
     assert errors == [] and sorted(statuses) == ["existing", "qualified"]
+
+
+def test_an_order_paid_later_qualifies_too(db: Database, workspace_id: int) -> None:
+    owner = member(db, workspace_id)
+    found = campaign(
+        db, owner, [TierIn(threshold=1, points=60)], qualification="first_order", min_order_cents=1000
+    )
+    who = inviter(db, workspace_id)
+    phone = next_phone()
+    invite(db, link(db, workspace_id, found.id, who), phone)
+    order = {
+        "external_id": "LATER1",
+        "phone": phone,
+        "paid_cents": 3000,
+        "placed_at": datetime.now(UTC).isoformat(),
+    }
+    import_orders(db, workspace_id, [{**order, "status": "pending"}])
+    process(db, workspace_id)
+    assert _points(db, workspace_id, who) == 0
+    import_orders(db, workspace_id, [{**order, "status": "paid"}])
+    process(db, workspace_id)
+    assert _points(db, workspace_id, who) == 60

@@ -79,7 +79,8 @@ def process_events(session: Session, *, workspace_id: int, batch: int = 2000) ->
         status = str(payload.get("status", ""))
         paid = int(payload.get("paid_cents") or 0)
         refunded = int(payload.get("refunded_cents") or 0)
-        if type_ == str(DomainEventType.ORDER_PLACED) and status in agents.EARNING_STATUSES:
+        # placed paid, or paid later (an update): waiting invites qualify once, whichever event says so
+        if status in agents.EARNING_STATUSES:
             qualify_on_order(
                 session,
                 workspace_id=workspace_id,
