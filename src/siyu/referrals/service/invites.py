@@ -69,10 +69,7 @@ def _existing_invite(
 
 def _linked_by_review(session: Session, *, workspace_id: int, a: int, b: int) -> bool:
     """Whether an open identity review says the two customers may be one person."""
-    for review in identity.list_reviews(session, workspace_id=workspace_id, status="open", limit=1000):
-        if {review.customer_a_id, review.customer_b_id} == {a, b}:
-            return True
-    return False
+    return identity.open_review_between(session, workspace_id=workspace_id, a=a, b=b)
 
 
 def _new_customer(
