@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from siyu.core.db import Database
@@ -13,6 +14,7 @@ from siyu.referrals.models import CommissionEntry
 from siyu.referrals.schemas import AgentIn, TierIn
 from tests.factories import member, next_phone
 from tests.referrals.helpers import campaign, import_orders, invite, inviter, link, process
+from tests.web.conftest import log_in, make_login
 
 
 def _entries(db: Database, agent_id: int) -> list[tuple[str, str, int]]:
@@ -77,6 +79,28 @@ def test_commissions_accrue_once_and_reverse_on_refunds(db: Database, workspace_
         2000,
         0,
     )
+
+
+def test_the_agent_page_shows_the_ledger(client: TestClient, db: Database, workspace_id: int) -> None:
+    login = make_login(db, workspace_id)
+    owner = member(db, workspace_id)
+    found = campaign(db, owner, [TierIn(threshold=99, points=1)])
+    agent_customer = inviter(db, workspace_id, name="小B店主")
+    with db.transaction() as session:
+        agent = service.make_agent(
+            session, actor=owner.actor, spec=AgentIn(customer_id=agent_customer, rate_percent=10)
+        )
+    friend = next_phone()
+    invite(db, link(db, workspace_id, found.id, agent_customer), friend)
+    import_orders(db, workspace_id, [_order("PG1", friend, 12300)])
+    process(db, workspace_id)
+    log_in(client, login)
+    client.get("/lang/en", follow_redirects=False)
+    page = client.get(f"/referrals/agents/{agent.id}")
+    assert page.status_code == 200
+    for word in ("小B店主", "commission ledger", "PG1", "Accrued", "¥12.30", "¥123.00"):
+        assert word in page.text, word
+    assert client.get("/referrals/agents/999999999").status_code == 404
 
 
 def test_per_category_rates(db: Database, workspace_id: int) -> None:

@@ -245,6 +245,34 @@ def make_agent(request: Request, session: DbSession, actor: CurrentActor, form: 
     return RedirectResponse("/referrals/agents", status_code=303)
 
 
+@router.get("/referrals/agents/{agent_id}")
+def agent_page(request: Request, session: DbSession, actor: CurrentActor, agent_id: int) -> Response:
+    """One agent's commission ledger, newest first."""
+    actor.require(Permission.READ)
+    try:
+        agent = service.get_agent(session, workspace_id=actor.workspace_id, agent_id=agent_id)
+        customers.ensure_visible(session, actor=actor, customer_id=agent.customer_id)
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    entries = service.ledger_of(session, workspace_id=actor.workspace_id, agent_id=agent.id)
+    return render(
+        request,
+        "referrals/agent.html",
+        {
+            "agent": agent,
+            "name": service.names(session, actor=actor, customer_ids=[agent.customer_id]).get(
+                agent.customer_id, ""
+            ),
+            "entries": entries,
+            "invitee_names": service.names(
+                session, actor=actor, customer_ids=sorted({e.invitee_customer_id for e in entries})
+            ),
+        },
+        session=session,
+        actor=actor,
+    )
+
+
 @router.get("/referrals/{campaign_id}")
 def detail_page(request: Request, session: DbSession, actor: CurrentActor, campaign_id: int) -> Response:
     actor.require(Permission.READ)
