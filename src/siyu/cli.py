@@ -33,6 +33,7 @@ DOMAINS = (
     "reach",
     "livecodes",
     "content",
+    "referrals",
 )
 
 

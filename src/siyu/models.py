@@ -25,6 +25,16 @@ from siyu.membership.models import (
 )
 from siyu.orders.models import Order, OrderLine
 from siyu.reach.models import BlockedAddress, RateBucket, ReachContact, ReachMessage, ReachPolicy
+from siyu.referrals.models import (
+    CommissionEntry,
+    ReferralAgent,
+    ReferralCampaign,
+    ReferralEventCursor,
+    ReferralInvite,
+    ReferralLink,
+    ReferralReward,
+    ReferralTier,
+)
 from siyu.rfm.models import CustomerRfm
 from siyu.segments.models import Segment, SegmentMembership
 from siyu.tags.models import CustomerTag, Tag, TagGroup
@@ -50,6 +60,7 @@ __all__ = [
     "BlockedAddress",
     "Channel",
     "ChannelCost",
+    "CommissionEntry",
     "Consent",
     "Coupon",
     "CouponEventCursor",
@@ -90,6 +101,13 @@ __all__ = [
     "ReachContact",
     "ReachMessage",
     "ReachPolicy",
+    "ReferralAgent",
+    "ReferralCampaign",
+    "ReferralEventCursor",
+    "ReferralInvite",
+    "ReferralLink",
+    "ReferralReward",
+    "ReferralTier",
     "Segment",
     "SegmentMembership",
     "ShortLink",

@@ -41,6 +41,9 @@ from siyu.membership.models import EntryKind
 from siyu.membership.schemas import TierIn
 from siyu.reach import service as reach
 from siyu.reach.adapters.base import SendResult
+from siyu.referrals import service as referrals
+from siyu.referrals.schemas import AgentIn, CampaignIn
+from siyu.referrals.schemas import TierIn as ReferralTierIn
 from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.wecom import service as wecom
@@ -77,6 +80,8 @@ PUBLIC = {
     "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
     "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
     "/s/{token}": "public tracked link: unguessable token, redirects to its stored URL (tests/content/test_api.py)",
+    "/r/{token}": "public referral landing: unguessable token, one answer for every phone "
+    "(tests/referrals/test_landing.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -243,6 +248,26 @@ def _workspace_b(db: Database) -> Other:
         snippet = content.create_snippet(
             session, actor=owner.actor, body=SnippetIn(key=f"b{tag}", title=f"B话术{tag}", text=f"B话术{tag}")
         )
+        referral = referrals.create_campaign(
+            session,
+            actor=owner.actor,
+            spec=CampaignIn(
+                name=f"B裂变{tag}",
+                title=f"B海报{tag}",
+                tiers=[ReferralTierIn(threshold=9, points=1)],
+                invites_per_hour=1,
+            ),
+        )
+        referral_link = referrals.link_for(
+            session, workspace_id=ws, campaign_id=referral.id, inviter_customer_id=customer.id
+        )
+        referrals.record_invite(session, link=referral_link, phone=f"+86136{uuid.uuid4().int % 10**8:08d}")
+        held = referrals.record_invite(
+            session, link=referral_link, phone=f"+86136{uuid.uuid4().int % 10**8:08d}"
+        )
+        agent = referrals.make_agent(
+            session, actor=owner.actor, spec=AgentIn(customer_id=customer.id, rate_percent=5)
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -269,6 +294,9 @@ def _workspace_b(db: Database) -> Other:
             "live_code_id": live_code.id,
             "message_template_id": message_template.id,
             "snippet_id": snippet.id,
+            "campaign_id": referral.id,
+            "invite_id": held.invite.id,
+            "agent_id": agent.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -309,6 +337,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/live-codes/{live_code_id}/active"): {"data": {"active": "0"}},
     ("POST", "/live-codes/{live_code_id}/staff/{user_id}/online"): {"data": {"online": "0"}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/referral-campaigns/{campaign_id}/links"): {"json": {"customer_id": 0}},
+    ("POST", "/api/referral-campaigns/{campaign_id}/poster-image"): {
+        "files": {"image": ("b.png", b"x", "image/png")}
+    },
+    ("POST", "/api/referral-invites/{invite_id}/review"): {"json": {"decision": "approve"}},
+    ("POST", "/referrals/{campaign_id}/links"): {"data": {"customer_id": "1"}},
+    ("POST", "/referrals/{campaign_id}/poster-image"): {"data": {"clear": "1"}},
+    ("POST", "/referrals/invites/{invite_id}/review"): {"data": {"decision": "approve"}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}
     },
@@ -358,6 +394,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/reach/messages": {"source_ref": "{send_ref}"},
     "/api/content/clicks": {"source": "broadcast", "source_ref": "{send_ref}"},
     "/api/content/snippets": {"q": "B话术"},
+    "/api/referral-board": {"campaign_id": "{campaign_id}"},
 }
 # lists fetched with POST (a body of filters): checked like GET lists
 POST_LISTS: dict[str, dict[str, Any]] = {"/api/customers/export": {"json": {}}}
@@ -542,6 +579,10 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
     assert channel["archived_at"] is None and channel["name"].startswith("B渠道")
     assert len(client.get(f"/api/channels/{other.ids['channel_id']}/costs", headers=b).json()) == 1
     assert client.get("/api/me", headers=b).status_code == 200  # B's token was not revoked
+    held = client.get(
+        f"/api/referral-campaigns/{other.ids['campaign_id']}/invites", params={"status": "held"}, headers=b
+    )
+    assert [i["id"] for i in held.json()] == [other.ids["invite_id"]]  # still waiting for B's review
     assert client.get("/api/identity-reviews", headers=b).json()[0]["status"] == "open"
     assert client.get("/api/merges", headers=b).json()[0]["undone_at"] is None
     assert client.get(f"/api/orders/{other.ids['order_id']}", headers=b).status_code == 200

@@ -784,6 +784,23 @@ def list_reviews(
     return list(session.scalars(query.order_by(IdentityReview.id).limit(limit)))
 
 
+def open_review_between(session: Session, *, workspace_id: int, a: int, b: int) -> bool:
+    """Whether an open identity review says customers `a` and `b` may be one person."""
+    found = session.scalar(
+        select(IdentityReview.id)
+        .where(
+            IdentityReview.workspace_id == workspace_id,
+            IdentityReview.status == "open",
+            or_(
+                (IdentityReview.customer_a_id == a) & (IdentityReview.customer_b_id == b),
+                (IdentityReview.customer_a_id == b) & (IdentityReview.customer_b_id == a),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def _current(session: Session, customer_id: int) -> Customer | None:
     """The live customer a (possibly merged) customer id stands for now."""
     customer = session.get(Customer, customer_id)

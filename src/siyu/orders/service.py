@@ -341,3 +341,13 @@ def daily_purchases(session: Session, *, workspace_id: int, until: datetime) -> 
         # grouped by the label: the day expression carries bound parameters (see revenue_by_channel)
         .group_by(Order.customer_id, "day")
     )
+
+
+def line_amounts_by_category(session: Session, *, workspace_id: int, order_id: int) -> dict[str, int]:
+    """An order's line amounts summed per category ("" for lines without one), for commission rules."""
+    rows = session.execute(
+        select(OrderLine.category, func.sum(OrderLine.amount_cents))
+        .where(OrderLine.workspace_id == workspace_id, OrderLine.order_id == order_id)
+        .group_by(OrderLine.category)
+    )
+    return {str(category or ""): int(total or 0) for category, total in rows}

@@ -42,6 +42,7 @@ DOMAINS = (
     "reach",
     "livecodes",
     "content",
+    "referrals",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

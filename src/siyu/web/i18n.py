@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -542,6 +543,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
 }
 _MESSAGES.update(LIVECODE_MESSAGES)
 _MESSAGES.update(CONTENT_MESSAGES)
+_MESSAGES.update(REFERRAL_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

@@ -9,6 +9,7 @@ from siyu.customers.service.contact import (
     Profile,
     contact_facts,
     customer_id_by_identity,
+    names_of,
     profiles,
 )
 from siyu.customers.service.paging import (
@@ -88,6 +89,7 @@ __all__ = [
     "list_identities",
     "live_customer_ids",
     "lookup_by_identity",
+    "names_of",
     "profiles",
     "record_consent",
     "record_system_consent",

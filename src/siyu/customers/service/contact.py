@@ -124,3 +124,23 @@ def profiles(session: Session, *, workspace_id: int, customer_ids: Iterable[int]
                 owner_user_id=row.owner_user_id,
             )
     return found
+
+
+def names_of(session: Session, *, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, str]:
+    """The names of these live customers of this workspace (those without a name are left out), for
+    system callers that print them (a referral poster, the public landing's masked greeting)."""
+    wanted = sorted(set(customer_ids))
+    found: dict[int, str] = {}
+    for chunk in _chunks(wanted):
+        for customer_id, name in session.execute(
+            select(Customer.id, Customer.name).where(
+                Customer.workspace_id == workspace_id,
+                Customer.id.in_(chunk),
+                Customer.merged_into_id.is_(None),
+                Customer.erased_at.is_(None),
+                Customer.name.is_not(None),
+            )
+        ):
+            if name:
+                found[customer_id] = name
+    return found
