@@ -327,6 +327,13 @@ QUERIES: dict[str, dict[str, Any]] = {
     },
     "/api/metrics/retention": {"first_month": "2000-01-01", "last_month": "2099-12-01", "activity": "any"},
     "/api/metrics/ltv-cohorts": {"first_month": "2000-01-01", "last_month": "2099-12-01", "by": "channel"},
+    "/api/metrics/pass-through": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
+    "/api/metrics/cohorts": {"first": "2026-01-01", "last": "2026-12-31", "period": "month"},
+    "/api/metrics/trend": {"last": "2026-06-30", "period": "month", "points": "3"},
+    "/metrics/overview": {"period": "month", "channel_id": "{channel_id}"},
+    "/metrics/overview.csv": {"period": "month", "channel_id": "{channel_id}"},
+    "/metrics/cohorts": {"period": "month", "channel_id": "{channel_id}"},
+    "/metrics/cohorts.csv": {"period": "month", "channel_id": "{channel_id}"},
     # a rule that matches everyone A may see: B's customers must not be among them
     "/api/segments/count": {"text": "all"},
     "/api/segments/sample": {"text": "all"},

@@ -40,6 +40,7 @@ from siyu.metrics.service.reachability import (
     period_start,
     reachable_spans,
 )
+from siyu.metrics.service.trends import TrendPoint, trend
 
 __all__ = [
     "INTERVAL_BUCKETS",
@@ -64,6 +65,7 @@ __all__ = [
     "PrivateDomainShare",
     "Repurchase",
     "RetentionRow",
+    "TrendPoint",
     "channel_roi",
     "cohort_table",
     "conversion",
@@ -77,5 +79,6 @@ __all__ = [
     "reachable_spans",
     "repurchase",
     "retention",
+    "trend",
     "window_of_dates",
 ]
