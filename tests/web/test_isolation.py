@@ -330,6 +330,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/metrics/pass-through": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},
     "/api/metrics/cohorts": {"first": "2026-01-01", "last": "2026-12-31", "period": "month"},
     "/api/metrics/trend": {"last": "2026-06-30", "period": "month", "points": "3"},
+    "/api/metrics/dormant-reactivation": {"start": "2000-01-01", "end": "2100-01-01"},
     "/metrics/overview": {"period": "month", "channel_id": "{channel_id}"},
     "/metrics/overview.csv": {"period": "month", "channel_id": "{channel_id}"},
     "/metrics/cohorts": {"period": "month", "channel_id": "{channel_id}"},

@@ -22,6 +22,7 @@ from siyu.metrics.service import (
     PassThrough,
     Period,
     PrivateDomainShare,
+    Reactivation,
     Repurchase,
     RetentionRow,
     TrendPoint,
@@ -227,3 +228,19 @@ def trend(
 ) -> list[TrendPoint]:
     """Pass-through, retention, conversion and repurchase per week or month."""
     return service.trend(session, actor=actor, period=period, last=last, points=points, filters=filters)
+
+
+@router.get("/dormant-reactivation", response_model=Reactivation)
+def dormant_reactivation(
+    session: DbSession,
+    start: Start,
+    end: End,
+    filters: Filters,
+    actor: Actor = require(Permission.READ),
+    days: Annotated[int, Query(ge=1, le=3650)] = 30,
+) -> Reactivation:
+    """Of the customers reached in the range while dormant, the share who bought within `days`."""
+    window = _window(session, actor, start, end)
+    return service.dormant_reactivation(
+        session, actor=actor, start=window[0], end=window[1], days=days, filters=filters
+    )

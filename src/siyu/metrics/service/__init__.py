@@ -40,6 +40,7 @@ from siyu.metrics.service.reachability import (
     period_start,
     reachable_spans,
 )
+from siyu.metrics.service.reactivation import Reactivation, dormant_reactivation
 from siyu.metrics.service.trends import TrendPoint, trend
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "PassThroughRow",
     "Period",
     "PrivateDomainShare",
+    "Reactivation",
     "Repurchase",
     "RetentionRow",
     "TrendPoint",
@@ -70,6 +72,7 @@ __all__ = [
     "cohort_table",
     "conversion",
     "customers_matching",
+    "dormant_reactivation",
     "funnel",
     "ltv_by_cohort",
     "pass_through",
