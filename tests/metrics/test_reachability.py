@@ -291,3 +291,54 @@ def test_bad_cohort_options_are_refused(db: Database, corp: Corp) -> None:
             )
         with pytest.raises(ValidationFailed, match="out of range"):
             metrics.pass_through(session, actor=corp.owner.actor, start=START, end=END, window_days=0)
+
+
+def test_pass_through_by_live_code_equals_a_plain_recomputation(db: Database, workspace_id: int) -> None:
+    from siyu.auth.models import Membership, Role
+    from siyu.livecodes import attribution, scans
+    from tests.factories import make_member, member
+    from tests.livecodes.helpers import make_code
+
+    rng = random.Random(21)
+    owner = member(db, workspace_id)
+    with db.transaction() as session:
+        seller = make_member(session, workspace_id=workspace_id, role=Role.STAFF)
+        session.execute(
+            Membership.__table__.update()
+            .where(Membership.user_id == seller.user_id)
+            .values(wecom_userid="lisi")
+        )
+    codes = [make_code(db, owner, [seller], name=f"桌贴{i}") for i in range(2)]
+    visitors: dict[int, set[tuple[str, str]]] = {code.id: set() for code in codes}
+    first_add: dict[
+        tuple[int, str], datetime
+    ] = {}  # a second add of one person through one code is the first
+    for _ in range(120):
+        code = rng.choice(codes)
+        ip, ua = f"198.51.100.{rng.randrange(1, 30)}", rng.choice(["iPhone", "Android"])
+        at = START - timedelta(days=5) + timedelta(seconds=rng.randrange(0, 70 * 86400))
+        with db.transaction() as session:
+            scans.scan(session, token=code.token, client_ip=ip, user_agent=ua, now=at, rng=rng)
+        if START <= at < END:
+            visitors[code.id].add((ip, ua))
+        if rng.random() < 0.3:
+            external = f"wmLC{rng.randrange(0, 25)}"  # some people add through both codes
+            with db.transaction() as session:
+                attribution.record_add(
+                    session,
+                    workspace_id=workspace_id,
+                    state=code.state,
+                    external_userid=external,
+                    staff_userid="lisi",
+                    occurred_at=at + timedelta(minutes=1),
+                )
+            first_add.setdefault((code.id, external), at + timedelta(minutes=1))
+    with db.reader() as session:
+        result = metrics.pass_through(session, actor=owner.actor, start=START, end=END)
+    added = {
+        code.id: {who for (c, who), at in first_add.items() if c == code.id and START <= at < END}
+        for code in codes
+    }
+    got = {row.live_code_id: (row.reached, row.joined) for row in result.codes}
+    assert got == {code.id: (len(visitors[code.id]), len(added[code.id])) for code in codes}
+    assert all(row.key.startswith("桌贴") and row.channel_id == codes[0].channel_id for row in result.codes)
