@@ -342,3 +342,61 @@ def test_pass_through_by_live_code_equals_a_plain_recomputation(db: Database, wo
     got = {row.live_code_id: (row.reached, row.joined) for row in result.codes}
     assert got == {code.id: (len(visitors[code.id]), len(added[code.id])) for code in codes}
     assert all(row.key.startswith("桌贴") and row.channel_id == codes[0].channel_id for row in result.codes)
+
+
+@pytest.mark.slow
+def test_the_worked_pass_through_example(db: Database, corp: Corp, fake: FakeWecom) -> None:
+    # docs/metrics.md: 200 leads imported on 10 March; 50 add staff within the week after, 10 had added
+    # staff a month before (4 of them deleted the staff member before the import), 10 grant SMS consent
+    # within the week and 3 only after it: 66 joined, 33 %
+    imported = datetime(2026, 3, 10, 4, tzinfo=UTC)
+    with db.transaction() as session:
+        fair = make_channel(session, workspace_id=corp.workspace_id, key=unique("fair")).id
+        for n in range(200):
+            external = "wm" + unique("x")
+            customer = make_customer(
+                session,
+                workspace_id=corp.workspace_id,
+                first_channel_id=fair,
+                created_at=imported,
+                identities={"wecom_external_userid": external},
+            )
+
+            def befriend(at: datetime, external: str = external) -> None:
+                fake.add_friend("zhangsan", external)
+                _callback(session, corp, "add_external_contact", userid="zhangsan", external=external, at=at)
+
+            def consent(at: datetime, customer_id: int = customer.id) -> None:
+                customers.record_consent(
+                    session,
+                    actor=corp.owner.actor,
+                    customer_id=customer_id,
+                    contact_channel="sms",
+                    purpose="marketing",
+                    status="granted",
+                    occurred_at=at,
+                )
+
+            if n < 50:
+                befriend(imported + timedelta(days=6))
+            elif n < 60:
+                befriend(imported - timedelta(days=30))
+                if n < 54:
+                    _callback(
+                        session,
+                        corp,
+                        "del_follow_user",
+                        userid="zhangsan",
+                        external=external,
+                        at=imported - timedelta(days=1),
+                    )
+            elif n < 70:
+                consent(imported + timedelta(days=3))
+            elif n < 73:
+                consent(imported + timedelta(days=8))
+    with db.reader() as session:
+        result = metrics.pass_through(
+            session, actor=corp.owner.actor, start=datetime(2026, 3, 1, tzinfo=UTC), end=END
+        )
+    [row] = [r for r in result.channels if r.channel_id == fair]
+    assert (row.reached, row.joined) == (200, 66) and row.rate == pytest.approx(0.33)
