@@ -224,6 +224,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "experiments.comparisons": ("与对照组比较", "Against the control"),
     "experiments.against": ("对照", "Against"),
     "experiments.difference": ("差值", "Difference"),
+    "experiments.points": ("个百分点", "pp"),
     "experiments.interval": ("置信区间", "Confidence interval"),
     "experiments.p_value": ("p 值", "p-value"),
     "experiments.p_adjusted": ("校正后 p 值（Holm）", "p-value (Holm)"),

@@ -24,6 +24,7 @@
       charts.push(c);
     }
     var cohorts = json("cohort-data");
+    var dayLabels = json("cohort-labels") || [];
     if (cohorts) {
       Array.prototype.forEach.call(document.querySelectorAll(".cohort-heatmap"), function (node) {
         var cells = cohorts[node.getAttribute("data-kind")];
@@ -31,7 +32,7 @@
         h.setOption({
           animation: false, tooltip: { valueFormatter: function (v) { return v + "%"; } },
           grid: { left: 8, right: 16, top: 16, bottom: 56, containLabel: true },
-          xAxis: { type: "category", data: cohorts.days.map(function (n) { return n + "d"; }) },
+          xAxis: { type: "category", data: dayLabels },
           yAxis: { type: "category", data: cohorts.cohorts, inverse: true },
           visualMap: { min: 0, max: 100, calculable: true, orient: "horizontal", left: "center", bottom: 0, inRange: { color: ["#eef4ff", "#2f6fde"] } },
           series: [{ type: "heatmap", data: cells, label: { show: true, formatter: function (p) { return p.value[2] + "%"; } } }]
