@@ -99,6 +99,7 @@ def pass_through(
     end: datetime,
     window_days: int = 7,
     filters: MetricFilter | None = None,
+    per_code: bool = True,
 ) -> PassThrough:
     """Pass-through rate (通过率) over [start, end).
 
@@ -107,7 +108,8 @@ def pass_through(
     reachable (a WeCom friend or a marketing consent in force) at some moment from joining until
     `window_days` later have *joined*. Per live code: the distinct scanners of the window are reached;
     the distinct customers who added staff through the code in the window have joined (a scan is
-    anonymous, so the two sides are counted, not matched). A segment filter leaves the codes out.
+    anonymous, so the two sides are counted, not matched). A segment filter leaves the codes out, and
+    so does `per_code=False` (the caller needs the channels only).
     """
     actor.require(Permission.READ)
     _check_window(start, end)
@@ -155,7 +157,7 @@ def pass_through(
         for channel_id, reached, joined in sorted(channel_rows, key=lambda row: (row[0] is None, row[0] or 0))
     ]
     codes: list[PassThroughRow] = []
-    if filters.segment_id is None:
+    if per_code and filters.segment_id is None:
         codes = _code_rows(session, workspace_id=workspace_id, start=start, end=end, filters=filters)
     reached_all = sum(row.reached for row in by_channel)
     joined_all = sum(row.joined for row in by_channel)

@@ -74,7 +74,7 @@ def trend(
         first_day, after = period_start(index, period), period_start(index + 1, period)
         start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
         end = datetime(after.year, after.month, after.day, tzinfo=zone)
-        passing = pass_through(session, actor=actor, start=start, end=end, filters=filters)
+        passing = pass_through(session, actor=actor, start=start, end=end, filters=filters, per_code=False)
         converting = conversion(session, actor=actor, start=start, end=end, filters=filters)
         buying = repurchase(session, actor=actor, start=start, end=end, filters=filters)
         label = first_day.isoformat() if period == "week" else f"{first_day.year:04d}-{first_day.month:02d}"
