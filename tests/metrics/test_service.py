@@ -456,3 +456,69 @@ def test_retention_equals_a_plain_recomputation(db: Database, workspace_id: int,
         assert (row.customers, row.active) == (size, active)
         assert row.share == pytest.approx([a / size for a in active])
     assert got["2026-03"].complete == [True, True, False, False]  # April ended, May has not
+
+
+def test_the_filter_narrows_repurchase_and_conversion_by_segment_staff_and_store(
+    db: Database, workspace_id: int
+) -> None:
+    from siyu.segments import service as segments
+    from tests.factories import make_store
+
+    rng = random.Random(31)
+    with db.transaction() as session:
+        owner = make_member(session, workspace_id=workspace_id, role=Role.OWNER)
+        seller = make_member(session, workspace_id=workspace_id, role=Role.STAFF)
+        stores = [make_store(session, workspace_id=workspace_id) for _ in range(2)]
+        people: dict[int, tuple[str, int | None]] = {}
+        orders: list[tuple[int, datetime, int]] = []  # customer, placed at, store
+        for _ in range(40):
+            city = rng.choice(["上海", "北京"])
+            ownership = rng.choice([seller.user_id, None])
+            joined = START + timedelta(seconds=rng.randrange(0, 50 * 86400))
+            customer = make_customer(
+                session, workspace_id=workspace_id, city=city, owner_user_id=ownership, created_at=joined
+            )
+            people[customer.id] = (city, ownership)
+            for _ in range(rng.choice([0, 1, 2, 3])):
+                at = joined + timedelta(seconds=rng.randrange(0, 20 * 86400))
+                store = rng.choice(stores)
+                make_order(
+                    session,
+                    workspace_id=workspace_id,
+                    customer_id=customer.id,
+                    placed_at=at,
+                    store_id=store.id,
+                )
+                orders.append((customer.id, at, store.id))
+        segment = segments.create_segment(session, actor=owner.actor, name=unique("沪"), rule='city = "上海"')
+    cases = [
+        (metrics.MetricFilter(segment_id=segment.id), lambda c, s: people[c][0] == "上海", lambda c, s: True),
+        (
+            metrics.MetricFilter(owner_user_id=seller.user_id),
+            lambda c, s: people[c][1] == seller.user_id,
+            lambda c, s: True,
+        ),
+        (metrics.MetricFilter(store_id=stores[0].id), lambda c, s: True, lambda c, s: s == stores[0].id),
+    ]
+    for filters, person_ok, order_ok in cases:
+        with db.reader() as session:
+            result = metrics.repurchase(session, actor=owner.actor, start=START, end=END, filters=filters)
+            converted = metrics.conversion(session, actor=owner.actor, start=START, end=END, filters=filters)
+        kept = [(c, at) for c, at, s in orders if person_ok(c, s) and order_ok(c, s) and START <= at < END]
+        per: dict[int, int] = {}
+        for c, _ in kept:
+            per[c] = per.get(c, 0) + 1
+        assert (result.buyers, result.repeat_buyers, result.purchases) == (
+            len(per),
+            sum(1 for n in per.values() if n >= 2),
+            len(kept),
+        )
+        # conversion is customer-based: the store filter keeps customers with a purchase at the store
+        cohort = [
+            c
+            for c in people
+            if person_ok(c, None)
+            and (filters.store_id is None or any(o[0] == c and o[2] == filters.store_id for o in orders))
+        ]
+        assert converted.joined == len(cohort)
+        assert 0 < result.buyers < len({c for c, _, _ in orders})

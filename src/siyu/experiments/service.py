@@ -418,3 +418,15 @@ def get_experiment(
     actor.require(Permission.READ)
     experiment = _get(session, workspace_id=actor.workspace_id, experiment_id=experiment_id)
     return experiment, _variants(session, experiment)
+
+
+def list_experiments(session: Session, *, actor: Actor) -> list[Experiment]:
+    """The workspace's experiments, newest first."""
+    actor.require(Permission.READ)
+    return list(
+        session.scalars(
+            select(Experiment)
+            .where(Experiment.workspace_id == actor.workspace_id)
+            .order_by(Experiment.created_at.desc(), Experiment.id.desc())
+        )
+    )

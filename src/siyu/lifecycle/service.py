@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -278,3 +278,19 @@ def stage_counts(session: Session, *, actor: Actor) -> dict[str, int]:
         )
     }
     return {stage.value: int(found.get(stage.value, 0)) for stage in Stage}
+
+
+def stage_spans(*, workspace_id: int) -> Select[Any]:
+    """Every stay of a customer in a stage, from the transition log: (`customer_id`, `stage`, `from_at`,
+    `until_at` the next transition, NULL for the stage they are in), for the analytical domains."""
+    until = (
+        func.lead(StageTransition.at)
+        .over(partition_by=StageTransition.customer_id, order_by=(StageTransition.at, StageTransition.id))
+        .label("until_at")
+    )
+    return select(
+        StageTransition.customer_id.label("customer_id"),
+        StageTransition.to_stage.label("stage"),
+        StageTransition.at.label("from_at"),
+        until,
+    ).where(StageTransition.workspace_id == workspace_id)

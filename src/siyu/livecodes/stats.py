@@ -8,17 +8,17 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, case, cast, distinct, func, select
+from sqlalchemy import Date, Select, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
 from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.livecodes import service
-from siyu.livecodes.models import LiveCodeAdd, LiveCodeScan
+from siyu.livecodes.models import LiveCode, LiveCodeAdd, LiveCodeScan
 from siyu.livecodes.schemas import DayFigures, Figures, LiveCodeStats, StaffFigures
 
-__all__ = ["Figures", "code_stats", "totals_by_code"]
+__all__ = ["Figures", "add_rows", "code_stats", "scan_rows", "totals_by_code"]
 from siyu.workspaces import service as workspaces
 
 MAX_DAYS = 366
@@ -200,3 +200,37 @@ def totals_by_code(session: Session, *, workspace_id: int) -> dict[int, Figures]
         figures = out.setdefault(code_id, Figures())
         figures.new_adds, figures.returning_adds, figures.deletions = int(new), int(returning), int(deletions)
     return out
+
+
+def scan_rows(*, workspace_id: int) -> Select[Any]:
+    """Every scan with its code's channel and store: (`live_code_id`, `channel_id`, `store_id`,
+    `staff_user_id`, `visitor_hash`, `scanned_at`), for the analytical domains to compose in SQL."""
+    return (
+        select(
+            LiveCodeScan.live_code_id.label("live_code_id"),
+            LiveCode.channel_id.label("channel_id"),
+            LiveCode.store_id.label("store_id"),
+            LiveCodeScan.staff_user_id.label("staff_user_id"),
+            LiveCodeScan.visitor_hash.label("visitor_hash"),
+            LiveCodeScan.scanned_at.label("scanned_at"),
+        )
+        .join(LiveCode, LiveCode.id == LiveCodeScan.live_code_id)
+        .where(LiveCodeScan.workspace_id == workspace_id, LiveCode.workspace_id == workspace_id)
+    )
+
+
+def add_rows(*, workspace_id: int) -> Select[Any]:
+    """Every WeCom add through a code with its code's channel and store: (`live_code_id`, `channel_id`,
+    `store_id`, `staff_user_id`, `customer_id`, `added_at`)."""
+    return (
+        select(
+            LiveCodeAdd.live_code_id.label("live_code_id"),
+            LiveCode.channel_id.label("channel_id"),
+            LiveCode.store_id.label("store_id"),
+            LiveCodeAdd.staff_user_id.label("staff_user_id"),
+            LiveCodeAdd.customer_id.label("customer_id"),
+            LiveCodeAdd.added_at.label("added_at"),
+        )
+        .join(LiveCode, LiveCode.id == LiveCodeAdd.live_code_id)
+        .where(LiveCodeAdd.workspace_id == workspace_id, LiveCode.workspace_id == workspace_id)
+    )

@@ -198,3 +198,220 @@ def metrics_csv(
             for c in cohorts
         ],
     )
+
+
+# --- the four metrics' trends and the retention cohorts -------------------------------------------
+
+TREND_POINTS = 12
+COHORT_PERIODS = {"week": 12, "month": 6}  # cohorts on the page, and as many periods after joining
+
+
+def _optional_id(text: str | None, *, where: str) -> int | None:
+    """An id from the filter form, where an empty field means "any"."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationFailed(
+            f"{text!r} is not an id", where=where, hint="a whole number, or empty"
+        ) from None
+
+
+def _filters(
+    channel_id: str | None, owner_user_id: str | None, store_id: str | None, segment_id: str | None
+) -> metrics.MetricFilter:
+    return metrics.MetricFilter(
+        channel_id=_optional_id(channel_id, where="channel_id"),
+        owner_user_id=_optional_id(owner_user_id, where="owner_user_id"),
+        store_id=_optional_id(store_id, where="store_id"),
+        segment_id=_optional_id(segment_id, where="segment_id"),
+    )
+
+
+def _period(value: str) -> metrics.Period:
+    if value not in metrics.PERIOD_DAYS:
+        raise ValidationFailed(f"unknown period {value!r}", where="period", hint="week or month")
+    return "week" if value == "week" else "month"
+
+
+def _last_day(session: DbSession, workspace_id: int, end: date | None) -> date:
+    return end or _default_range(session, workspace_id)[1]
+
+
+def _trend_rows(points: list[metrics.TrendPoint]) -> list[tuple[str, str, str, str, str]]:
+    def share(value: float | None) -> str:
+        return "" if value is None else f"{value:.4f}"
+
+    return [
+        (p.period, share(p.pass_through), share(p.retention), share(p.conversion), share(p.repurchase))
+        for p in points
+    ]
+
+
+@router.get("/metrics/overview")
+def overview_page(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    end: date | None = None,
+    period: str = "week",
+    channel_id: str | None = None,
+    owner_user_id: str | None = None,
+    store_id: str | None = None,
+    segment_id: str | None = None,
+) -> Response:
+    """Pass-through, retention, conversion and repurchase per week or month, as lines and a table."""
+    actor.require(Permission.READ)
+    try:
+        filters = _filters(channel_id, owner_user_id, store_id, segment_id)
+        chosen = _period(period)
+        last = _last_day(session, actor.workspace_id, end)
+        points = metrics.trend(
+            session, actor=actor, period=chosen, last=last, points=TREND_POINTS, filters=filters
+        )
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    chart = {
+        "periods": [p.period for p in points],
+        "series": {
+            name: [None if v is None else round(v * 100, 2) for v in values]
+            for name, values in (
+                ("pass_through", [p.pass_through for p in points]),
+                ("retention", [p.retention for p in points]),
+                ("conversion", [p.conversion for p in points]),
+                ("repurchase", [p.repurchase for p in points]),
+            )
+        },
+    }
+    return render(
+        request,
+        "metrics/overview.html",
+        {"points": points, "period": chosen, "end": last, "filters": filters, "chart": chart},
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/metrics/overview.csv")
+def overview_csv(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    end: date | None = None,
+    period: str = "week",
+    channel_id: str | None = None,
+    owner_user_id: str | None = None,
+    store_id: str | None = None,
+    segment_id: str | None = None,
+) -> Response:
+    """The overview's trend lines as CSV (shares from 0 to 1, empty where there is no figure)."""
+    actor.require(Permission.READ)
+    try:
+        chosen = _period(period)
+        last = _last_day(session, actor.workspace_id, end)
+        points = metrics.trend(
+            session,
+            actor=actor,
+            period=chosen,
+            last=last,
+            points=TREND_POINTS,
+            filters=_filters(channel_id, owner_user_id, store_id, segment_id),
+        )
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    return csv_download(
+        f"metrics-trend-{chosen}-{last}.csv",
+        ["period_start", "pass_through", "retention", "conversion", "repurchase"],
+        _trend_rows(points),
+    )
+
+
+def _cohorts(
+    session: DbSession, actor: CurrentActor, period: metrics.Period, last: date, filters: metrics.MetricFilter
+) -> list[metrics.CohortRow]:
+    count = COHORT_PERIODS[period]
+    first = metrics.period_start(metrics.period_of(last, period) - count + 1, period)
+    return metrics.cohort_table(
+        session, actor=actor, period=period, first=first, last=last, horizon=count, filters=filters
+    )
+
+
+@router.get("/metrics/cohorts")
+def cohorts_page(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    end: date | None = None,
+    period: str = "week",
+    channel_id: str | None = None,
+    owner_user_id: str | None = None,
+    store_id: str | None = None,
+    segment_id: str | None = None,
+) -> Response:
+    """Retention (留存率) cohorts as heat maps: still reachable, and still active, N days after joining."""
+    actor.require(Permission.READ)
+    try:
+        filters = _filters(channel_id, owner_user_id, store_id, segment_id)
+        chosen = _period(period)
+        last = _last_day(session, actor.workspace_id, end)
+        rows = _cohorts(session, actor, chosen, last, filters)
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    days = rows[0].days if rows else []
+
+    def cells(shares: str) -> list[list[float | int]]:
+        # [offset index, cohort index, share in %], only for marks that have passed for the whole cohort
+        return [
+            [k, i, round((getattr(row, shares)[k] or 0) * 100, 1)]
+            for i, row in enumerate(rows)
+            for k in range(len(days))
+            if row.complete[k]
+        ]
+
+    chart = {
+        "cohorts": [row.cohort for row in rows],
+        "days": days,
+        "reachable": cells("reachable_share"),
+        "active": cells("active_share"),
+    }
+    return render(
+        request,
+        "metrics/cohorts.html",
+        {"rows": rows, "days": days, "period": chosen, "end": last, "filters": filters, "chart": chart},
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/metrics/cohorts.csv")
+def cohorts_csv(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    end: date | None = None,
+    period: str = "week",
+    channel_id: str | None = None,
+    owner_user_id: str | None = None,
+    store_id: str | None = None,
+    segment_id: str | None = None,
+) -> Response:
+    """The cohort table as CSV: one line per cohort and N, with the counts behind each share."""
+    actor.require(Permission.READ)
+    try:
+        chosen = _period(period)
+        last = _last_day(session, actor.workspace_id, end)
+        rows = _cohorts(
+            session, actor, chosen, last, _filters(channel_id, owner_user_id, store_id, segment_id)
+        )
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    return csv_download(
+        f"retention-cohorts-{chosen}-{last}.csv",
+        ["cohort", "customers", "days", "reachable", "active", "complete"],
+        [
+            (row.cohort, row.customers, n, row.reachable[k], row.active[k], int(row.complete[k]))
+            for row in rows
+            for k, n in enumerate(row.days)
+        ],
+    )

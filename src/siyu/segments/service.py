@@ -21,7 +21,7 @@ from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.segments import compiler, fields, membership
-from siyu.segments.models import Segment
+from siyu.segments.models import Segment, SegmentMembership
 from siyu.segments.parser import parse
 from siyu.segments.rules import (
     HasTag,
@@ -535,3 +535,13 @@ def set_rule_tag(session: Session, *, actor: Actor, segment_id: int, tag_id: int
     segment.updated_at = utcnow()
     _record(session, actor=actor, segment=segment, type_=DomainEventType.SEGMENT_UPDATED, detail=detail)
     return segment
+
+
+def current_members(*, workspace_id: int, segment_id: int) -> Select[tuple[int]]:
+    """`customer_id` of the segment's current members (its open stays), for the analytical domains to
+    filter by in SQL."""
+    return select(SegmentMembership.customer_id.label("customer_id")).where(
+        SegmentMembership.workspace_id == workspace_id,
+        SegmentMembership.segment_id == segment_id,
+        SegmentMembership.left_at.is_(None),
+    )

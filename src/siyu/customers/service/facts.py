@@ -7,7 +7,15 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from siyu.customers.models import Customer, CustomerRollup, Identity, IdentityKind
+from siyu.customers.models import (
+    Consent,
+    ConsentPurpose,
+    ConsentStatus,
+    Customer,
+    CustomerRollup,
+    Identity,
+    IdentityKind,
+)
 
 # Identities that make a customer reachable at no cost through a channel the brand owns: a WeCom
 # friend (external_userid) or a follower of the official account (openid).
@@ -98,4 +106,34 @@ def purchase_rollups(*, workspace_id: int) -> Select[Any]:
             Customer.merged_into_id.is_(None),
             Customer.erased_at.is_(None),
         )
+    )
+
+
+def marketing_consent_spans(*, workspace_id: int) -> Select[Any]:
+    """Every span in which a live customer's marketing consent on one contact channel was granted:
+    (`customer_id`, `from_at` the grant, `until_at` the next decision on that channel and purpose, NULL
+    while the grant is in force). The newest decision is the one in force, as the reach gateway reads it."""
+    decisions = (
+        select(
+            Consent.customer_id.label("customer_id"),
+            Consent.status.label("status"),
+            Consent.occurred_at.label("from_at"),
+            func.lead(Consent.occurred_at)
+            .over(
+                partition_by=(Consent.customer_id, Consent.contact_channel),
+                order_by=(Consent.occurred_at, Consent.id),
+            )
+            .label("until_at"),
+        )
+        .join(Customer, Customer.id == Consent.customer_id)
+        .where(
+            Consent.workspace_id == workspace_id,
+            Consent.purpose == ConsentPurpose.MARKETING.value,
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+        .subquery()
+    )
+    return select(decisions.c.customer_id, decisions.c.from_at, decisions.c.until_at).where(
+        decisions.c.status == ConsentStatus.GRANTED.value
     )

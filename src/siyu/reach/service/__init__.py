@@ -35,6 +35,7 @@ from siyu.reach.service.reads import (
     accounting,
     get_message,
     list_messages,
+    reached_customers,
     received_by_customer,
     requeue,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "list_messages",
     "message_key",
     "quiet_until",
+    "reached_customers",
     "read_unsubscribe_token",
     "received_by_customer",
     "record_receipt",

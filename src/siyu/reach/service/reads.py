@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -168,3 +168,16 @@ def received_by_customer(
     for message in messages:
         grouped.setdefault(message.customer_id, []).append(message)
     return [{"customer_id": c, "messages": items} for c, items in list(grouped.items())[:limit]]
+
+
+def reached_customers(*, workspace_id: int) -> Select[Any]:
+    """Every message that went out (sent or delivered) as (`customer_id`, `reached_at`: when it was
+    sent, else delivered), for the analytical domains to compose in SQL."""
+    return select(
+        ReachMessage.customer_id.label("customer_id"),
+        func.coalesce(ReachMessage.sent_at, ReachMessage.delivered_at).label("reached_at"),
+    ).where(
+        ReachMessage.workspace_id == workspace_id,
+        ReachMessage.status.in_(DELIVERED_STATUSES),
+        func.coalesce(ReachMessage.sent_at, ReachMessage.delivered_at).is_not(None),
+    )

@@ -21,6 +21,7 @@ from siyu.wecom.service.contact_ways import (
 )
 from siyu.wecom.service.contacts import (
     Friend,
+    friend_spans,
     friends,
     is_friend,
     mark_tag,
@@ -59,6 +60,7 @@ __all__ = [
     "create_contact_way",
     "create_moment",
     "delete_contact_way",
+    "friend_spans",
     "friends",
     "get_contact_way",
     "get_mass_message",

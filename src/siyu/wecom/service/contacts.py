@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Role
@@ -48,6 +48,17 @@ def is_friend(session: Session, *, workspace_id: int, customer_ids: Iterable[int
             )
         )
     return found
+
+
+def friend_spans(*, workspace_id: int) -> Select[Any]:
+    """Every WeCom friendship of a known customer as a span (`customer_id`, `from_at` the add,
+    `until_at` the deletion by either side or NULL while it lasts), for the analytical domains to
+    compose in SQL (reachability over time)."""
+    return select(
+        WecomFollow.customer_id.label("customer_id"),
+        WecomFollow.added_at.label("from_at"),
+        WecomFollow.removed_at.label("until_at"),
+    ).where(WecomFollow.workspace_id == workspace_id, WecomFollow.customer_id.is_not(None))
 
 
 def relink_follows(session: Session, *, workspace_id: int) -> int:

@@ -23,6 +23,8 @@ from siyu.core.db import days_between, is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.customers.service import facts as customer_facts
 from siyu.events import service as events
+from siyu.metrics.service.filters import MetricFilter, customer_condition
+from siyu.metrics.service.reachability import reachable_after, reachable_spans
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
 
@@ -45,6 +47,30 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ValidationFailed("give the window's start and end with a time zone", where="start/end")
     if end <= start:
         raise ValidationFailed(f"the window ends ({end}) before it starts ({start})", where="end")
+
+
+def _filtered_purchases(
+    *,
+    workspace_id: int,
+    start: datetime,
+    end: datetime,
+    channel_id: int | None,
+    store_id: int | None,
+    filters: MetricFilter | None,
+) -> Any:
+    """The window's purchases of the order's channel and store asked for (an argument, else the
+    filter's), of the customers the filter allows."""
+    if filters is not None:
+        channel_id = channel_id if channel_id is not None else filters.channel_id
+        store_id = store_id if store_id is not None else filters.store_id
+    bought = orders.purchases(
+        workspace_id=workspace_id, start=start, end=end, channel_id=channel_id, store_id=store_id
+    ).subquery()
+    return select(bought).where(
+        *customer_condition(
+            bought.c.customer_id, workspace_id=workspace_id, filters=filters, order_based=True
+        )
+    )
 
 
 # --- repurchase ----------------------------------------------------------------------------------
@@ -76,12 +102,19 @@ def repurchase(
     end: datetime,
     channel_id: int | None = None,
     store_id: int | None = None,
+    filters: MetricFilter | None = None,
 ) -> Repurchase:
-    """Repurchase rate over purchases placed in [start, end), optionally of one channel or store."""
+    """Repurchase rate over purchases placed in [start, end), optionally of one channel or store, or of
+    the customers and orders `filters` allows."""
     actor.require(Permission.READ)
     _check_window(start, end)
-    bought = orders.purchases(
-        workspace_id=actor.workspace_id, start=start, end=end, channel_id=channel_id, store_id=store_id
+    bought = _filtered_purchases(
+        workspace_id=actor.workspace_id,
+        start=start,
+        end=end,
+        channel_id=channel_id,
+        store_id=store_id,
+        filters=filters,
     ).subquery()
     per_customer = (
         select(bought.c.customer_id, func.count().label("purchases"))
@@ -153,13 +186,19 @@ def private_domain_share(
     end: datetime,
     channel_id: int | None = None,
     store_id: int | None = None,
+    filters: MetricFilter | None = None,
 ) -> PrivateDomainShare:
     """Split the window's buyers into the private domain (WeCom friends, official-account followers)
     and the others: their GMV (net of refunds), purchases and purchases per buyer."""
     actor.require(Permission.READ)
     _check_window(start, end)
-    bought = orders.purchases(
-        workspace_id=actor.workspace_id, start=start, end=end, channel_id=channel_id, store_id=store_id
+    bought = _filtered_purchases(
+        workspace_id=actor.workspace_id,
+        start=start,
+        end=end,
+        channel_id=channel_id,
+        store_id=store_id,
+        filters=filters,
     ).subquery()
     members = customer_facts.private_domain_members(workspace_id=actor.workspace_id).subquery()
     per_customer = (
@@ -417,14 +456,17 @@ def ltv_by_cohort(
 
 @dataclass(frozen=True)
 class Conversion:
-    """Of the customers who joined in the window without having bought before, how many placed their
-    first purchase within `window_days` of joining."""
+    """Of the customers who joined in the window (and, with `retained_days`, were still reachable that
+    many days later) without having reached the goal before, how many reached it — their first purchase,
+    or the first event of the goal type — within `window_days` of joining."""
 
     joined: int
-    already_buyers: int  # first purchase before joining (a shop's existing buyers brought into the pool)
+    already_buyers: int  # goal reached before joining (a shop's existing buyers brought into the pool)
     converted: int
-    rate: float | None  # converted / (joined − already_buyers)
+    rate: float | None  # converted / (cohort − already_buyers); the cohort: retained, else joined
     mean_days_to_convert: float | None
+    retained: int | None = None  # of the joined, reachable `retained_days` after joining (when asked)
+    goal: str = "purchase"
 
 
 def conversion(
@@ -435,38 +477,84 @@ def conversion(
     end: datetime,
     window_days: int = 30,
     channel_id: int | None = None,
+    goal: str = "purchase",
+    retained_days: int | None = None,
+    filters: MetricFilter | None = None,
 ) -> Conversion:
-    """First-purchase conversion of the customers who joined the pool in [start, end), optionally of
-    those whose first channel is `channel_id`."""
+    """Conversion (转化率) of the customers who joined the pool in [start, end): the share whose first
+    purchase (or first event of type `goal`) came within `window_days` of joining; with
+    `retained_days`, of the retained customers only — those still reachable (a WeCom friend, a marketing
+    consent in force) `retained_days` after joining. `channel_id`: the customers' first channel."""
     actor.require(Permission.READ)
     _check_window(start, end)
     if not 1 <= window_days <= 3650:
         raise ValidationFailed(
             f"a conversion window of {window_days} days is out of range", where="window_days"
         )
-    joined = customer_facts.joins(workspace_id=actor.workspace_id).subquery()
-    conditions = [joined.c.joined_at >= start, joined.c.joined_at < end]
+    if retained_days is not None and not 0 <= retained_days <= 3650:
+        raise ValidationFailed(
+            f"a retention mark of {retained_days} days is out of range", where="retained_days"
+        )
+    goal = goal.strip() or PURCHASE_STEP
+    workspace_id = actor.workspace_id
+    joined = customer_facts.joins(workspace_id=workspace_id).subquery()
+    conditions: list[ColumnElement[bool]] = [
+        joined.c.joined_at >= start,
+        joined.c.joined_at < end,
+        *customer_condition(joined.c.customer_id, workspace_id=workspace_id, filters=filters),
+    ]
     if channel_id is not None:
         conditions.append(joined.c.channel_id == channel_id)
-    days = days_between(session, joined.c.first_purchase_at, joined.c.joined_at)
-    before = joined.c.first_purchase_at < joined.c.joined_at
-    within = (joined.c.first_purchase_at >= joined.c.joined_at) & (days < window_days)
-    total, already, converted, mean_days = session.execute(
+    if goal == PURCHASE_STEP:
+        reached_at: Any = joined.c.first_purchase_at
+        source: Any = joined
+    else:
+        happened = events.occurrences(workspace_id=workspace_id, type=goal).subquery()
+        firsts = (
+            select(happened.c.customer_id, func.min(happened.c.occurred_at).label("first_at"))
+            .group_by(happened.c.customer_id)
+            .subquery()
+        )
+        reached_at = firsts.c.first_at
+        source = joined.outerjoin(firsts, firsts.c.customer_id == joined.c.customer_id)
+    total = int(session.scalar(select(func.count()).select_from(joined).where(*conditions)) or 0)
+    retained: int | None = None
+    if retained_days is not None:
+        spans = reachable_spans(workspace_id=workspace_id)
+        conditions.append(
+            reachable_after(
+                session,
+                spans,
+                customer_id=joined.c.customer_id,
+                joined_at=joined.c.joined_at,
+                days=literal(retained_days),
+            )
+        )
+    days = days_between(session, reached_at, joined.c.joined_at)
+    before = reached_at < joined.c.joined_at
+    within = (reached_at >= joined.c.joined_at) & (days < window_days)
+    cohort, already, converted, mean_days = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(case((before, 1), else_=0)), 0),
             func.coalesce(func.sum(case((within, 1), else_=0)), 0),
             func.avg(case((within, days), else_=None)),
-        ).where(*conditions)
+        )
+        .select_from(source)
+        .where(*conditions)
     ).one()
-    total, already, converted = int(total), int(already), int(converted)
-    eligible = total - already
+    cohort, already, converted = int(cohort), int(already), int(converted)
+    if retained_days is not None:
+        retained = cohort
+    eligible = cohort - already
     return Conversion(
         joined=total,
         already_buyers=already,
         converted=converted,
         rate=converted / eligible if eligible else None,
         mean_days_to_convert=float(mean_days) if mean_days is not None else None,
+        retained=retained,
+        goal=goal,
     )
 
 
