@@ -21,10 +21,17 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"  # the provider reported delivery
     FAILED = "failed"  # a permanent failure, or retries exhausted: a dead letter
     SUPPRESSED = "suppressed"  # the gateway decided not to send (reason kept)
+    HELD = "held"  # its source paused it (a paused broadcast): kept with its due time until released
 
 
 # statuses of messages that reach, or will reach, the customer: these count against caps
-COUNTED_STATUSES = (MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SENT, MessageStatus.DELIVERED)
+COUNTED_STATUSES = (
+    MessageStatus.QUEUED,
+    MessageStatus.DEFERRED,
+    MessageStatus.HELD,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+)
 PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.DEFERRED)
 
 
@@ -43,6 +50,7 @@ class Reason(StrEnum):
     NOT_WECOM_FRIEND = "not_wecom_friend"
     CHANNEL_CAP = "channel_cap"
     PLATFORM_CAP = "platform_cap"
+    CANCELLED = "cancelled"  # its source was cancelled before the message left
 
 
 class ReachMessage(Base):

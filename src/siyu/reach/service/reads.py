@@ -168,3 +168,20 @@ def received_by_customer(
     for message in messages:
         grouped.setdefault(message.customer_id, []).append(message)
     return [{"customer_id": c, "messages": items} for c, items in list(grouped.items())[:limit]]
+
+
+def delivered_by_step(session: Session, *, workspace_id: int, source: str, source_ref: str) -> dict[str, int]:
+    """How many messages of a source went out (sent or delivered), per step (a broadcast's variant)."""
+    return {
+        step: int(count)
+        for step, count in session.execute(
+            select(ReachMessage.step, func.count())
+            .where(
+                ReachMessage.workspace_id == workspace_id,
+                ReachMessage.source == source,
+                ReachMessage.source_ref == source_ref,
+                ReachMessage.status.in_(DELIVERED_STATUSES),
+            )
+            .group_by(ReachMessage.step)
+        )
+    }
