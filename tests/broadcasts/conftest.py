@@ -19,6 +19,8 @@ from siyu.reach.tasks import Worker
 from siyu.segments import service as segments
 from tests.factories import make_customer, unique
 from tests.reach.conftest import CONTENT, NOON
+from tests.web.conftest import client, data_dir, live_server  # noqa: F401
+from tests.web.test_browser import browser, page  # noqa: F401
 
 __all__ = ["CONTENT", "NOON", "Recording", "audience", "customer", "progress_total", "worker"]
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Route
 
 from siyu.auth.models import ApiToken, Role
+from siyu.broadcasts import service as broadcasts
 from siyu.channels import service as channels
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
@@ -229,6 +230,16 @@ def _workspace_b(db: Database) -> Other:
                 welcome_text=f"b{tag}",
             ),
         )
+        broadcast = broadcasts.create_broadcast(
+            session,
+            actor=owner.actor,
+            name=f"B群发{tag}",
+            purpose="transactional",
+            channel_preference=["sms"],
+            content={"sms": {"text": f"B群发{tag}"}},
+            customer_ids=[customer.id],
+        )
+        broadcasts.start_broadcast(session, actor=owner.actor, broadcast_id=broadcast.id)
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -253,6 +264,7 @@ def _workspace_b(db: Database) -> Other:
             "provider_message_id": f"bprov{tag}",
             "send_ref": f"bsend{tag}",
             "live_code_id": live_code.id,
+            "broadcast_id": broadcast.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
