@@ -354,3 +354,26 @@ def test_phones_as_the_audience(db: Database, workspace_id: int) -> None:
         assert service.get_broadcast(session, actor=owner.actor, broadcast_id=broadcast_id).customer_ids == [
             first
         ]
+
+
+def test_a_scheduled_broadcast_that_cannot_start_is_paused_and_the_others_go(
+    db: Database, workspace_id: int
+) -> None:
+    owner = member(db, workspace_id)
+    gone_segment, _ = audience(db, workspace_id, owner.actor, 2)
+    segment_id, ids = audience(db, workspace_id, owner.actor, 2)
+    due = NOON + timedelta(hours=1)
+    broken = _create(db, owner.actor, segment_id=gone_segment, send_at=due)
+    fine = _create(db, owner.actor, segment_id=segment_id, send_at=due + timedelta(seconds=1))
+    _start(db, owner.actor, broken)
+    _start(db, owner.actor, fine)
+    with db.transaction() as session:
+        from siyu.segments import service as segments
+
+        segments.delete_segment(session, actor=owner.actor, segment_id=gone_segment)
+    tasks.run_due(db, now=due + timedelta(minutes=1))
+    with db.reader() as session:
+        assert service.get_broadcast(session, actor=owner.actor, broadcast_id=broken).status == "paused"
+        assert service.get_broadcast(session, actor=owner.actor, broadcast_id=fine).status == "sending"
+    assert sorted(m.customer_id for m in _messages(db, fine)) == sorted(ids)
+    assert _messages(db, broken) == []

@@ -21,7 +21,7 @@ from siyu.auth import service as auth
 from siyu.auth.service import Actor, Permission
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientOutcome
 from siyu.core import audit
-from siyu.core.errors import Conflict, NotFound, ValidationFailed
+from siyu.core.errors import Conflict, NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.experiments import service as experiments
@@ -327,7 +327,8 @@ def _snapshot(session: Session, *, actor: Actor, broadcast: Broadcast, now: date
 
 def start_due(session: Session, *, now: datetime | None = None) -> list[int]:
     """Start every scheduled broadcast whose time has come, as the member who created it (their view of
-    the customers decides the segment's members); returns their ids."""
+    the customers decides the segment's members); returns their ids. One that cannot start (its
+    creator left the workspace, its segment was deleted) is paused instead, the error audited."""
     now = now or utcnow()
     due = list(
         session.scalars(
@@ -337,18 +338,31 @@ def start_due(session: Session, *, now: datetime | None = None) -> list[int]:
             .with_for_update(skip_locked=True)
         )
     )
+    started: list[int] = []
     for broadcast in due:
-        if broadcast.created_by_user_id is None:
-            raise Conflict(
-                f"broadcast {broadcast.id} has no creator to start it as",
-                where="created_by_user_id",
-                hint="cancel it and create it again",
-            )
-        actor = auth.actor_for(
-            session, user_id=broadcast.created_by_user_id, workspace_id=broadcast.workspace_id, via="cli"
-        )
-        _snapshot(session, actor=actor, broadcast=broadcast, now=now)
-    return [b.id for b in due]
+        try:
+            with session.begin_nested():  # one broadcast that cannot start must not hold the others back
+                if broadcast.created_by_user_id is None:
+                    raise Conflict(
+                        f"broadcast {broadcast.id} has no creator to start it as",
+                        where="created_by_user_id",
+                        hint="cancel it and create it again",
+                    )
+                actor = auth.actor_for(
+                    session,
+                    user_id=broadcast.created_by_user_id,
+                    workspace_id=broadcast.workspace_id,
+                    via="cli",
+                )
+                _snapshot(session, actor=actor, broadcast=broadcast, now=now)
+            started.append(broadcast.id)
+        except SiyuError as error:
+            # paused, with the reason in its audit trail: a member fixes the cause and resumes it
+            broadcast.status = BroadcastStatus.PAUSED.value
+            broadcast.paused_at = now
+            broadcast.updated_at = now
+            _record(session, broadcast, action="pause", user_id=None, error=error.message[:500])
+    return started
 
 
 def sending_ids(session: Session) -> list[tuple[int, int]]:
