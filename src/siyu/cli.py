@@ -34,6 +34,7 @@ DOMAINS = (
     "livecodes",
     "content",
     "referrals",
+    "broadcasts",
 )
 
 

@@ -1,6 +1,7 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
 from siyu.auth.models import ApiToken, Membership, User
+from siyu.broadcasts.models import Broadcast, BroadcastRecipient
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
 from siyu.content.models import MessageTemplate, ShortLink, Snippet
@@ -58,6 +59,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BlockedAddress",
+    "Broadcast",
+    "BroadcastRecipient",
     "Channel",
     "ChannelCost",
     "CommissionEntry",

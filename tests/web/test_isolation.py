@@ -18,6 +18,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Route
 
 from siyu.auth.models import ApiToken, Role
+from siyu.broadcasts import service as broadcasts
 from siyu.channels import service as channels
 from siyu.content import service as content
 from siyu.content.schemas import SnippetIn
@@ -268,6 +269,16 @@ def _workspace_b(db: Database) -> Other:
         agent = referrals.make_agent(
             session, actor=owner.actor, spec=AgentIn(customer_id=customer.id, rate_percent=5)
         )
+        broadcast = broadcasts.create_broadcast(
+            session,
+            actor=owner.actor,
+            name=f"B群发{tag}",
+            purpose="transactional",
+            channel_preference=["sms"],
+            content={"sms": {"text": f"B群发{tag}"}},
+            customer_ids=[customer.id],
+        )
+        broadcasts.start_broadcast(session, actor=owner.actor, broadcast_id=broadcast.id)
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -297,6 +308,7 @@ def _workspace_b(db: Database) -> Other:
             "campaign_id": referral.id,
             "invite_id": held.invite.id,
             "agent_id": agent.id,
+            "broadcast_id": broadcast.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,

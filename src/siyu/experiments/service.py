@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from siyu.orders import service as orders
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 HOLDOUT = "holdout"
+_CHUNK = 1000
 
 
 def _get(session: Session, *, workspace_id: int, experiment_id: int) -> Experiment:
@@ -78,9 +80,12 @@ def create_experiment(
             where="key",
             hint="lower-case letters, digits, . _ -",
         )
-    if len(variants) < 2 or any(not n.strip() or n == HOLDOUT for n in variants):
+    # one variant is enough when a holdout is what it is measured against (a broadcast vs no message)
+    if len(variants) < (1 if holdout_share > 0 else 2) or any(
+        not n.strip() or n == HOLDOUT for n in variants
+    ):
         raise ValidationFailed(
-            "an experiment needs at least two named variants",
+            "an experiment needs at least two named variants, or one and a holdout",
             where="variants",
             hint=f'"{HOLDOUT}" is reserved',
         )
@@ -236,6 +241,73 @@ def assign(
         occurred_at=exposed_at,
     )
     return variant
+
+
+def assign_many(
+    session: Session,
+    *,
+    workspace_id: int,
+    experiment_id: int,
+    customer_ids: Sequence[int],
+    at: datetime | None = None,
+) -> dict[int, str | None]:
+    """`assign` for many customers at once (a broadcast's audience), set-based: each customer's arm
+    (None: the holdout), the exposures of those seen for the first time recorded with their events.
+    Customers exposed before keep their arm."""
+    experiment = _get(session, workspace_id=workspace_id, experiment_id=experiment_id)
+    if experiment.status != ExperimentStatus.RUNNING:
+        raise Conflict(f"experiment {experiment.key!r} is {experiment.status}, not running", where="status")
+    weights = {v.name: v.weight for v in _variants(session, experiment)}
+    exposed_at = at or utcnow()
+    arms: dict[int, str | None] = {}
+    ids = list(dict.fromkeys(customer_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        known: dict[int, str | None] = {
+            customer_id: variant
+            for customer_id, variant in session.execute(
+                select(Exposure.customer_id, Exposure.variant).where(
+                    Exposure.experiment_id == experiment.id, Exposure.customer_id.in_(chunk)
+                )
+            )
+        }
+        arms.update(known)
+        fresh = [c for c in chunk if c not in known]
+        for customer_id in fresh:
+            arms[customer_id] = assign_variant(
+                experiment.key, customer_id, weights, holdout=experiment.holdout_share
+            )
+        if not fresh:
+            continue
+        # the caller's transaction decides for these customers: a concurrent first exposure of one of
+        # them would fail the unique constraint, and the caller's retry then finds it recorded
+        session.execute(
+            insert(Exposure),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "experiment_id": experiment.id,
+                    "customer_id": c,
+                    "variant": arms[c],
+                    "exposed_at": exposed_at,
+                }
+                for c in fresh
+            ],
+        )
+        domain_events.record_many(
+            session,
+            (
+                {
+                    "workspace_id": workspace_id,
+                    "type": DomainEventType.EXPERIMENT_EXPOSED,
+                    "customer_id": c,
+                    "payload": {"experiment_id": experiment.id, "variant": arms[c]},
+                    "occurred_at": exposed_at,
+                }
+                for c in fresh
+            ),
+        )
+    return arms
 
 
 def assign_for(session: Session, *, actor: Actor, experiment_id: int, customer_id: int) -> str | None:

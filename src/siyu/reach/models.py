@@ -21,10 +21,17 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"  # the provider reported delivery
     FAILED = "failed"  # a permanent failure, or retries exhausted: a dead letter
     SUPPRESSED = "suppressed"  # the gateway decided not to send (reason kept)
+    HELD = "held"  # its source paused it (a paused broadcast): kept with its due time until released
 
 
 # statuses of messages that reach, or will reach, the customer: these count against caps
-COUNTED_STATUSES = (MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SENT, MessageStatus.DELIVERED)
+COUNTED_STATUSES = (
+    MessageStatus.QUEUED,
+    MessageStatus.DEFERRED,
+    MessageStatus.HELD,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+)
 PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.DEFERRED)
 
 
@@ -44,6 +51,7 @@ class Reason(StrEnum):
     CHANNEL_CAP = "channel_cap"
     PLATFORM_CAP = "platform_cap"
     RENDER_FAILED = "render_failed"  # personalised content could not be rendered for this customer
+    CANCELLED = "cancelled"  # its source was cancelled before the message left
 
 
 class ReachMessage(Base):

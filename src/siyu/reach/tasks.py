@@ -9,12 +9,14 @@ idempotency key every attempt carries (docs/reach.md).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
 import socket
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import OperationalError
@@ -26,6 +28,18 @@ from siyu.reach.adapters.base import SendResult
 from siyu.reach.adapters.registry import Adapters
 
 log = logging.getLogger("siyu.reach.worker")
+
+# work of other domains the worker does on every poll, before it claims ("module:function", each called
+# with the Database): named, not imported, so that reach imports none of the domains that send through it
+PERIODIC = ("siyu.broadcasts.tasks:run_due",)
+
+
+def periodic_tasks(names: Sequence[str] = PERIODIC) -> list[Callable[[Database], object]]:
+    tasks = []
+    for name in names:
+        module, function = name.split(":")
+        tasks.append(getattr(importlib.import_module(module), function))
+    return tasks
 
 
 @dataclass
@@ -53,6 +67,7 @@ class Worker:
         name: str | None = None,
         rng: random.Random | None = None,
         workspace_id: int | None = None,
+        periodic: Sequence[Callable[[Database], object]] = (),
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -64,9 +79,17 @@ class Worker:
         self.rng = rng or random.Random()
         self.workspace_id = workspace_id  # None: every workspace
         self.stats = WorkerStats()
+        self.periodic = list(periodic)
 
     def run_once(self) -> int:
-        """Claim one batch and send it; returns how many messages were claimed."""
+        """Run the periodic tasks, claim one batch and send it; returns how many messages were claimed."""
+        for task in self.periodic:
+            try:
+                task(self.database)
+            except OperationalError:
+                raise
+            except Exception:  # a failing task must not stop delivery: logged, tried again next poll
+                log.exception("periodic task %s failed", getattr(task, "__qualname__", task))
         with self.database.transaction() as session:
             claimed = service.claim(
                 session,
@@ -135,6 +158,7 @@ def worker_from_settings(database: Database) -> Worker:
         lease_seconds=settings.reach_lease_seconds,
         retry_base_seconds=settings.reach_retry_base_seconds,
         poll_seconds=settings.reach_poll_seconds,
+        periodic=periodic_tasks(),
     )
 
 

@@ -43,6 +43,7 @@ DOMAINS = (
     "livecodes",
     "content",
     "referrals",
+    "broadcasts",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from siyu.broadcasts.messages import MESSAGES as BROADCAST_MESSAGES
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
@@ -589,6 +590,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "reach_status.delivered": ("已送达", "Delivered"),
     "reach_status.failed": ("失败", "Failed"),
     "reach_status.suppressed": ("未发送", "Suppressed"),
+    "reach_status.held": ("已暂停", "Held (source paused)"),
     "reach_source.broadcast": ("群发", "群发 (broadcast)"),
     "reach_source.journey": ("SOP", "Journey (SOP)"),
     "reach_source.staff": ("员工", "Staff"),
@@ -606,6 +608,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
 _MESSAGES.update(LIVECODE_MESSAGES)
 _MESSAGES.update(CONTENT_MESSAGES)
 _MESSAGES.update(REFERRAL_MESSAGES)
+_MESSAGES.update(BROADCAST_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

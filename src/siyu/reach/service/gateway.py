@@ -151,6 +151,27 @@ def _validate(
         raise ValidationFailed("a channel is named twice", where="channel_preference")
 
 
+def check_request(
+    *,
+    source: str,
+    source_ref: str,
+    purpose: str,
+    channels: Sequence[str],
+    content: dict[str, Any],
+    step: str = "",
+) -> None:
+    """Refuse what `send` would refuse about the request itself (source, purpose, channels, content of
+    every channel), before anything is decided: for callers that store a send to make it later."""
+    _validate(
+        source=source,
+        source_ref=source_ref,
+        purpose=purpose,
+        channels=list(channels),
+        content=content,
+        step=step,
+    )
+
+
 def _lock_contacts(
     session: Session, *, workspace_id: int, customer_ids: Sequence[int]
 ) -> dict[int, ReachContact]:

@@ -347,3 +347,74 @@ def release_expired(session: Session, *, now: datetime | None = None) -> int:
         .values(lease_token=None, lease_until=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _not_in_flight(now: datetime) -> Any:
+    # a message a worker holds under a live lease is being sent right now: it finishes as it would
+    return (ReachMessage.lease_until.is_(None)) | (ReachMessage.lease_until <= now)
+
+
+def hold(
+    session: Session, *, workspace_id: int, source: str, source_ref: str, now: datetime | None = None
+) -> int:
+    """Hold every waiting message of a source (queued or deferred, not in a worker's hands): no worker
+    claims them until `release`. They keep their due time and still count against caps. Returns how many."""
+    now = now or utcnow()
+    result = session.execute(
+        update(ReachMessage)
+        .where(
+            ReachMessage.workspace_id == workspace_id,
+            ReachMessage.source == source,
+            ReachMessage.source_ref == source_ref,
+            ReachMessage.status.in_([s.value for s in PENDING_STATUSES]),
+            _not_in_flight(now),
+        )
+        .values(status=MessageStatus.HELD.value, lease_token=None, lease_until=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def release(
+    session: Session, *, workspace_id: int, source: str, source_ref: str, now: datetime | None = None
+) -> int:
+    """Let the held messages of a source go again: queued, each due when it was (a message deferred to
+    the end of quiet hours still waits for it). Returns how many."""
+    now = now or utcnow()
+    result = session.execute(
+        update(ReachMessage)
+        .where(
+            ReachMessage.workspace_id == workspace_id,
+            ReachMessage.source == source,
+            ReachMessage.source_ref == source_ref,
+            ReachMessage.status == MessageStatus.HELD.value,
+        )
+        .values(status=MessageStatus.QUEUED.value, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def cancel(
+    session: Session, *, workspace_id: int, source: str, source_ref: str, now: datetime | None = None
+) -> int:
+    """Suppress, with the reason `cancelled`, every message of a source that has not left (queued,
+    deferred or held, not in a worker's hands). Returns how many."""
+    now = now or utcnow()
+    result = session.execute(
+        update(ReachMessage)
+        .where(
+            ReachMessage.workspace_id == workspace_id,
+            ReachMessage.source == source,
+            ReachMessage.source_ref == source_ref,
+            ReachMessage.status.in_([*(s.value for s in PENDING_STATUSES), MessageStatus.HELD.value]),
+            _not_in_flight(now),
+        )
+        .values(
+            status=MessageStatus.SUPPRESSED.value,
+            reason=Reason.CANCELLED.value,
+            due_at=None,
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

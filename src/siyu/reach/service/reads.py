@@ -181,3 +181,20 @@ def reached_customers(*, workspace_id: int) -> Select[Any]:
         ReachMessage.status.in_(DELIVERED_STATUSES),
         func.coalesce(ReachMessage.sent_at, ReachMessage.delivered_at).is_not(None),
     )
+
+
+def delivered_by_step(session: Session, *, workspace_id: int, source: str, source_ref: str) -> dict[str, int]:
+    """How many messages of a source went out (sent or delivered), per step (a broadcast's variant)."""
+    return {
+        step: int(count)
+        for step, count in session.execute(
+            select(ReachMessage.step, func.count())
+            .where(
+                ReachMessage.workspace_id == workspace_id,
+                ReachMessage.source == source,
+                ReachMessage.source_ref == source_ref,
+                ReachMessage.status.in_(DELIVERED_STATUSES),
+            )
+            .group_by(ReachMessage.step)
+        )
+    }

@@ -1,0 +1,244 @@
+"""Broadcast pages: the list, the create form (segment or list, channels with fallback, content per
+channel, schedule, variant B and a holdout), and the detail page with live progress (polling the JSON
+progress endpoint), the pause / resume / cancel buttons and the results.
+
+Writes run in the request's transaction and redirect (post/redirect/get); a refused form is shown
+again with the reason, inside a savepoint so nothing of it is written.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from siyu.auth.service import Actor, Permission
+from siyu.broadcasts import service
+from siyu.broadcasts.models import Broadcast
+from siyu.core.errors import NotFound, SiyuError, ValidationFailed
+from siyu.segments import service as segments
+from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.templating import render, render_error
+from siyu.workspaces import service as workspaces
+
+router = APIRouter(include_in_schema=False)
+CHANNELS = ("wecom", "sms", "email")
+_SPLIT = re.compile(r"[\s,，;；]+")
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form()
+
+
+Form = Annotated[FormData, Depends(form_data)]
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _number(text: str, *, where: str, default: float) -> float:
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationFailed(f"{text[:40]!r} is not a number", where=where) from None
+
+
+def _content(form: FormData, channels: list[str], suffix: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for channel in channels:
+        text = _field(form, f"{channel}_text{suffix}") or (_field(form, f"{channel}_text") if suffix else "")
+        body[channel] = {"text": text}
+        if channel == "email":
+            body[channel]["subject"] = _field(form, "email_subject")
+    return body
+
+
+def _create_from_form(session: Session, actor: Actor, form: FormData) -> Broadcast:
+    channels = [c for c in (_field(form, "channel_1"), _field(form, "channel_2")) if c]
+    channels = list(dict.fromkeys(channels))
+    content = _content(form, channels)
+    variants = None
+    if any(_field(form, f"{c}_text_b") for c in channels):
+        variants = {
+            "a": {"weight": 1, "content": content},
+            "b": {"weight": 1, "content": _content(form, channels, "_b")},
+        }
+    send_at = None
+    if _field(form, "send_at"):
+        zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
+        try:
+            send_at = datetime.fromisoformat(_field(form, "send_at")).replace(tzinfo=zone)
+        except ValueError:
+            raise ValidationFailed("the scheduled time is not a date and time", where="send_at") from None
+    kwargs: dict[str, Any] = {}
+    if _field(form, "audience") == "list":
+        values = [v for v in _SPLIT.split(_field(form, "customer_list")) if v]
+        if not values:
+            raise ValidationFailed(
+                "the list is empty", where="customer_list", hint="one id or phone per line"
+            )
+        if _field(form, "list_kind") == "phone":
+            kwargs.update(identity_kind="phone", identity_values=values)
+        else:
+            if not all(v.isdigit() and len(v) <= 12 for v in values):
+                raise ValidationFailed(
+                    "the list holds something other than customer ids",
+                    where="customer_list",
+                    hint="or choose phones",
+                )
+            kwargs["customer_ids"] = [int(v) for v in values]
+    else:
+        segment = _field(form, "segment_id")
+        if not segment.isdigit():
+            raise ValidationFailed("choose a segment", where="segment_id")
+        kwargs["segment_id"] = int(segment)
+    return service.create_broadcast(
+        session,
+        actor=actor,
+        name=_field(form, "name"),
+        purpose=_field(form, "purpose") or "marketing",
+        channel_preference=channels,
+        content=content,
+        variants=variants,
+        holdout_share=_number(_field(form, "holdout"), where="holdout", default=0.0) / 100,
+        send_at=send_at,
+        conversion_window_days=int(_number(_field(form, "window"), where="window", default=7)),
+        **kwargs,
+    )
+
+
+def _form_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    *,
+    values: dict[str, Any],
+    error: SiyuError | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "broadcasts/form.html",
+        {
+            "v": values,
+            "segments": segments.list_segments(session, workspace_id=actor.workspace_id),
+            "channels": CHANNELS,
+            "error": error,
+        },
+        session=session,
+        actor=actor,
+        status_code=status_code,
+    )
+
+
+@router.get("/broadcasts")
+def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
+    broadcasts = service.list_broadcasts(session, actor=actor)
+    names = {
+        s.id: s.name
+        for s in segments.list_segments(session, workspace_id=actor.workspace_id, include_deleted=True)
+    }
+    return render(
+        request,
+        "broadcasts/list.html",
+        {"broadcasts": broadcasts, "segment_names": names, "can_write": actor.can(Permission.WRITE)},
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/broadcasts/new")
+def new_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
+    actor.require(Permission.WRITE)
+    values = {
+        "audience": "segment",
+        "channel_1": "wecom",
+        "channel_2": "sms",
+        "purpose": "marketing",
+        "window": 7,
+    }
+    return _form_page(request, session, actor, values=values)
+
+
+@router.post("/broadcasts")
+def create(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
+    actor.require(Permission.WRITE)
+    try:
+        with session.begin_nested():  # a savepoint: a refused form leaves nothing behind
+            broadcast = _create_from_form(session, actor, form)
+            if _field(form, "start") == "1":
+                service.start_broadcast(session, actor=actor, broadcast_id=broadcast.id)
+    except SiyuError as error:
+        values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+        return _form_page(request, session, actor, values=values, error=error, status_code=error.status_code)
+    return RedirectResponse(f"/broadcasts/{broadcast.id}?saved=1", status_code=303)
+
+
+@router.get("/broadcasts/{broadcast_id}")
+def detail_page(request: Request, session: DbSession, actor: CurrentActor, broadcast_id: int) -> Response:
+    try:
+        broadcast = service.get_broadcast(session, actor=actor, broadcast_id=broadcast_id)
+    except NotFound as error:
+        return render_error(request, error, session=session, actor=actor)
+    segment_name = None
+    if broadcast.segment_id is not None:
+        names = {
+            s.id: s.name
+            for s in segments.list_segments(session, workspace_id=actor.workspace_id, include_deleted=True)
+        }
+        segment_name = names.get(broadcast.segment_id)
+    return render(
+        request,
+        "broadcasts/detail.html",
+        {
+            "b": broadcast,
+            "segment_name": segment_name,
+            "progress": service.progress(session, actor=actor, broadcast_id=broadcast_id),
+            "results": service.results(session, actor=actor, broadcast_id=broadcast_id),
+            "count_keys": [*service.OUTCOMES, *service.MESSAGE_STATUSES],
+            "can_write": actor.can(Permission.WRITE),
+            "saved": request.query_params.get("saved") == "1",
+        },
+        session=session,
+        actor=actor,
+    )
+
+
+def _act(request: Request, session: Session, actor: Actor, broadcast_id: int, verb: Any) -> Response:
+    actor.require(Permission.WRITE)
+    try:
+        with session.begin_nested():
+            verb(session, actor=actor, broadcast_id=broadcast_id)
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    return RedirectResponse(f"/broadcasts/{broadcast_id}", status_code=303)
+
+
+@router.post("/broadcasts/{broadcast_id}/start")
+def start(request: Request, session: DbSession, actor: CurrentActor, broadcast_id: int) -> Response:
+    return _act(request, session, actor, broadcast_id, service.start_broadcast)
+
+
+@router.post("/broadcasts/{broadcast_id}/pause")
+def pause(request: Request, session: DbSession, actor: CurrentActor, broadcast_id: int) -> Response:
+    return _act(request, session, actor, broadcast_id, service.pause_broadcast)
+
+
+@router.post("/broadcasts/{broadcast_id}/resume")
+def resume(request: Request, session: DbSession, actor: CurrentActor, broadcast_id: int) -> Response:
+    return _act(request, session, actor, broadcast_id, service.resume_broadcast)
+
+
+@router.post("/broadcasts/{broadcast_id}/cancel")
+def cancel(request: Request, session: DbSession, actor: CurrentActor, broadcast_id: int) -> Response:
+    return _act(request, session, actor, broadcast_id, service.cancel_broadcast)
