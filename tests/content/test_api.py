@@ -257,3 +257,23 @@ def test_pages_list_edit_and_library(db: Database, workspace_id: int) -> None:
     )
     english = client.get(f"/content/templates/{template_id}", headers={**h, "Cookie": "lang=en"}).text
     assert "Preview for customer" in english and "SMS text" in english
+
+
+def test_a_personalised_api_send_shows_rendered_content_in_the_outbox(
+    db: Database, workspace_id: int
+) -> None:
+    client, owner = _setup(db, workspace_id)
+    with db.transaction() as session:
+        customer = reachable(session, workspace_id=workspace_id, grants=(), email=False, wecom=False)
+    ref = unique("api")
+    sent = client.post(
+        "/api/reach/sends", headers=owner.headers,
+        json={
+            "customer_ids": [customer], "channel_preference": ["sms"], "purpose": "transactional",
+            "source_ref": ref, "personalise": True,
+            "content": {"sms": {"text": '{{ name | default("朋友") }}，您的订单已发货'}},
+        },
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    [message] = client.get("/api/reach/messages", headers=owner.headers, params={"source_ref": ref}).json()
+    assert message["content"] == {"text": "张三，您的订单已发货"}
