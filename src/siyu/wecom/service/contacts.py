@@ -50,6 +50,25 @@ def is_friend(session: Session, *, workspace_id: int, customer_ids: Iterable[int
     return found
 
 
+def senders(session: Session, *, workspace_id: int, external_userids: Iterable[str]) -> dict[str, str]:
+    """Who can send to each external contact: the staff member (WeCom userid) who has them as a friend
+    now, the earliest added when several do. Contacts nobody has as a friend are left out."""
+    ids = list(dict.fromkeys(external_userids))
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for external, userid in session.execute(
+            select(WecomFollow.external_userid, WecomFollow.wecom_userid)
+            .where(
+                WecomFollow.workspace_id == workspace_id,
+                WecomFollow.external_userid.in_(ids[start : start + _CHUNK]),
+                WecomFollow.removed_at.is_(None),
+            )
+            .order_by(WecomFollow.added_at, WecomFollow.id)
+        ):
+            found.setdefault(external, userid)
+    return found
+
+
 def relink_follows(session: Session, *, workspace_id: int) -> int:
     """Point friend relations whose customer was merged away at the customer that now holds their
     external userid (a merge moves identities, not this package's rows); the number relinked."""
