@@ -3,6 +3,7 @@ staff member, each message keeps its msgid, and the send results mark each messa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,12 +13,13 @@ from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.reach import service
-from siyu.reach.adapters.registry import build_adapters
+from siyu.reach.adapters.base import OutboundMessage, SendResult
+from siyu.reach.adapters.registry import Adapters, build_adapters
 from siyu.reach.adapters.wecom import WecomMassAdapter
 from siyu.reach.models import ReachMessage
 from siyu.reach.tasks import Worker, poll_wecom_deliveries
 from tests.factories import make_customer, unique
-from tests.reach.conftest import NOON
+from tests.reach.conftest import NOON, reachable
 
 # the fixtures of the WeCom tests: a running fake WeCom and a workspace set up for it
 from tests.wecom.conftest import Corp, corp, fake  # noqa: F401
@@ -150,3 +152,47 @@ def test_different_content_is_a_different_mass_message_and_a_refusal_retries(
     messages = _by_customer(db, ws)
     assert {m.status for m in messages.values()} == {"sent"}
     assert messages[first[1]].provider_message_id != messages[second[1]].provider_message_id
+
+
+def test_a_claim_of_the_batch_channel_is_one_task_per_staff_member_whatever_the_batch_size(
+    db: Database,
+    corp: Corp,  # noqa: F811
+    fake: FakeWecom,  # noqa: F811
+) -> None:
+    ws = corp.workspace_id
+    friends = [befriend(db, corp, fake, "zhangsan")[1] for _ in range(5)]
+    _grant(db, ws, friends)
+    _send(db, ws, friends)
+    worker = _worker(db)
+    worker.batch_size = 2  # the other channels' claim size does not split WeCom's batch
+    assert worker.run_once() == 5
+    assert fake.count(ADD) == 1
+    assert {m.status for m in _by_customer(db, ws).values()} == {"sent"}
+
+
+class Exploding:
+    kind = "exploding"
+    max_batch = 100
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise AssertionError("a batch adapter is handed batches")
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        self.batches.append(len(messages))
+        raise RuntimeError("provider library bug")
+
+
+def test_a_batch_adapter_that_raises_retries_its_whole_batch(db: Database, workspace_id: int) -> None:
+    with db.transaction() as session:
+        ids = [reachable(session, workspace_id=workspace_id) for _ in range(3)]
+    _send(db, workspace_id, ids)
+    adapter = Exploding()
+    worker = Worker(db, Adapters({"wecom": adapter}))
+    assert worker.run_once() == 3
+    assert adapter.batches == [3]
+    messages = _by_customer(db, workspace_id).values()
+    assert {m.status for m in messages} == {"queued"}
+    assert all("provider library bug" in (m.last_error or "") for m in messages)

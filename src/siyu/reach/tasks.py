@@ -33,6 +33,7 @@ from siyu.reach.adapters.wecom import WecomMassAdapter
 from siyu.wecom import service as wecom
 
 log = logging.getLogger("siyu.reach.worker")
+RECORD_CHUNK = 500
 
 
 @dataclass
@@ -75,33 +76,49 @@ class Worker:
         self.stats = WorkerStats()
 
     def run_once(self) -> int:
-        """Claim one batch and send it; returns how many messages were claimed."""
+        """Claim one batch per batch channel and one of the other channels, and send them; returns how
+        many messages were claimed."""
+        batch_channels = {
+            channel: adapter
+            for channel, adapter in self.adapters.by_channel.items()
+            if isinstance(adapter, BatchAdapter)
+        }
+        total = 0
+        for channel, adapter in batch_channels.items():
+            with self.database.transaction() as session:
+                claimed = service.claim(
+                    session,
+                    limit=adapter.max_batch,
+                    lease_seconds=self.lease_seconds,
+                    workspace_id=self.workspace_id,
+                    channels=[channel],
+                )
+            if claimed:
+                results = self._send_batch(adapter, [item.message for item in claimed])
+                self._record_many(claimed, results)
+            total += len(claimed)
         with self.database.transaction() as session:
             claimed = service.claim(
                 session,
                 limit=self.batch_size,
                 lease_seconds=self.lease_seconds,
                 workspace_id=self.workspace_id,
+                exclude_channels=list(batch_channels),
             )
-        self.stats.claimed += len(claimed)
-        by_channel: dict[str, list[service.Claimed]] = {}
         for item in claimed:
-            by_channel.setdefault(item.message.channel, []).append(item)
-        for channel, items in by_channel.items():
-            adapter = self.adapters.for_channel(channel)
-            if isinstance(adapter, BatchAdapter):
-                results = self._send_batch(adapter, [item.message for item in items])
-                for item, result in zip(items, results, strict=True):
-                    self._record(item, result)
-                continue
-            for item in items:
+            single = self.adapters.for_channel(item.message.channel)
+            if isinstance(single, BatchAdapter):  # a batch adapter as the default: a batch of one
+                result = self._send_batch(single, [item.message])[0]
+            else:
                 try:
-                    result = adapter.send(item.message)
+                    result = single.send(item.message)
                 except Exception as exc:  # an adapter bug must not kill the loop: retried, then dead-lettered
-                    log.exception("adapter %s raised on message %s", adapter.kind, item.message.message_id)
-                    result = SendResult.retry(f"{adapter.kind} adapter raised {type(exc).__name__}: {exc}")
-                self._record(item, result)
-        return len(claimed)
+                    log.exception("adapter %s raised on message %s", single.kind, item.message.message_id)
+                    result = SendResult.retry(f"{single.kind} adapter raised {type(exc).__name__}: {exc}")
+            self._record_many([item], [result])
+        total += len(claimed)
+        self.stats.claimed += total
+        return total
 
     def _send_batch(self, adapter: BatchAdapter, messages: list[OutboundMessage]) -> list[SendResult]:
         try:
@@ -114,20 +131,31 @@ class Worker:
             return [SendResult.retry(error) for _ in messages]
         return results
 
-    def _record(self, item: service.Claimed, result: SendResult) -> None:
-        with self.database.transaction() as session:
-            status = service.complete(
-                session,
-                message_id=item.message.message_id,
-                lease_token=item.lease_token,
-                result=result,
-                retry_base_seconds=self.retry_base_seconds,
-                rng=self.rng,
-            )
-        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
-        if status == "lost":
-            self.stats.lost += 1
-            log.warning("message %s: lease expired before its result was recorded", item.message.message_id)
+    def _record_many(self, items: list[service.Claimed], results: list[SendResult]) -> None:
+        """Record results, up to `RECORD_CHUNK` per transaction (a batch of thousands must be recorded
+        well within its lease)."""
+        for start in range(0, len(items), RECORD_CHUNK):
+            statuses: list[tuple[service.Claimed, str]] = []
+            with self.database.transaction() as session:
+                for item, result in zip(
+                    items[start : start + RECORD_CHUNK], results[start : start + RECORD_CHUNK], strict=True
+                ):
+                    status = service.complete(
+                        session,
+                        message_id=item.message.message_id,
+                        lease_token=item.lease_token,
+                        result=result,
+                        retry_base_seconds=self.retry_base_seconds,
+                        rng=self.rng,
+                    )
+                    statuses.append((item, status))
+            for item, status in statuses:
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                if status == "lost":
+                    self.stats.lost += 1
+                    log.warning(
+                        "message %s: lease expired before its result was recorded", item.message.message_id
+                    )
 
     def poll_results(self) -> PollRound | None:
         """Read the results of open WeCom mass messages, when channel wecom goes through WeCom."""

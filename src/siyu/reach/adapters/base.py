@@ -72,10 +72,12 @@ class Adapter(Protocol):
 
 @runtime_checkable
 class BatchAdapter(Protocol):
-    """An adapter whose provider sends many messages in one call. The worker hands it every message of a
-    claim for its channel; it answers one result per message, in the same order."""
+    """An adapter whose provider sends many messages in one call. The worker claims up to `max_batch`
+    due messages of its channel at once and hands them over together; it answers one result per message,
+    in the same order."""
 
     kind: str
+    max_batch: int
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """Make the provider calls for `messages`; never raises for a provider's error (returns it)."""

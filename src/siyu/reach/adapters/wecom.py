@@ -38,6 +38,9 @@ class WecomMassAdapter:
     (built from its WeCom settings by the registry, so this module reads no table)."""
 
     kind = "wecom"
+    # one claim of a broadcast should be one task per staff member, not one per fifty customers: each
+    # task is one more confirmation for the staff member in WeCom
+    max_batch = MAX_RECIPIENTS
 
     def __init__(self, *, client_for: Callable[[int], WecomClient]) -> None:
         self.client_for = client_for

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,8 +86,11 @@ def claim(
     lease_seconds: float = 60.0,
     now: datetime | None = None,
     workspace_id: int | None = None,
+    channels: Sequence[str] | None = None,
+    exclude_channels: Sequence[str] = (),
 ) -> list[Claimed]:
-    """Lease up to `limit` due messages to the calling worker, in the caller's transaction.
+    """Lease up to `limit` due messages to the calling worker, in the caller's transaction; only those of
+    `channels` when given, and none of `exclude_channels` (a batch channel is claimed on its own).
 
     Before leasing, each is checked again against what may have changed since it was decided: the
     customer gone or marked do-not-contact, consent withdrawn, the address blocked; such a message is
@@ -107,6 +111,10 @@ def claim(
     )
     if workspace_id is not None:
         query = query.where(ReachMessage.workspace_id == workspace_id)
+    if channels is not None:
+        query = query.where(ReachMessage.channel.in_(list(channels)))
+    if exclude_channels:
+        query = query.where(ReachMessage.channel.not_in(list(exclude_channels)))
     rows = list(session.scalars(query))
     if not rows:
         return []
