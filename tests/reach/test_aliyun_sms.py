@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from siyu.core.config import Settings
 from siyu.core.db import Database
 from siyu.core.domain_events import DomainEvent
+from siyu.core.errors import ValidationFailed
 from siyu.reach import service
 from siyu.reach.adapters.aliyun_sms import (
     AliyunSmsAdapter,
@@ -22,7 +24,7 @@ from siyu.reach.adapters.aliyun_sms import (
     string_to_sign,
 )
 from siyu.reach.adapters.base import OutboundMessage, Outcome
-from siyu.reach.adapters.registry import Adapters
+from siyu.reach.adapters.registry import Adapters, build_adapters
 from siyu.reach.models import ReachMessage
 from siyu.reach.tasks import Worker
 from siyu.workspaces import service as workspaces
@@ -299,3 +301,29 @@ def test_an_unsubscribe_reply_pushed_by_aliyun_withdraws_sms_consent(
             channel_preference=["sms"], now=NOON,
         )  # fmt: skip
     assert summary.by_reason == {"consent_withdrawn": 1}
+
+
+def test_settings_build_the_aliyun_adapter_or_say_what_is_missing(fake: FakeAliyunSms) -> None:
+    with pytest.raises(ValidationFailed, match="SIYU_ALIYUN_SMS_SIGN_NAME"):
+        build_adapters(
+            Settings(
+                reach_channels={"sms": "aliyun-sms"},
+                aliyun_sms_access_key_id="a",
+                aliyun_sms_access_key_secret="b",
+            )
+        )
+    adapters = build_adapters(
+        Settings(
+            reach_channels={"sms": "aliyun-sms"},
+            aliyun_sms_access_key_id=fake.access_key_id,
+            aliyun_sms_access_key_secret=fake.access_key_secret,
+            aliyun_sms_sign_name="私域测试",
+            aliyun_sms_template_code="SMS_1",
+            aliyun_sms_endpoint=fake.url,
+        )
+    )
+    adapter = adapters.for_channel("sms")
+    assert isinstance(adapter, AliyunSmsAdapter)
+    assert adapter.send(_message()).outcome is Outcome.SENT
+    with pytest.raises(ValidationFailed, match="database"):
+        build_adapters(Settings(reach_channels={"wecom": "wecom"}))

@@ -54,10 +54,10 @@ def _by_customer(db: Database, workspace_id: int) -> dict[int, ReachMessage]:
         return {m.customer_id: m for m in rows}
 
 
-def _worker(db: Database) -> Worker:
+def _worker(db: Database, workspace_id: int) -> Worker:
     adapters = build_adapters(Settings(reach_channels={"wecom": "wecom"}), database=db)
     assert isinstance(adapters.for_channel("wecom"), WecomMassAdapter)
-    return Worker(db, adapters)
+    return Worker(db, adapters, workspace_id=workspace_id)
 
 
 def test_one_mass_message_per_staff_member_then_results_per_customer(
@@ -79,7 +79,7 @@ def test_one_mass_message_per_staff_member_then_results_per_customer(
     _grant(db, ws, everyone)
     _send(db, ws, everyone)
 
-    worker = _worker(db)
+    worker = _worker(db, ws)
     assert worker.drain() == len(everyone)
     calls = [body for path, body in fake.calls if path == ADD]
     assert sorted((c["sender"], sorted(c["external_userid"])) for c in calls) == sorted(
@@ -101,8 +101,9 @@ def test_one_mass_message_per_staff_member_then_results_per_customer(
     assert "40003" in (messages[gone[1]].last_error or "")
     assert "no WeCom friend" in (messages[lonely].last_error or "")
 
-    # nobody confirmed yet: everything waits
-    first = poll_wecom_deliveries(db, workspace_id=ws)
+    # nobody confirmed yet: everything waits (the worker's own poll: its channel wecom goes to WeCom)
+    first = worker.poll_results()
+    assert first is not None
     assert (first.batches, first.delivered, first.failed, first.waiting) == (2, 0, 0, 4)
     # zhangsan sends it in WeCom; one of his customers had had a mass message that day already
     fake.mass_messages[zhang_msgid]["sent"].add("zhangsan")
@@ -138,7 +139,7 @@ def test_different_content_is_a_different_mass_message_and_a_refusal_retries(
         )  # fmt: skip
     fake.revoke_tokens()
     fake.secret = "rotated"  # the saved secret no longer opens the corp: WeCom refuses, the batch retries
-    worker = _worker(db)
+    worker = _worker(db, ws)
     worker.drain(max_rounds=1)
     messages = _by_customer(db, ws)
     assert {m.status for m in messages.values()} == {"queued"}
@@ -163,7 +164,7 @@ def test_a_claim_of_the_batch_channel_is_one_task_per_staff_member_whatever_the_
     friends = [befriend(db, corp, fake, "zhangsan")[1] for _ in range(5)]
     _grant(db, ws, friends)
     _send(db, ws, friends)
-    worker = _worker(db)
+    worker = _worker(db, ws)
     worker.batch_size = 2  # the other channels' claim size does not split WeCom's batch
     assert worker.run_once() == 5
     assert fake.count(ADD) == 1
@@ -196,3 +197,4 @@ def test_a_batch_adapter_that_raises_retries_its_whole_batch(db: Database, works
     messages = _by_customer(db, workspace_id).values()
     assert {m.status for m in messages} == {"queued"}
     assert all("provider library bug" in (m.last_error or "") for m in messages)
+    assert worker.poll_results() is None  # channel wecom does not go to WeCom here: nothing to poll

@@ -185,7 +185,12 @@ class Worker:
                     and time.monotonic() - polled_at >= self.results_poll_seconds
                 ):
                     polled_at = time.monotonic()
-                    self.poll_results()
+                    try:
+                        self.poll_results()
+                    except OperationalError:
+                        raise
+                    except Exception:  # a poll must never stop the sending
+                        log.exception("reach worker %s: polling WeCom results failed", self.name)
             except OperationalError as exc:  # the database restarting or busy: wait and look again
                 log.warning("reach worker %s: %s", self.name, str(exc).splitlines()[0])
                 claimed = 0
