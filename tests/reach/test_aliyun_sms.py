@@ -278,6 +278,15 @@ def test_a_report_settles_a_message_whose_worker_died_after_aliyun_accepted_it(
     assert late == "lost"
     assert Worker(db, Adapters({"sms": adapter})).drain() == 0  # never sent again
     assert len(fake.accepted) == 1
+    with db.reader() as session:
+        events = list(
+            session.scalars(
+                select(DomainEvent.type)
+                .where(DomainEvent.workspace_id == workspace_id, DomainEvent.type.like("message.%"))
+                .order_by(DomainEvent.id)
+            )
+        )
+    assert events == ["message.sent", "message.delivered"]
 
 
 def test_an_unsubscribe_reply_pushed_by_aliyun_withdraws_sms_consent(

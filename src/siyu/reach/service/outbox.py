@@ -310,25 +310,24 @@ def record_receipt(
     provider_message_id: str,
     outcome: str,
     detail: str = "",
-    address: str | None = None,
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> ReachMessage | None:
     """A provider's report on a sent message: `delivered`, `bounced` (the address is blocked) or
     `failed`. Repeated or late receipts change nothing further; None if no message has that id.
 
-    `address` narrows the provider id to one recipient (a WeCom mass message is one id for many).
     `idempotency_key`, which providers echo (Aliyun's OutId), finds a message whose send was accepted but
     not yet recorded (its worker died in between): the receipt settles it, and the lease holder's
     late result is then "lost", so it is not sent again.
     """
     now = now or utcnow()
-    query = select(ReachMessage).where(
-        ReachMessage.workspace_id == workspace_id, ReachMessage.provider_message_id == provider_message_id
-    )
-    if address is not None:
-        query = query.where(ReachMessage.address == address)
-    message = session.scalars(query.with_for_update()).first()
+    message = session.scalars(
+        select(ReachMessage)
+        .where(
+            ReachMessage.workspace_id == workspace_id, ReachMessage.provider_message_id == provider_message_id
+        )
+        .with_for_update()
+    ).first()
     if message is None and idempotency_key:
         message = session.scalars(
             select(ReachMessage)
@@ -348,6 +347,19 @@ def record_receipt(
         message.due_at = None
         message.lease_token = None
         message.lease_until = None
+        domain_events.record(
+            session,
+            workspace_id=workspace_id,
+            type=DomainEventType.MESSAGE_SENT,
+            customer_id=message.customer_id,
+            payload={
+                "message_id": message.id,
+                "channel": message.channel,
+                "source": message.source,
+                "source_ref": message.source_ref,
+            },
+            occurred_at=now,
+        )
     if message is None:
         return None
     apply_receipt(session, message=message, outcome=outcome, detail=detail, now=now)
