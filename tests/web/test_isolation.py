@@ -78,6 +78,10 @@ PUBLIC = {
     "/api/public/{workspace_slug}/coupons/check": "public by design, one answer for any code not the "
     "caller's: tests/coupons/test_api.py",
     "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
+    "/api/reach/push/{token}/aliyun-sms/report": "Aliyun's push, authorised by the workspace's signed token: "
+    "tests/reach/test_aliyun_sms.py::test_push_urls_are_per_workspace_and_refuse_a_forged_token",
+    "/api/reach/push/{token}/aliyun-sms/up": "Aliyun's push, authorised by the workspace's signed token: "
+    "tests/reach/test_aliyun_sms.py::test_push_urls_are_per_workspace_and_refuse_a_forged_token",
     "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
     "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
     "/s/{token}": "public tracked link: unguessable token, redirects to its stored URL (tests/content/test_api.py)",

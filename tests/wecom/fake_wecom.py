@@ -130,7 +130,14 @@ def _add_msg_template(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any])
             if chat["owner"] == sender and (not wanted or chat_id in wanted):
                 recipients.setdefault(sender, []).append(chat_id)
     msgid = "msg" + uuid.uuid4().hex
-    fake.mass_messages[msgid] = {"chat_type": chat_type, "recipients": recipients, "sent": set()}
+    # "sent": staff who confirmed it; "statuses": a recipient's result other than sent (2 no friend any
+    # more, 3 got another mass message that day)
+    fake.mass_messages[msgid] = {
+        "chat_type": chat_type,
+        "recipients": recipients,
+        "sent": set(),
+        "statuses": {},
+    }
     return _ok(fail_list=fail_list, msgid=msgid)
 
 
@@ -154,8 +161,14 @@ def _get_groupmsg_send_result(fake: FakeWecom, _q: dict[str, str], body: dict[st
         return _bad("invalid userid", 40003)
     key = "chat_id" if message["chat_type"] == "group" else "external_userid"
     sent = user in message["sent"]
+    statuses = message.get("statuses", {})
     rows = [
-        {key: r, "userid": user, "status": 1 if sent else 0, **({"send_time": 1_700_000_000} if sent else {})}
+        {
+            key: r,
+            "userid": user,
+            "status": statuses.get(r, 1) if sent else 0,
+            **({"send_time": 1_700_000_000} if sent else {}),
+        }
         for r in message["recipients"].get(user, [])
     ]
     return _ok(next_cursor="", send_list=rows)

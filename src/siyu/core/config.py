@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     )
     reach_channels: dict[str, str] = Field(
         default_factory=dict,
-        description='Adapter per channel, e.g. {"email": "smtp", "sms": "webhook"}; a channel not named goes '
-        "to the outbox viewer only (log).",
+        description='Adapter per channel, e.g. {"email": "smtp", "sms": "aliyun-sms", "wecom": "wecom"}; '
+        "kinds: smtp, webhook, aliyun-sms, wecom, log. A channel not named goes to the outbox viewer only (log).",
     )
     smtp_host: str = Field("127.0.0.1", description="SMTP server of the email channel.")
     smtp_port: int = Field(587, description="SMTP port.")
@@ -72,6 +72,27 @@ class Settings(BaseSettings):
     smtp_sender: str = Field("siyu <no-reply@localhost>", description="From address of email.")
     reach_webhook_url: str | None = Field(None, description="Where the webhook adapter POSTs messages.")
     reach_webhook_secret: str | None = Field(None, description="HMAC-SHA256 key signing webhook messages.")
+    aliyun_sms_access_key_id: str | None = Field(
+        None, description="AccessKey id of a RAM user allowed dysms:SendSms (the aliyun-sms adapter)."
+    )
+    aliyun_sms_access_key_secret: str | None = Field(None, description="Its AccessKey secret.")
+    aliyun_sms_sign_name: str | None = Field(
+        None, description="The approved sign name (签名) of SMS; a message's content.sign_name overrides it."
+    )
+    aliyun_sms_template_code: str | None = Field(
+        None,
+        description="Template (模板) of messages whose content names no template_code, e.g. SMS_123456789.",
+    )
+    aliyun_sms_text_param: str = Field(
+        "content", description="Variable of that default template that carries the message's text."
+    )
+    aliyun_sms_endpoint: str = Field("https://dysmsapi.aliyuncs.com", description="Dysmsapi endpoint.")
+    aliyun_sms_region_id: str = Field("cn-hangzhou", description="RegionId sent with SendSms.")
+    reach_results_poll_seconds: float = Field(
+        60.0,
+        description="How often a reach worker asks WeCom for the results of its open mass messages "
+        "(channel wecom); 0: never (`siyu worker --once` still polls once).",
+    )
     reach_retry_base_seconds: float = Field(
         30.0, description="First retry wait; doubled per attempt, jittered."
     )

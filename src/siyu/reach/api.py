@@ -1,5 +1,6 @@
 """JSON routes of reach: staff and API sends through the gateway, the outbox (messages, accounting,
-requeue), the policy, do-not-contact, provider receipts and inbound SMS replies."""
+requeue), the policy, do-not-contact, provider receipts and inbound SMS replies, and the push endpoints
+providers call (Aliyun SMS reports and replies, authorised by the workspace's token in the URL)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from siyu.customers import service as customers
 from siyu.reach import service
 from siyu.reach.schemas import (
     AccountingOut,
+    AliyunPushOut,
+    AliyunSmsReportIn,
+    AliyunSmsUpIn,
     DoNotContactIn,
     MessageOut,
     PolicyIn,
     PolicyOut,
+    PushUrlsOut,
     ReceiptIn,
     SendIn,
     SendOut,
@@ -155,3 +160,27 @@ def sms_reply(
         session, workspace_id=actor.workspace_id, phone=body.phone, text=body.text
     )
     return {"unsubscribed": customer_id is not None}
+
+
+@router.get("/push-urls", response_model=PushUrlsOut)
+def push_urls(actor: Actor = require(Permission.MANAGE)) -> PushUrlsOut:
+    """The workspace's URLs to enter in the SMS provider's console (they carry its secret token)."""
+    return PushUrlsOut(**service.push_urls(workspace_id=actor.workspace_id))
+
+
+@router.post("/push/{token}/aliyun-sms/report", response_model=AliyunPushOut)
+def aliyun_sms_report(token: str, body: list[AliyunSmsReportIn], session: DbSession) -> AliyunPushOut:
+    """Aliyun's SmsReport push: each report makes its message delivered or failed (repeats change nothing)."""
+    workspace_id = service.workspace_of_push_token(token)
+    service.record_sms_reports(
+        session, workspace_id=workspace_id, reports=[item.model_dump() for item in body]
+    )
+    return AliyunPushOut()
+
+
+@router.post("/push/{token}/aliyun-sms/up", response_model=AliyunPushOut)
+def aliyun_sms_up(token: str, body: list[AliyunSmsUpIn], session: DbSession) -> AliyunPushOut:
+    """Aliyun's SmsUp push: "T", "TD" or "退订" withdraws the sender's SMS marketing consent."""
+    workspace_id = service.workspace_of_push_token(token)
+    service.handle_sms_up(session, workspace_id=workspace_id, replies=[item.model_dump() for item in body])
+    return AliyunPushOut()

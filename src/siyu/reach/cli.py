@@ -16,7 +16,9 @@ def worker_command(
     database_url: str | None = typer.Option(
         None, "--database-url", help="Database (default: SIYU_DATABASE_URL)."
     ),
-    once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
+    once: bool = typer.Option(
+        False, "--once", help="Send what is due now, read open WeCom mass-message results, then exit."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Messages claimed at once."),
 ) -> None:
     """Claim due messages from the database and send them until stopped (SIGTERM or Ctrl-C)."""
@@ -31,6 +33,12 @@ def worker_command(
         if once:
             claimed = worker.drain()
             typer.echo(f"claimed {claimed}: {worker.stats.by_status}")
+            polled = worker.poll_results()
+            if polled is not None:
+                typer.echo(
+                    f"WeCom mass messages polled {polled.batches}: delivered {polled.delivered}, "
+                    f"failed {polled.failed}, waiting {polled.waiting}, refused {len(polled.failures)}"
+                )
             return
         stop = threading.Event()
 

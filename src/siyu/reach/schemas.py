@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class MessageOut(BaseModel):
@@ -110,6 +110,47 @@ class ReceiptIn(BaseModel):
 class SmsReplyIn(BaseModel):
     phone: str
     text: str
+
+
+class AliyunSmsReportIn(BaseModel):
+    """One item of Aliyun's SmsReport push (a JSON array of them)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: str = ""
+    success: bool
+    err_code: str = ""
+    err_msg: str = ""
+    biz_id: str = ""
+    out_id: str = ""
+    send_time: str = ""
+    report_time: str = ""
+    sms_size: str = ""
+
+
+class AliyunSmsUpIn(BaseModel):
+    """One item of Aliyun's SmsUp push: a reply a customer sent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: str
+    content: str = ""
+    send_time: str = ""
+    sign_name: str = ""
+    dest_code: str = ""
+    sequence_id: int | str | None = None
+
+
+class AliyunPushOut(BaseModel):
+    """The answer Aliyun expects: a numeric code (0); anything but HTTP 200 makes it push again."""
+
+    code: int = 0
+    msg: str = "接收成功"
+
+
+class PushUrlsOut(BaseModel):
+    aliyun_sms_report: str = Field(description="Aliyun SMS console → 回执消息 → SmsReport, HTTP batch push")
+    aliyun_sms_up: str = Field(description="Aliyun SMS console → 回执消息 → SmsUp, HTTP batch push")
 
 
 class DoNotContactIn(BaseModel):

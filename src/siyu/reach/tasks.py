@@ -1,5 +1,7 @@
-"""The reach worker: claims due messages from the database, sends each through its channel's adapter,
-and records the result, one short transaction per message.
+"""The reach worker: claims due messages from the database, sends each through its channel's adapter
+(a batch adapter gets all of a claim's messages for its channel at once), and records the result, one
+short transaction per message. Every `results_poll_seconds` it also reads the send results of open WeCom
+mass messages (`poll_wecom_deliveries`).
 
 Several workers may run against one database (`siyu worker`, and the one inside `siyu serve`); claims
 are leases (`outbox.claim`), so no two hold the same message at once. The window of at-least-once
@@ -15,19 +17,25 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import OperationalError
 
 from siyu.core.db import Database
+from siyu.core.errors import SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.reach import service
-from siyu.reach.adapters.base import SendResult
+from siyu.reach.adapters.base import BatchAdapter, OutboundMessage, SendResult
 from siyu.reach.adapters.registry import Adapters
+from siyu.reach.adapters.wecom import WecomMassAdapter
+from siyu.wecom import service as wecom
 
 log = logging.getLogger("siyu.reach.worker")
+RECORD_CHUNK = 500
 
 # work of other domains the worker does on every poll, before it claims ("module:function", each called
 # with the Database): named, not imported, so that reach imports none of the domains that send through it
@@ -68,6 +76,7 @@ class Worker:
         rng: random.Random | None = None,
         workspace_id: int | None = None,
         periodic: Sequence[Callable[[Database], object]] = (),
+        results_poll_seconds: float = 60.0,
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -78,11 +87,13 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
         self.workspace_id = workspace_id  # None: every workspace
+        self.results_poll_seconds = results_poll_seconds
         self.stats = WorkerStats()
         self.periodic = list(periodic)
 
     def run_once(self) -> int:
-        """Run the periodic tasks, claim one batch and send it; returns how many messages were claimed."""
+        """Run the periodic tasks, then claim one batch per batch channel and one of the other channels,
+        and send them; returns how many messages were claimed."""
         for task in self.periodic:
             try:
                 task(self.database)
@@ -90,37 +101,90 @@ class Worker:
                 raise
             except Exception:  # a failing task must not stop delivery: logged, tried again next poll
                 log.exception("periodic task %s failed", getattr(task, "__qualname__", task))
+        batch_channels = {
+            channel: adapter
+            for channel, adapter in self.adapters.by_channel.items()
+            if isinstance(adapter, BatchAdapter)
+        }
+        total = 0
+        for channel, adapter in batch_channels.items():
+            with self.database.transaction() as session:
+                claimed = service.claim(
+                    session,
+                    limit=adapter.max_batch,
+                    lease_seconds=self.lease_seconds,
+                    workspace_id=self.workspace_id,
+                    channels=[channel],
+                )
+            if claimed:
+                results = self._send_batch(adapter, [item.message for item in claimed])
+                self._record_many(claimed, results)
+            total += len(claimed)
         with self.database.transaction() as session:
             claimed = service.claim(
                 session,
                 limit=self.batch_size,
                 lease_seconds=self.lease_seconds,
                 workspace_id=self.workspace_id,
+                exclude_channels=list(batch_channels),
             )
-        self.stats.claimed += len(claimed)
         for item in claimed:
-            adapter = self.adapters.for_channel(item.message.channel)
-            try:
-                result = adapter.send(item.message)
-            except Exception as exc:  # an adapter bug must not kill the loop: retried, then dead-lettered
-                log.exception("adapter %s raised on message %s", adapter.kind, item.message.message_id)
-                result = SendResult.retry(f"{adapter.kind} adapter raised {type(exc).__name__}: {exc}")
+            single = self.adapters.for_channel(item.message.channel)
+            if isinstance(single, BatchAdapter):  # a batch adapter as the default: a batch of one
+                result = self._send_batch(single, [item.message])[0]
+            else:
+                try:
+                    result = single.send(item.message)
+                except Exception as exc:  # an adapter bug must not kill the loop: retried, then dead-lettered
+                    log.exception("adapter %s raised on message %s", single.kind, item.message.message_id)
+                    result = SendResult.retry(f"{single.kind} adapter raised {type(exc).__name__}: {exc}")
+            self._record_many([item], [result])
+        total += len(claimed)
+        self.stats.claimed += total
+        return total
+
+    def _send_batch(self, adapter: BatchAdapter, messages: list[OutboundMessage]) -> list[SendResult]:
+        try:
+            results = adapter.send_batch(messages)
+            if len(results) != len(messages):
+                raise RuntimeError(f"{len(results)} results for {len(messages)} messages")
+        except Exception as exc:  # as for one message: every message of the batch retries
+            log.exception("batch adapter %s raised on %d messages", adapter.kind, len(messages))
+            error = f"{adapter.kind} adapter raised {type(exc).__name__}: {exc}"
+            return [SendResult.retry(error) for _ in messages]
+        return results
+
+    def _record_many(self, items: list[service.Claimed], results: list[SendResult]) -> None:
+        """Record results, up to `RECORD_CHUNK` per transaction (a batch of thousands must be recorded
+        well within its lease)."""
+        for start in range(0, len(items), RECORD_CHUNK):
+            statuses: list[tuple[service.Claimed, str]] = []
             with self.database.transaction() as session:
-                status = service.complete(
-                    session,
-                    message_id=item.message.message_id,
-                    lease_token=item.lease_token,
-                    result=result,
-                    retry_base_seconds=self.retry_base_seconds,
-                    rng=self.rng,
-                )
-            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
-            if status == "lost":
-                self.stats.lost += 1
-                log.warning(
-                    "message %s: lease expired before its result was recorded", item.message.message_id
-                )
-        return len(claimed)
+                for item, result in zip(
+                    items[start : start + RECORD_CHUNK], results[start : start + RECORD_CHUNK], strict=True
+                ):
+                    status = service.complete(
+                        session,
+                        message_id=item.message.message_id,
+                        lease_token=item.lease_token,
+                        result=result,
+                        retry_base_seconds=self.retry_base_seconds,
+                        rng=self.rng,
+                    )
+                    statuses.append((item, status))
+            for item, status in statuses:
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                if status == "lost":
+                    self.stats.lost += 1
+                    log.warning(
+                        "message %s: lease expired before its result was recorded", item.message.message_id
+                    )
+
+    def poll_results(self) -> PollRound | None:
+        """Read the results of open WeCom mass messages, when channel wecom goes through WeCom."""
+        if not isinstance(self.adapters.for_channel("wecom"), WecomMassAdapter):
+            return None
+        return poll_wecom_deliveries(self.database, workspace_id=self.workspace_id)
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
         """Run until nothing is due (tests and `siyu worker --once`); returns how many were claimed."""
@@ -135,15 +199,68 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set; waits `poll_seconds` whenever nothing is due."""
         log.info("reach worker %s started", self.name)
+        polled_at = float("-inf")
         while not stop.is_set():
             try:
                 claimed = self.run_once()
+                if (
+                    self.results_poll_seconds > 0
+                    and time.monotonic() - polled_at >= self.results_poll_seconds
+                ):
+                    polled_at = time.monotonic()
+                    try:
+                        self.poll_results()
+                    except OperationalError:
+                        raise
+                    except Exception:  # a poll must never stop the sending
+                        log.exception("reach worker %s: polling WeCom results failed", self.name)
             except OperationalError as exc:  # the database restarting or busy: wait and look again
                 log.warning("reach worker %s: %s", self.name, str(exc).splitlines()[0])
                 claimed = 0
             if not claimed:
                 stop.wait(self.poll_seconds)
         log.info("reach worker %s stopped at %s", self.name, utcnow().isoformat())
+
+
+@dataclass
+class PollRound:
+    """What one poll of WeCom results did, and what WeCom refused (msgid, reason)."""
+
+    batches: int = 0
+    delivered: int = 0
+    failed: int = 0
+    waiting: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def poll_wecom_deliveries(
+    database: Database, *, workspace_id: int | None = None, now: datetime | None = None
+) -> PollRound:
+    """For each open mass message of channel wecom: ask WeCom for its send results (outside any write
+    transaction), then mark its messages delivered or failed in one transaction. One refusal by WeCom
+    does not hold back the other mass messages."""
+    round_ = PollRound()
+    with database.reader() as session:
+        batches = service.open_wecom_batches(session, workspace_id=workspace_id)
+    for batch in batches:
+        try:
+            with database.reader() as session:
+                results = wecom.mass_message_results(
+                    session, workspace_id=batch.workspace_id, msgid=batch.msgid
+                )
+            with database.transaction() as session:
+                outcome = service.apply_wecom_results(
+                    session, workspace_id=batch.workspace_id, msgid=batch.msgid, results=results, now=now
+                )
+        except SiyuError as exc:
+            log.warning("results of WeCom mass message %s: %s", batch.msgid, exc)
+            round_.failures.append((batch.msgid, str(exc)))
+            continue
+        round_.batches += 1
+        round_.delivered += outcome.delivered
+        round_.failed += outcome.failed
+        round_.waiting += outcome.waiting
+    return round_
 
 
 def worker_from_settings(database: Database) -> Worker:
@@ -153,12 +270,13 @@ def worker_from_settings(database: Database) -> Worker:
     settings = get_settings()
     return Worker(
         database,
-        build_adapters(settings),
+        build_adapters(settings, database=database),
         batch_size=settings.reach_batch_size,
         lease_seconds=settings.reach_lease_seconds,
         retry_base_seconds=settings.reach_retry_base_seconds,
         poll_seconds=settings.reach_poll_seconds,
         periodic=periodic_tasks(),
+        results_poll_seconds=settings.reach_results_poll_seconds,
     )
 
 

@@ -1,11 +1,14 @@
-"""The one interface every channel adapter implements, and what a send can come to.
+"""The interfaces channel adapters implement, and what a send can come to.
 
 An adapter turns one `OutboundMessage` (address resolved from the customer's identities, the content for
-its channel) into one provider call. It never touches the database: the worker records the result.
+its channel) into one provider call. A `BatchAdapter` takes the messages of one claim for its channel at
+once, for providers that send to many recipients in one call (WeCom's mass messages). Neither touches the
+database: the worker resolves what they need into the message (`route`) and records the results.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -24,6 +27,8 @@ class OutboundMessage:
     content: dict[str, Any]
     idempotency_key: str  # the same on every attempt: providers (and the webhook receiver) dedup by it
     attempt: int = 1
+    # what the outbox resolved for the provider beyond the address, e.g. {"sender": "<WeCom userid>"}
+    route: dict[str, str] = field(default_factory=dict)
 
 
 class Outcome(StrEnum):
@@ -62,4 +67,18 @@ class Adapter(Protocol):
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Make one provider call for `message`; never raises for a provider's error (returns it)."""
+        ...
+
+
+@runtime_checkable
+class BatchAdapter(Protocol):
+    """An adapter whose provider sends many messages in one call. The worker claims up to `max_batch`
+    due messages of its channel at once and hands them over together; it answers one result per message,
+    in the same order."""
+
+    kind: str
+    max_batch: int
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Make the provider calls for `messages`; never raises for a provider's error (returns it)."""
         ...

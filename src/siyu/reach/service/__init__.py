@@ -1,5 +1,6 @@
-"""Reach verbs: the gateway (`send`), the outbox for workers (`claim`, `complete`, receipts), opt-outs,
-the policy, and the reads of the outbox (messages, dead letters, accounting)."""
+"""Reach verbs: the gateway (`send`), the outbox for workers (`claim`, `complete`, receipts), what
+providers report back (SMS reports and replies, WeCom results), opt-outs, the policy, and the reads of
+the outbox (messages, dead letters, accounting)."""
 
 from siyu.reach.service.contacts import (
     handle_sms_reply,
@@ -23,6 +24,7 @@ from siyu.reach.service.gateway import (
 )
 from siyu.reach.service.outbox import (
     Claimed,
+    apply_receipt,
     backoff,
     block_address,
     cancel,
@@ -34,6 +36,18 @@ from siyu.reach.service.outbox import (
     release_expired,
 )
 from siyu.reach.service.policy import Policy, get_policy, quiet_until, update_policy
+from siyu.reach.service.providers import (
+    BatchOutcome,
+    OpenBatch,
+    ReportCounts,
+    apply_wecom_results,
+    handle_sms_up,
+    open_wecom_batches,
+    push_token,
+    push_urls,
+    record_sms_reports,
+    workspace_of_push_token,
+)
 from siyu.reach.service.reads import (
     Accounting,
     accounting,
@@ -48,12 +62,17 @@ from siyu.reach.service.reads import (
 __all__ = [
     "ADDRESS_KIND",
     "Accounting",
+    "BatchOutcome",
     "Claimed",
     "Decision",
+    "OpenBatch",
     "Policy",
+    "ReportCounts",
     "SendSummary",
     "Source",
     "accounting",
+    "apply_receipt",
+    "apply_wecom_results",
     "backoff",
     "block_address",
     "cancel",
@@ -67,15 +86,20 @@ __all__ = [
     "get_policy",
     "handle_sms_reply",
     "hold",
+    "handle_sms_up",
     "is_unsubscribe_reply",
     "list_messages",
     "message_key",
+    "open_wecom_batches",
+    "push_token",
+    "push_urls",
     "quiet_until",
     "reached_customers",
     "read_unsubscribe_token",
     "received_by_customer",
     "record_receipt",
     "release",
+    "record_sms_reports",
     "release_expired",
     "requeue",
     "send",
@@ -84,4 +108,5 @@ __all__ = [
     "unsubscribe_token",
     "unsubscribe_url",
     "update_policy",
+    "workspace_of_push_token",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from siyu.reach.models import (
 )
 from siyu.reach.service.gateway import address_for, blocked_addresses, consent_reason
 from siyu.reach.service.policy import get_policy
+from siyu.wecom import service as wecom
 
 MAX_BACKOFF = timedelta(hours=6)
 
@@ -84,8 +86,11 @@ def claim(
     lease_seconds: float = 60.0,
     now: datetime | None = None,
     workspace_id: int | None = None,
+    channels: Sequence[str] | None = None,
+    exclude_channels: Sequence[str] = (),
 ) -> list[Claimed]:
-    """Lease up to `limit` due messages to the calling worker, in the caller's transaction.
+    """Lease up to `limit` due messages to the calling worker, in the caller's transaction; only those of
+    `channels` when given, and none of `exclude_channels` (a batch channel is claimed on its own).
 
     Before leasing, each is checked again against what may have changed since it was decided: the
     customer gone or marked do-not-contact, consent withdrawn, the address blocked; such a message is
@@ -106,6 +111,10 @@ def claim(
     )
     if workspace_id is not None:
         query = query.where(ReachMessage.workspace_id == workspace_id)
+    if channels is not None:
+        query = query.where(ReachMessage.channel.in_(list(channels)))
+    if exclude_channels:
+        query = query.where(ReachMessage.channel.not_in(list(exclude_channels)))
     rows = list(session.scalars(query))
     if not rows:
         return []
@@ -127,6 +136,7 @@ def claim(
                     )
                 ]
             allowed.extend(group)
+        senders = _wecom_senders(session, workspace_id=ws, messages=allowed)
         for message in allowed:
             token = str(uuid.uuid4())
             message.lease_token = token
@@ -145,12 +155,25 @@ def claim(
                         content=dict(message.content or {}),
                         idempotency_key=message.idempotency_key,
                         attempt=message.attempts,
+                        route=(
+                            {"sender": senders[message.address]}
+                            if message.channel == "wecom" and message.address in senders
+                            else {}
+                        ),
                     ),
                     token,
                 )
             )
     session.flush()
     return leased
+
+
+def _wecom_senders(session: Session, *, workspace_id: int, messages: list[ReachMessage]) -> dict[str, str]:
+    """The staff member who sends each WeCom message: a friend of the customer now (wecom follows)."""
+    externals = [m.address for m in messages if m.channel == "wecom" and m.address]
+    if not externals:
+        return {}
+    return wecom.senders(session, workspace_id=workspace_id, external_userids=externals)
 
 
 def _recheck(
@@ -287,10 +310,16 @@ def record_receipt(
     provider_message_id: str,
     outcome: str,
     detail: str = "",
+    idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> ReachMessage | None:
     """A provider's report on a sent message: `delivered`, `bounced` (the address is blocked) or
-    `failed`. Repeated or late receipts change nothing further; None if no message has that id."""
+    `failed`. Repeated or late receipts change nothing further; None if no message has that id.
+
+    `idempotency_key`, which providers echo (Aliyun's OutId), finds a message whose send was accepted but
+    not yet recorded (its worker died in between): the receipt settles it, and the lease holder's
+    late result is then "lost", so it is not sent again.
+    """
     now = now or utcnow()
     message = session.scalars(
         select(ReachMessage)
@@ -299,24 +328,65 @@ def record_receipt(
         )
         .with_for_update()
     ).first()
+    if message is None and idempotency_key:
+        message = session.scalars(
+            select(ReachMessage)
+            .where(
+                ReachMessage.workspace_id == workspace_id,
+                ReachMessage.idempotency_key == idempotency_key,
+                ReachMessage.status.in_([s.value for s in PENDING_STATUSES]),
+                ReachMessage.attempts > 0,
+            )
+            .with_for_update()
+        ).first()
+        if message is None:
+            return None
+        message.status = MessageStatus.SENT.value
+        message.provider_message_id = provider_message_id
+        message.sent_at = now
+        message.due_at = None
+        message.lease_token = None
+        message.lease_until = None
+        domain_events.record(
+            session,
+            workspace_id=workspace_id,
+            type=DomainEventType.MESSAGE_SENT,
+            customer_id=message.customer_id,
+            payload={
+                "message_id": message.id,
+                "channel": message.channel,
+                "source": message.source,
+                "source_ref": message.source_ref,
+            },
+            occurred_at=now,
+        )
     if message is None:
         return None
+    apply_receipt(session, message=message, outcome=outcome, detail=detail, now=now)
+    return message
+
+
+def apply_receipt(
+    session: Session, *, message: ReachMessage, outcome: str, detail: str = "", now: datetime
+) -> bool:
+    """Settle one sent message (locked by the caller) as the receipt says; False when it was settled
+    already (a repeated or late receipt changes nothing)."""
     if outcome == "delivered":
         if message.status != MessageStatus.SENT.value:
-            return message
+            return False
         message.status = MessageStatus.DELIVERED.value
         message.delivered_at = now
         event = DomainEventType.MESSAGE_DELIVERED
     else:
         if message.status not in (MessageStatus.SENT.value, MessageStatus.DELIVERED.value):
-            return message
+            return False
         message.status = MessageStatus.FAILED.value
         message.failed_at = now
         message.last_error = f"{outcome}: {detail}".strip()[:2000]
         if outcome == "bounced" and message.channel and message.address:
             block_address(
                 session,
-                workspace_id=workspace_id,
+                workspace_id=message.workspace_id,
                 channel=message.channel,
                 address=message.address,
                 reason=f"bounced: {detail}",
@@ -325,13 +395,13 @@ def record_receipt(
     message.updated_at = now
     domain_events.record(
         session,
-        workspace_id=workspace_id,
+        workspace_id=message.workspace_id,
         type=event,
         customer_id=message.customer_id,
         payload={"message_id": message.id, "outcome": outcome},
         occurred_at=now,
     )
-    return message
+    return True
 
 
 def release_expired(session: Session, *, now: datetime | None = None) -> int:

@@ -7,7 +7,10 @@ workspace's own. They land their rows in the caller's transaction and never comm
 
 from siyu.wecom.service.broadcasts import (
     MassMessageStatus,
+    RecipientResult,
+    TaskResults,
     get_mass_message,
+    mass_message_results,
     poll_mass_message_results,
     send_mass_message,
 )
@@ -27,6 +30,7 @@ from siyu.wecom.service.contacts import (
     mark_tag,
     relink_follows,
     send_welcome,
+    senders,
     sync_corp_tags,
     wecom_tag_ids,
 )
@@ -54,7 +58,9 @@ __all__ = [
     "CallbackResult",
     "Friend",
     "MassMessageStatus",
+    "RecipientResult",
     "SettingsView",
+    "TaskResults",
     "apply_message",
     "client_for",
     "create_contact_way",
@@ -71,6 +77,7 @@ __all__ = [
     "list_staff",
     "map_staff",
     "mark_tag",
+    "mass_message_results",
     "moment_staff",
     "open_tasks",
     "overview",
@@ -82,6 +89,7 @@ __all__ = [
     "save_settings",
     "send_mass_message",
     "send_welcome",
+    "senders",
     "staff_user_ids",
     "sync_corp_tags",
     "sync_groups",

@@ -180,6 +180,78 @@ def _upsert_result(
     result.send_time = _ts(row.get("send_time"))
 
 
+@dataclass(frozen=True)
+class RecipientResult:
+    """One row of get_groupmsg_send_result: staff member, recipient (external userid or chat id), status
+    (0 not sent yet, 1 sent, 2 not a friend, 3 already got another mass message that day)."""
+
+    wecom_userid: str
+    recipient: str
+    status: int
+    send_time: datetime | None
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """What WeCom says of one mass message: each staff member's task status (0 not sent, 1 sent) and
+    each recipient's result."""
+
+    staff: dict[str, int]
+    recipients: list[RecipientResult]
+
+
+def _fetch_results(wecom: WecomClient, msgid: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task list (get_groupmsg_task) and the send list of every staff member of it, all pages."""
+    tasks: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        page = wecom.post(
+            "/cgi-bin/externalcontact/get_groupmsg_task", {"msgid": msgid, "limit": PAGE, "cursor": cursor}
+        )
+        tasks += page.get("task_list") or []
+        cursor = page.get("next_cursor") or ""
+        if not cursor:
+            break
+    sends: list[dict[str, Any]] = []
+    for task in tasks:
+        cursor = ""
+        while True:
+            page = wecom.post(
+                "/cgi-bin/externalcontact/get_groupmsg_send_result",
+                {"msgid": msgid, "userid": task["userid"], "limit": PAGE, "cursor": cursor},
+            )
+            sends += [{"userid": task["userid"], **row} for row in page.get("send_list") or []]
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                break
+    return tasks, sends
+
+
+def mass_message_results(
+    session: Session, *, workspace_id: int, msgid: str, client: WecomClient | None = None
+) -> TaskResults:
+    """Ask WeCom for the results of a mass message by its msgid (also one siyu did not record, e.g. one
+    the reach channel created); reads only, stores nothing."""
+    wecom, own = wecom_client(session, workspace_id, client)
+    try:
+        tasks, sends = _fetch_results(wecom, msgid)
+    finally:
+        if own:
+            wecom.close()
+    return TaskResults(
+        staff={str(t["userid"]): int(t.get("status", 0)) for t in tasks},
+        recipients=[
+            RecipientResult(
+                wecom_userid=str(row["userid"]),
+                recipient=str(row.get("external_userid") or row.get("chat_id") or ""),
+                status=int(row.get("status", 0)),
+                send_time=_ts(row.get("send_time")),
+            )
+            for row in sends
+        ],
+    )
+
+
 def poll_mass_message_results(
     session: Session, *, workspace_id: int, message_id: int, client: WecomClient | None = None
 ) -> MassMessageStatus:
@@ -188,34 +260,15 @@ def poll_mass_message_results(
     message = get_mass_message(session, workspace_id=workspace_id, message_id=message_id)
     wecom, own = wecom_client(session, workspace_id, client)
     try:
-        tasks: list[dict[str, Any]] = []
-        cursor = ""
-        while True:
-            page = wecom.post(
-                "/cgi-bin/externalcontact/get_groupmsg_task",
-                {"msgid": message.msgid, "limit": PAGE, "cursor": cursor},
-            )
-            tasks += page.get("task_list") or []
-            cursor = page.get("next_cursor") or ""
-            if not cursor:
-                break
-        for task in tasks:
-            _upsert_result(session, message, task["userid"], "", task)
-            cursor = ""
-            while True:
-                page = wecom.post(
-                    "/cgi-bin/externalcontact/get_groupmsg_send_result",
-                    {"msgid": message.msgid, "userid": task["userid"], "limit": PAGE, "cursor": cursor},
-                )
-                for row in page.get("send_list") or []:
-                    recipient = row.get("external_userid") or row.get("chat_id") or ""
-                    _upsert_result(session, message, task["userid"], recipient, row)
-                cursor = page.get("next_cursor") or ""
-                if not cursor:
-                    break
+        tasks, sends = _fetch_results(wecom, message.msgid)
     finally:
         if own:
             wecom.close()
+    for task in tasks:
+        _upsert_result(session, message, task["userid"], "", task)
+    for row in sends:
+        recipient = row.get("external_userid") or row.get("chat_id") or ""
+        _upsert_result(session, message, row["userid"], recipient, row)
     message.polled_at = utcnow()
     session.flush()
     rows = list(

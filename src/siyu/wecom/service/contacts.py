@@ -59,6 +59,23 @@ def friend_spans(*, workspace_id: int) -> Select[Any]:
         WecomFollow.added_at.label("from_at"),
         WecomFollow.removed_at.label("until_at"),
     ).where(WecomFollow.workspace_id == workspace_id, WecomFollow.customer_id.is_not(None))
+def senders(session: Session, *, workspace_id: int, external_userids: Iterable[str]) -> dict[str, str]:
+    """Who can send to each external contact: the staff member (WeCom userid) who has them as a friend
+    now, the earliest added when several do. Contacts nobody has as a friend are left out."""
+    ids = list(dict.fromkeys(external_userids))
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for external, userid in session.execute(
+            select(WecomFollow.external_userid, WecomFollow.wecom_userid)
+            .where(
+                WecomFollow.workspace_id == workspace_id,
+                WecomFollow.external_userid.in_(ids[start : start + _CHUNK]),
+                WecomFollow.removed_at.is_(None),
+            )
+            .order_by(WecomFollow.added_at, WecomFollow.id)
+        ):
+            found.setdefault(external, userid)
+    return found
 
 
 def relink_follows(session: Session, *, workspace_id: int) -> int:
