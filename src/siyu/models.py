@@ -3,6 +3,7 @@
 from siyu.auth.models import ApiToken, Membership, User
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
+from siyu.communities.models import GroupCode, GroupCodeGroup, GroupCodeJoin, GroupQr, GroupTag
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor
@@ -33,6 +34,8 @@ from siyu.wecom.models import (
     WecomCorpTag,
     WecomFollow,
     WecomGroupChat,
+    WecomGroupMember,
+    WecomGroupMemberChange,
     WecomMassMessage,
     WecomMassMessageResult,
     WecomMoment,
@@ -67,6 +70,11 @@ __all__ = [
     "Experiment",
     "ExperimentVariant",
     "Exposure",
+    "GroupCode",
+    "GroupCodeGroup",
+    "GroupCodeJoin",
+    "GroupQr",
+    "GroupTag",
     "Identity",
     "IdentityReview",
     "ImportJob",
@@ -102,6 +110,8 @@ __all__ = [
     "WecomCorpTag",
     "WecomFollow",
     "WecomGroupChat",
+    "WecomGroupMember",
+    "WecomGroupMemberChange",
     "WecomMassMessage",
     "WecomMassMessageResult",
     "WecomMoment",

@@ -99,3 +99,22 @@ def purchase_rollups(*, workspace_id: int) -> Select[Any]:
             Customer.erased_at.is_(None),
         )
     )
+
+
+def identities(*, workspace_id: int, kinds: tuple[str, ...]) -> Select[Any]:
+    """Identities of live customers of the given kinds: `customer_id`, `kind`, `value` (one row per
+    identity; a value names one customer per workspace)."""
+    return (
+        select(
+            Identity.customer_id.label("customer_id"),
+            Identity.kind.label("kind"),
+            Identity.value.label("value"),
+        )
+        .join(Customer, Customer.id == Identity.customer_id)
+        .where(
+            Identity.workspace_id == workspace_id,
+            Identity.kind.in_(kinds),
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+    )

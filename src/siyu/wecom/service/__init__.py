@@ -29,7 +29,14 @@ from siyu.wecom.service.contacts import (
     sync_corp_tags,
     wecom_tag_ids,
 )
-from siyu.wecom.service.groups import list_groups, sync_groups
+from siyu.wecom.service.groups import (
+    get_group,
+    group_members,
+    list_groups,
+    member_changes,
+    store_group,
+    sync_groups,
+)
 from siyu.wecom.service.moments import (
     create_moment,
     get_moment,
@@ -61,14 +68,17 @@ __all__ = [
     "delete_contact_way",
     "friends",
     "get_contact_way",
+    "get_group",
     "get_mass_message",
     "get_moment",
+    "group_members",
     "is_friend",
     "list_contact_ways",
     "list_groups",
     "list_staff",
     "map_staff",
     "mark_tag",
+    "member_changes",
     "moment_staff",
     "open_tasks",
     "overview",
@@ -81,6 +91,7 @@ __all__ = [
     "send_mass_message",
     "send_welcome",
     "staff_user_ids",
+    "store_group",
     "sync_corp_tags",
     "sync_groups",
     "update_contact_way",
