@@ -19,6 +19,9 @@ from starlette.routing import BaseRoute, Route
 
 from siyu.auth.models import ApiToken, Role
 from siyu.channels import service as channels
+from siyu.communities import codes as community_codes
+from siyu.communities import service as communities
+from siyu.communities.schemas import GroupCodeIn
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -42,6 +45,7 @@ from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.wecom import service as wecom
 from siyu.workspaces import service as workspaces
+from tests.communities import helpers as community_helpers
 from tests.factories import (
     Member,
     api_client,
@@ -73,6 +77,8 @@ PUBLIC = {
     "/reach/unsubscribe/{token}": "signed link naming one customer: tests/reach/test_api.py",
     "/l/{token}": "public live-code landing: unguessable token, no customer data (tests/livecodes/test_landing.py)",
     "/l/{token}/demo-add": "public demo add, signed per scan (tests/livecodes/test_landing.py)",
+    "/g/{token}": "public group-code landing: unguessable token, shows one group's join QR "
+    "(tests/communities/test_views.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -229,6 +235,22 @@ def _workspace_b(db: Database) -> Other:
                 welcome_text=f"b{tag}",
             ),
         )
+        chat_id = f"wrB{tag}"
+        wecom.store_group(
+            session,
+            workspace_id=ws,
+            chat={
+                "chat_id": chat_id,
+                "name": f"B群{tag}",
+                "owner": f"bstaff{tag}",
+                "member_list": [{"userid": f"wmB{tag}", "type": 2, "join_time": 1_700_000_000}],
+            },
+        )
+        communities.add_tag(session, actor=owner.actor, chat_id=chat_id, name=f"B群标签{tag}")
+        communities.save_qr(session, actor=owner.actor, chat_id=chat_id, image=community_helpers.png())
+        group_code = community_codes.create_code(
+            session, actor=owner.actor, spec=GroupCodeIn(name=f"B群码{tag}", chat_ids=[chat_id])
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -253,6 +275,8 @@ def _workspace_b(db: Database) -> Other:
             "provider_message_id": f"bprov{tag}",
             "send_ref": f"bsend{tag}",
             "live_code_id": live_code.id,
+            "chat_id": chat_id,
+            "code_id": group_code.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -293,6 +317,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/live-codes/{live_code_id}/active"): {"data": {"active": "0"}},
     ("POST", "/live-codes/{live_code_id}/staff/{user_id}/online"): {"data": {"online": "0"}},
     ("POST", "/api/tags/{tag_id}/customers/remove"): {"json": {"customer_ids": [0]}},
+    ("POST", "/api/communities/groups/{chat_id}/tags"): {"json": {"name": "hacked"}},
+    ("POST", "/api/communities/groups/{chat_id}/tags/remove"): {"json": {"name": "hacked"}},
+    ("PUT", "/api/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
+    ("POST", "/api/communities/codes/{code_id}/active"): {"json": {"active": False}},
+    ("POST", "/communities/groups/{chat_id}/tags"): {"data": {"name": "hacked"}},
+    ("POST", "/communities/groups/{chat_id}/tags/remove"): {"data": {"name": "hacked"}},
+    ("POST", "/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
+    ("POST", "/communities/codes/{code_id}/active"): {"data": {"active": "0"}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}
     },
@@ -313,6 +345,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/clv/data.csv": {"chart": "top"},
     "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
+    "/communities": {"start": "2026-01-01", "end": "2026-12-31"},
+    "/api/communities/groups": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/customers/lookup": {"phone": "{phone}"},
     # B's channel as the filter: A's figures for it are empty, and none of B's data shows
     "/api/metrics/repurchase": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},

@@ -272,7 +272,9 @@ def qr_expiries(session: Session, *, workspace_id: int) -> dict[str, datetime]:
     return dict(
         session.execute(
             select(GroupQr.chat_id, GroupQr.expires_at).where(GroupQr.workspace_id == workspace_id)
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
 
 

@@ -24,6 +24,7 @@ from siyu.wecom.service.groups import EXTERNAL_MEMBER
 from siyu.workspaces import service as workspaces
 
 MAX_DAYS = 366
+DEFAULT_DAYS = 30
 
 
 def zone_of(session: Session, *, workspace_id: int) -> str:
@@ -32,6 +33,12 @@ def zone_of(session: Session, *, workspace_id: int) -> str:
 
 def today(session: Session, *, workspace_id: int) -> date:
     return utcnow().astimezone(ZoneInfo(zone_of(session, workspace_id=workspace_id))).date()
+
+
+def period(session: Session, *, workspace_id: int, start: date | None, end: date | None) -> tuple[date, date]:
+    """[start, end] as given, by default the last 30 days of the workspace's calendar."""
+    end = end or today(session, workspace_id=workspace_id)
+    return start or end - timedelta(days=DEFAULT_DAYS - 1), end
 
 
 def _local_day(session: Session, column: Any, zone: str, at: datetime) -> Any:
@@ -98,7 +105,9 @@ def group_summaries(session: Session, *, workspace_id: int, start: date, end: da
     customers = dict(
         session.execute(
             select(members.c.chat_id, func.count(distinct(members.c.customer_id))).group_by(members.c.chat_id)
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     bought = orders.purchases(workspace_id=workspace_id, start=since, end=until).subquery()
     spend = {
