@@ -230,7 +230,7 @@ def remove_tag(
 
 
 @router.post("/communities/groups/{chat_id}/qr")
-async def upload_qr(
+def upload_qr(
     request: Request, session: DbSession, actor: CurrentActor, chat_id: str, form: Form
 ) -> Response:
     actor.require(Permission.WRITE)
@@ -239,7 +239,7 @@ async def upload_qr(
         return missing
     upload = form.get("image")
     try:
-        image = await upload.read(service.MAX_QR_BYTES + 1) if isinstance(upload, UploadFile) else b""
+        image = upload.file.read(service.MAX_QR_BYTES + 1) if isinstance(upload, UploadFile) else b""
         expires_text = _field(form, "expires_at")
         expires_at = None
         if expires_text:
