@@ -49,7 +49,7 @@ GROUPS = (
     ("夏日市集群", "活动"),
 )
 LIVE_CODE_CHANNEL = "wecom_livecode"  # the demo brand's WeCom live-code channel (generator.CHANNELS)
-SCANS_PER_CODE = 60
+SCANS_PER_CODE = 40
 WEEKS = 8
 
 
@@ -129,8 +129,8 @@ def _live_codes(
             scans_made += 1
             if scan.staff_user_id is None or rng.random() > 0.55:
                 continue
-            # most scanners are new to the brand; some are customers already in the pool
-            known = rng.random() < 0.3 and externals
+            # most scanners are customers already in the pool (WeCom contacts); some are new to the brand
+            known = rng.random() < 0.7 and externals
             external_userid = externals.pop()[1] if known else f"wmdemo{index}x{n:04d}"
             added = attribution.record_add(
                 session,
