@@ -35,6 +35,7 @@ DOMAINS = (
     "content",
     "referrals",
     "broadcasts",
+    "communities",
 )
 
 

@@ -5,6 +5,7 @@ from siyu.broadcasts.models import Broadcast, BroadcastRecipient
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
 from siyu.content.models import MessageTemplate, ShortLink, Snippet
+from siyu.communities.models import GroupCode, GroupCodeGroup, GroupCodeJoin, GroupQr, GroupTag
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor
@@ -45,6 +46,8 @@ from siyu.wecom.models import (
     WecomCorpTag,
     WecomFollow,
     WecomGroupChat,
+    WecomGroupMember,
+    WecomGroupMemberChange,
     WecomMassMessage,
     WecomMassMessageResult,
     WecomMoment,
@@ -82,6 +85,11 @@ __all__ = [
     "Experiment",
     "ExperimentVariant",
     "Exposure",
+    "GroupCode",
+    "GroupCodeGroup",
+    "GroupCodeJoin",
+    "GroupQr",
+    "GroupTag",
     "Identity",
     "IdentityReview",
     "ImportJob",
@@ -127,6 +135,8 @@ __all__ = [
     "WecomCorpTag",
     "WecomFollow",
     "WecomGroupChat",
+    "WecomGroupMember",
+    "WecomGroupMemberChange",
     "WecomMassMessage",
     "WecomMassMessageResult",
     "WecomMoment",

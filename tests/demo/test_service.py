@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -12,12 +13,16 @@ from sqlalchemy import func, select
 from siyu.auth import service as auth
 from siyu.auth.models import Membership, Role, User
 from siyu.channels.models import Channel, ChannelCost, Store
+from siyu.communities import stats as community_stats
 from siyu.core.db import Database
 from siyu.core.errors import Conflict, NotFound
 from siyu.customers.models import Consent, Customer, IdentityReview, MergeLog
 from siyu.demo import generator, service
 from siyu.demo.service import DemoBuild
 from siyu.events.models import CustomerEvent
+from siyu.livecodes import attribution
+from siyu.livecodes import stats as livecode_stats
+from siyu.membership import service as membership
 from siyu.orders.models import Order
 from siyu.workspaces import service as workspaces
 
@@ -64,7 +69,9 @@ def test_duplicates_merged_into_one_customer_per_person(database: Database, buil
         .select_from(Customer)
         .where(Customer.workspace_id == ws, Customer.merged_into_id.is_(None)),
     )
-    assert live == built.files.persons == CUSTOMERS
+    assert built.engagement is not None and built.engagement.new_customers > 0
+    # every person of the files once, and the customers the demo's live codes brought in
+    assert live - built.engagement.new_customers == built.files.persons == CUSTOMERS
     merges = _count(database, select(func.count()).select_from(MergeLog).where(MergeLog.workspace_id == ws))
     assert merges == built.files.split_persons > 0
     reviews = _count(
@@ -116,9 +123,12 @@ def test_orders_refunds_and_revenue_match_the_files(database: Database, built: D
     assert by_status["partially_refunded"] == built.files.partially_refunded_orders
     assert int(net or 0) == built.files.revenue_cents
     events = _count(
-        database, select(func.count()).select_from(CustomerEvent).where(CustomerEvent.workspace_id == ws)
+        database,
+        select(func.count())
+        .select_from(CustomerEvent)
+        .where(CustomerEvent.workspace_id == ws, CustomerEvent.source != attribution.SOURCE),
     )
-    assert events == built.files.events
+    assert events == built.files.events  # and the demo's live-code adds, recorded as events of their own
 
 
 def test_staff_channels_costs_stores_owners_and_consent(database: Database, built: DemoBuild) -> None:
@@ -141,7 +151,10 @@ def test_staff_channels_costs_stores_owners_and_consent(database: Database, buil
         )
         channels = set(session.scalars(select(Channel.key).where(Channel.workspace_id == ws)))
         costs = _count(
-            database, select(func.count()).select_from(ChannelCost).where(ChannelCost.workspace_id == ws)
+            database,
+            select(func.count())
+            .select_from(ChannelCost)
+            .where(ChannelCost.workspace_id == ws, ChannelCost.source_key.is_(None)),
         )
         stores = _count(database, select(func.count()).select_from(Store).where(Store.workspace_id == ws))
         consents = _count(
@@ -152,7 +165,7 @@ def test_staff_channels_costs_stores_owners_and_consent(database: Database, buil
     assert roles[built.staff.email] == Role.STAFF.value
     assert owner_roles == {Role.STAFF.value}
     assert channels == {c.key for c in generator.CHANNELS}
-    assert costs == 24 * len(generator.CHANNELS)
+    assert costs == 24 * len(generator.CHANNELS)  # monthly, besides the costs of the demo's live codes
     assert stores == 20
     assert consents > CUSTOMERS // 3
 
@@ -188,3 +201,24 @@ def test_a_half_built_demo_is_not_reused(database: Database) -> None:
         workspaces.create_workspace(session, slug=slug, name="half")
     with pytest.raises(Conflict, match="not a complete demo"):
         service.find_demo(database, slug=slug)
+
+
+def test_the_demo_brand_has_live_codes_coupons_points_and_groups(
+    database: Database, built: DemoBuild
+) -> None:
+    engaged = built.engagement
+    assert engaged is not None
+    assert engaged.scans > 0 and 0 < engaged.adds <= engaged.scans
+    assert 0 < engaged.coupons_redeemed < engaged.coupons_issued and engaged.points_members > 0
+    with database.reader() as session:
+        today = community_stats.today(session, workspace_id=built.workspace_id)
+        groups = community_stats.group_summaries(
+            session, workspace_id=built.workspace_id, start=today - timedelta(days=59), end=today
+        )
+        codes = livecode_stats.totals_by_code(session, workspace_id=built.workspace_id)
+        tiers = membership.list_tiers(session, workspace_id=built.workspace_id)
+    assert len(groups) == engaged.groups == 6
+    assert sum(g.customers for g in groups) > 0 and all(g.has_qr and g.tags for g in groups)
+    assert sum(g.joins for g in groups) > 0 and sum(g.leaves for g in groups) > 0
+    assert sum(f.scans for f in codes.values()) == engaged.scans
+    assert [t.name for t in tiers] == ["银卡", "金卡", "黑金卡"]

@@ -23,6 +23,9 @@ from siyu.channels import service as channels
 from siyu.content import service as content
 from siyu.content.schemas import SnippetIn
 from siyu.content.schemas import TemplateIn as MessageTemplateIn
+from siyu.communities import codes as community_codes
+from siyu.communities import service as communities
+from siyu.communities.schemas import GroupCodeIn
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -49,6 +52,7 @@ from siyu.segments import service as segments
 from siyu.tags import service as tags
 from siyu.wecom import service as wecom
 from siyu.workspaces import service as workspaces
+from tests.communities import helpers as community_helpers
 from tests.factories import (
     Member,
     api_client,
@@ -87,6 +91,8 @@ PUBLIC = {
     "/s/{token}": "public tracked link: unguessable token, redirects to its stored URL (tests/content/test_api.py)",
     "/r/{token}": "public referral landing: unguessable token, one answer for every phone "
     "(tests/referrals/test_landing.py)",
+    "/g/{token}": "public group-code landing: unguessable token, shows one group's join QR "
+    "(tests/communities/test_views.py)",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -283,6 +289,22 @@ def _workspace_b(db: Database) -> Other:
             customer_ids=[customer.id],
         )
         broadcasts.start_broadcast(session, actor=owner.actor, broadcast_id=broadcast.id)
+        chat_id = f"wrB{tag}"
+        wecom.store_group(
+            session,
+            workspace_id=ws,
+            chat={
+                "chat_id": chat_id,
+                "name": f"B群{tag}",
+                "owner": f"bstaff{tag}",
+                "member_list": [{"userid": f"wmB{tag}", "type": 2, "join_time": 1_700_000_000}],
+            },
+        )
+        communities.add_tag(session, actor=owner.actor, chat_id=chat_id, name=f"B群标签{tag}")
+        communities.save_qr(session, actor=owner.actor, chat_id=chat_id, image=community_helpers.png())
+        group_code = community_codes.create_code(
+            session, actor=owner.actor, spec=GroupCodeIn(name=f"B群码{tag}", chat_ids=[chat_id])
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -313,6 +335,8 @@ def _workspace_b(db: Database) -> Other:
             "invite_id": held.invite.id,
             "agent_id": agent.id,
             "broadcast_id": broadcast.id,
+            "chat_id": chat_id,
+            "code_id": group_code.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -361,6 +385,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/referrals/{campaign_id}/links"): {"data": {"customer_id": "1"}},
     ("POST", "/referrals/{campaign_id}/poster-image"): {"data": {"clear": "1"}},
     ("POST", "/referrals/invites/{invite_id}/review"): {"data": {"decision": "approve"}},
+    ("POST", "/api/communities/groups/{chat_id}/tags"): {"json": {"name": "hacked"}},
+    ("POST", "/api/communities/groups/{chat_id}/tags/remove"): {"json": {"name": "hacked"}},
+    ("PUT", "/api/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
+    ("POST", "/api/communities/codes/{code_id}/active"): {"json": {"active": False}},
+    ("POST", "/communities/groups/{chat_id}/tags"): {"data": {"name": "hacked"}},
+    ("POST", "/communities/groups/{chat_id}/tags/remove"): {"data": {"name": "hacked"}},
+    ("POST", "/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
+    ("POST", "/communities/codes/{code_id}/active"): {"data": {"active": "0"}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}
     },
@@ -388,6 +420,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/clv/data.csv": {"chart": "top"},
     "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
+    "/communities": {"start": "2026-01-01", "end": "2026-12-31"},
+    "/api/communities/groups": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/customers/lookup": {"phone": "{phone}"},
     # B's channel as the filter: A's figures for it are empty, and none of B's data shows
     "/api/metrics/repurchase": {"start": "2000-01-01", "end": "2100-01-01", "channel_id": "{channel_id}"},

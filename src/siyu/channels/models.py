@@ -41,10 +41,14 @@ class Channel(Base):
 
 
 class ChannelCost(Base):
-    """Money spent on a channel over a period [period_start, period_end] (inclusive dates)."""
+    """Money spent on a channel over a period [period_start, period_end] (inclusive dates).
+
+    `source_key` names what the money was spent on when another domain books it (`live_code:12`, the
+    cost of one live code): one record per source, which may overlap other costs of the channel.
+    Costs booked by hand have none and never overlap each other."""
 
     __tablename__ = "channel_cost"
-    __table_args__ = (UniqueConstraint("workspace_id", "channel_id", "period_start", "period_end"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "source_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
@@ -54,6 +58,7 @@ class ChannelCost(Base):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     note: Mapped[str] = mapped_column(String(500), default="")
+    source_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -296,7 +296,8 @@ def add_cost(
     """Record money spent on a channel over [period_start, period_end] (inclusive).
 
     Refused: a negative amount, an end before the start, and a period overlapping another cost of the
-    same channel (it would count that money twice in ROI).
+    same channel booked by hand (it would count that money twice in ROI). Costs another domain books
+    for one of its sources (`book_source_cost`) are separate items and never clash.
     """
     get_channel(session, workspace_id=workspace_id, channel_id=channel_id)
     if amount_cents < 0:
@@ -315,6 +316,7 @@ def add_cost(
         select(ChannelCost).where(
             ChannelCost.workspace_id == workspace_id,
             ChannelCost.channel_id == channel_id,
+            ChannelCost.source_key.is_(None),
             ChannelCost.period_start <= period_end,
             ChannelCost.period_end >= period_start,
         )
@@ -346,6 +348,62 @@ def add_cost(
         target_type="channel_cost",
         target_id=cost.id,
         detail={"channel_id": channel_id, "amount_cents": amount_cents},
+    )
+    return cost
+
+
+def book_source_cost(
+    session: Session,
+    *,
+    workspace_id: int,
+    source_key: str,
+    channel_id: int,
+    day: date,
+    amount_cents: int,
+    note: str = "",
+    actor_user_id: int | None = None,
+) -> ChannelCost | None:
+    """Keep the one cost record of a source (`live_code:12`) at `amount_cents` on `channel_id`, dated
+    `day`: created, changed (amount or channel; the first day is kept) or, at 0, removed. Safe to
+    call again with the same values. None when no cost is left."""
+    get_channel(session, workspace_id=workspace_id, channel_id=channel_id)
+    if amount_cents < 0:
+        raise ValidationFailed(f"cost amount {amount_cents} is negative", where="amount_cents", hint="≥ 0")
+    cost = session.scalar(
+        select(ChannelCost).where(
+            ChannelCost.workspace_id == workspace_id, ChannelCost.source_key == source_key
+        )
+    )
+    if amount_cents == 0:
+        if cost is not None:
+            delete_cost(session, workspace_id=workspace_id, cost_id=cost.id, actor_user_id=actor_user_id)
+        return None
+    if cost is not None and (cost.amount_cents, cost.channel_id, cost.note) == (
+        amount_cents,
+        channel_id,
+        note,
+    ):
+        return cost
+    if cost is None:
+        cost = ChannelCost(
+            workspace_id=workspace_id,
+            source_key=source_key,
+            period_start=day,
+            period_end=day,
+            currency="CNY",
+            created_at=utcnow(),
+        )
+        session.add(cost)
+    cost.channel_id, cost.amount_cents, cost.note = channel_id, amount_cents, note
+    session.flush()
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=actor_user_id,
+        action="channel_cost.booked",
+        target_type="channel_cost",
+        target_id=cost.id,
+        detail={"channel_id": channel_id, "amount_cents": amount_cents, "source": source_key},
     )
     return cost
 

@@ -16,7 +16,7 @@ from siyu.auth.models import Role
 from siyu.channels import service as channels
 from siyu.core.db import Database
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
-from siyu.demo import generator
+from siyu.demo import engagement, generator
 from siyu.demo.generator import DemoFiles
 from siyu.ingest import service as ingest
 from siyu.ingest.schemas import ImportKind
@@ -69,6 +69,7 @@ class DemoBuild:
     files: DemoFiles | None = None
     imports: list[ImportSummary] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
+    engagement: engagement.Engagement | None = None
 
     @property
     def owner(self) -> DemoLogin:
@@ -264,6 +265,16 @@ def build_demo(
                 where=str(directory / filename),
                 hint="see the reject report next to the file",
             )
+    step = time.perf_counter()
+    with db.transaction() as session:
+        engaged = engagement.build(session, workspace_id=workspace_id, owner_user_id=owner_id, seed=seed)
+    seconds["engagement"] = time.perf_counter() - step
+    say(
+        f"engagement: {engaged.live_codes} live codes ({engaged.scans} scans, {engaged.adds} adds), "
+        f"{engaged.coupons_issued} coupons issued ({engaged.coupons_redeemed} redeemed), points for "
+        f"{engaged.points_members} members, {engaged.groups} customer groups ({engaged.group_members} members) "
+        f"in {seconds['engagement']:.1f}s"
+    )
     seconds["total"] = time.perf_counter() - started
     return DemoBuild(
         workspace_id=workspace_id,
@@ -274,4 +285,5 @@ def build_demo(
         files=files,
         imports=imports,
         seconds=seconds,
+        engagement=engaged,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from siyu.livecodes.assignment import Strategy
 from siyu.livecodes.models import LiveCode, LiveCodeStaff
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.tags import service as tags
+from siyu.workspaces import service as workspaces
 
 
 class Placement(StrEnum):
@@ -213,6 +215,27 @@ def _replace_staff(session: Session, *, code: LiveCode, staff: list[StaffIn]) ->
         )
 
 
+def cost_source_key(code: LiveCode) -> str:
+    """The channel cost record that carries a code's cost (`channels.book_source_cost`)."""
+    return f"live_code:{code.id}"
+
+
+def _book_cost(session: Session, *, actor: Actor, code: LiveCode) -> None:
+    """A code's cost is money spent on its channel: one cost record dated the day the code was made
+    (in the workspace's calendar), so channel ROI and CAC count it."""
+    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=code.workspace_id).timezone)
+    channels.book_source_cost(
+        session,
+        workspace_id=code.workspace_id,
+        source_key=cost_source_key(code),
+        channel_id=code.channel_id,
+        day=code.created_at.astimezone(zone).date(),
+        amount_cents=code.cost_cents,
+        note=f"活码 {code.name}"[:500],
+        actor_user_id=actor.user_id,
+    )
+
+
 def create_live_code(session: Session, *, actor: Actor, spec: LiveCodeIn) -> LiveCode:
     """A new live code with its staff; its token (landing URL) and state never change."""
     actor.require(Permission.WRITE)
@@ -240,6 +263,7 @@ def create_live_code(session: Session, *, actor: Actor, spec: LiveCodeIn) -> Liv
     session.add(code)
     session.flush()
     _replace_staff(session, code=code, staff=spec.staff)
+    _book_cost(session, actor=actor, code=code)
     audit.record(
         session,
         workspace_id=actor.workspace_id,
@@ -277,6 +301,7 @@ def update_live_code(session: Session, *, actor: Actor, live_code_id: int, spec:
     code.cost_cents = spec.cost_cents
     code.updated_at = utcnow()
     _replace_staff(session, code=code, staff=spec.staff)
+    _book_cost(session, actor=actor, code=code)
     audit.record(
         session,
         workspace_id=actor.workspace_id,

@@ -44,6 +44,7 @@ DOMAINS = (
     "content",
     "referrals",
     "broadcasts",
+    "communities",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"

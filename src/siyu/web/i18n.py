@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from siyu.broadcasts.messages import MESSAGES as BROADCAST_MESSAGES
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
+from siyu.communities.messages import MESSAGES as COMMUNITY_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 
@@ -609,6 +610,7 @@ _MESSAGES.update(LIVECODE_MESSAGES)
 _MESSAGES.update(CONTENT_MESSAGES)
 _MESSAGES.update(REFERRAL_MESSAGES)
 _MESSAGES.update(BROADCAST_MESSAGES)
+_MESSAGES.update(COMMUNITY_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

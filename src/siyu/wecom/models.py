@@ -1,6 +1,6 @@
 """WeCom (企业微信) tables: a workspace's settings and cached access token, staff, friend relations,
 received callbacks, mass messages (群发) with their results, contact ways (活码), moments (朋友圈) and
-customer groups (客户群)."""
+customer groups (客户群) with their members and every join and leave."""
 
 from __future__ import annotations
 
@@ -208,6 +208,48 @@ class WecomGroupChat(Base):
     wecom_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WecomGroupMember(Base):
+    """A member of a customer group now: a staff member (type 1, `member_id` their userid) or an
+    external contact (type 2, `member_id` their external_userid, with the unionid when WeCom gives it)."""
+
+    __tablename__ = "wecom_group_member"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "chat_id", "member_id"),
+        Index("ix_wecom_group_member_ws_member", "workspace_id", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))
+    member_type: Mapped[int] = mapped_column(Integer)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    join_scene: Mapped[int | None] = mapped_column(Integer)
+
+
+class WecomGroupMemberChange(Base):
+    """A join or leave of a customer group, from the member-list difference at a sync or a callback
+    (`source`); `scene` is WeCom's join_scene (1 invited, 2 invitation link, 3 QR code) for a join and
+    quit_scene (0 left, 1 removed by the owner) for a leave, when known."""
+
+    __tablename__ = "wecom_group_member_change"
+    __table_args__ = (
+        Index("ix_wecom_group_member_change_ws_chat_time", "workspace_id", "chat_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))
+    member_type: Mapped[int] = mapped_column(Integer)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    change: Mapped[str] = mapped_column(String(8))  # join | leave
+    scene: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # sync | callback
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class WecomCorpTag(Base):

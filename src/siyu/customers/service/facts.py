@@ -137,3 +137,22 @@ def marketing_consent_spans(*, workspace_id: int) -> Select[Any]:
     return select(decisions.c.customer_id, decisions.c.from_at, decisions.c.until_at).where(
         decisions.c.status == ConsentStatus.GRANTED.value
     )
+
+
+def identities(*, workspace_id: int, kinds: tuple[str, ...]) -> Select[Any]:
+    """Identities of live customers of the given kinds: `customer_id`, `kind`, `value` (one row per
+    identity; a value names one customer per workspace)."""
+    return (
+        select(
+            Identity.customer_id.label("customer_id"),
+            Identity.kind.label("kind"),
+            Identity.value.label("value"),
+        )
+        .join(Customer, Customer.id == Identity.customer_id)
+        .where(
+            Identity.workspace_id == workspace_id,
+            Identity.kind.in_(kinds),
+            Customer.merged_into_id.is_(None),
+            Customer.erased_at.is_(None),
+        )
+    )

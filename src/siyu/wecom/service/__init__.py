@@ -34,7 +34,14 @@ from siyu.wecom.service.contacts import (
     sync_corp_tags,
     wecom_tag_ids,
 )
-from siyu.wecom.service.groups import list_groups, sync_groups
+from siyu.wecom.service.groups import (
+    get_group,
+    group_members,
+    list_groups,
+    member_changes,
+    store_group,
+    sync_groups,
+)
 from siyu.wecom.service.moments import (
     create_moment,
     get_moment,
@@ -69,8 +76,10 @@ __all__ = [
     "friend_spans",
     "friends",
     "get_contact_way",
+    "get_group",
     "get_mass_message",
     "get_moment",
+    "group_members",
     "is_friend",
     "list_contact_ways",
     "list_groups",
@@ -78,6 +87,7 @@ __all__ = [
     "map_staff",
     "mark_tag",
     "mass_message_results",
+    "member_changes",
     "moment_staff",
     "open_tasks",
     "overview",
@@ -91,6 +101,7 @@ __all__ = [
     "send_welcome",
     "senders",
     "staff_user_ids",
+    "store_group",
     "sync_corp_tags",
     "sync_groups",
     "update_contact_way",

@@ -59,6 +59,8 @@ def friend_spans(*, workspace_id: int) -> Select[Any]:
         WecomFollow.added_at.label("from_at"),
         WecomFollow.removed_at.label("until_at"),
     ).where(WecomFollow.workspace_id == workspace_id, WecomFollow.customer_id.is_not(None))
+
+
 def senders(session: Session, *, workspace_id: int, external_userids: Iterable[str]) -> dict[str, str]:
     """Who can send to each external contact: the staff member (WeCom userid) who has them as a friend
     now, the earliest added when several do. Contacts nobody has as a friend are left out."""

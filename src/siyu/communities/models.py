@@ -1,0 +1,91 @@
+"""Community tables: siyu-side tags on customer groups, each group's uploaded join QR with its expiry,
+group live codes (群活码) with the groups they hand out in turn, and every hand-out of a code.
+
+The groups themselves, their members and their joins and leaves are WeCom's data, kept by
+`siyu.wecom` (`wecom_group_chat`, `wecom_group_member`, `wecom_group_member_change`); rows here name a
+group by its WeCom `chat_id`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.core.db import Base, BigId, UTCDateTime
+from siyu.core.timeutil import utcnow
+
+
+class GroupTag(Base):
+    """A tag the brand puts on a customer group (e.g. 门店群, 新品群, VIP)."""
+
+    __tablename__ = "community_group_tag"
+    __table_args__ = (UniqueConstraint("workspace_id", "chat_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupQr(Base):
+    """The join QR image of a group as the owner saved it from WeCom; WeCom's group QR images expire
+    7 days after they are made, so each carries its `expires_at` and an expired one is never handed out."""
+
+    __tablename__ = "community_group_qr"
+    __table_args__ = (UniqueConstraint("workspace_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupCode(Base):
+    """A group live code (群活码): one QR and landing URL `/g/{token}` that hands out the join QR of
+    the first of its groups still open — fewer than `cap` hand-outs and members, a QR not expired."""
+
+    __tablename__ = "community_group_code"
+    __table_args__ = (UniqueConstraint("token"), Index("ix_community_group_code_ws", "workspace_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    cap: Mapped[int] = mapped_column(Integer, default=200)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_user_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupCodeGroup(Base):
+    """One group of a code, in hand-out order, with how many joiners the code sent to it."""
+
+    __tablename__ = "community_group_code_group"
+    __table_args__ = (UniqueConstraint("code_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    code_id: Mapped[int] = mapped_column(ForeignKey("community_group_code.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    handed_out: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GroupCodeJoin(Base):
+    """A visit of a code's landing page that was handed a group's join QR (`chat_id`), or none: every
+    group was full or its QR expired."""
+
+    __tablename__ = "community_group_code_join"
+    __table_args__ = (Index("ix_community_group_code_join_code_time", "code_id", "joined_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    code_id: Mapped[int] = mapped_column(ForeignKey("community_group_code.id", ondelete="CASCADE"))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)

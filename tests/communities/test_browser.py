@@ -1,0 +1,78 @@
+"""In chromium: the communities list, a group's page with its growth chart drawn, a tag added, its
+join QR uploaded, the members' orders and a CSV download; then a group code made on its page and its
+landing page handing out the group's QR.
+
+SQLite only (browser tests are deselected on PostgreSQL by tests/web/conftest.py's hook); skipped, with
+the reason, when chromium or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siyu.auth.models import Role
+from siyu.core.db import Database
+from tests.communities.helpers import chat, png, store
+from tests.factories import make_customer, make_order
+from tests.web.conftest import make_login
+from tests.web.test_browser import _log_in, _shot
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_group_page_with_its_chart_tags_qr_and_a_group_code(
+    page: Any, live_server: str, db: Database, workspace_id: int, tmp_path: Path
+) -> None:
+    owner = make_login(db, workspace_id, Role.OWNER, name="店长")
+    with db.transaction() as session:
+        buyer = make_customer(
+            session, workspace_id=workspace_id, identities={"wecom_external_userid": "wmBrowser1"}
+        )
+        make_order(session, workspace_id=workspace_id, customer_id=buyer.id, paid_cents=12_800)
+        answer = chat("静安福利群", ["wmBrowser1", "wmBrowser2"])
+        answer["member_list"][2]["join_time"] = int(time.time()) - 86400 * 2
+        chat_id = store(session, workspace_id, answer)
+    qr_file = tmp_path / "group-qr.png"
+    qr_file.write_bytes(png())
+    _log_in(page, live_server, owner.email, owner.password)
+
+    page.click("nav >> text=社群")
+    page.wait_for_selector("#groups")
+    row = page.locator(f"#groups tr[data-chat='{chat_id}']")
+    assert "静安福利群" in row.inner_text()
+    row.locator("a").click()
+    page.wait_for_selector("#community-chart svg")  # ECharts drew the growth chart
+    assert page.inner_text("[data-testid=stat-members] .value") == "3"
+    assert page.inner_text("[data-testid=stat-customers] .value") == "1"
+    assert "128.00" in page.inner_text("#member-orders tr[data-cohort=members]")
+    page.fill("#tag-name", "门店群")
+    page.click("#add-tag")
+    page.wait_for_selector("text=已保存。")
+    assert "门店群" in page.inner_text("#group-tags")
+    page.set_input_files("input[name=image]", str(qr_file))
+    page.click("form[action$='/qr'] button[type=submit]")
+    page.wait_for_selector("#group-qr")
+    with page.expect_download() as download:
+        page.click("[data-testid=csv-growth]")
+    saved = tmp_path / "growth.csv"
+    download.value.save_as(saved)
+    assert saved.read_text(encoding="utf-8-sig").splitlines()[0] == "day,joins,leaves,net,members"
+    _shot(page, "community-group")
+
+    page.goto(f"{live_server}/communities/codes")
+    page.fill("#new-group-code input[name=name]", "门店入群码")
+    page.check(f"#new-group-code input[value='{chat_id}']")
+    page.click("#new-group-code button[type=submit]")
+    page.wait_for_selector("#code-qr")
+    landing_url = page.inner_text("#landing-url")
+    assert landing_url.startswith(f"{live_server}/g/")
+    page.goto(landing_url)
+    assert page.inner_text("#group-name") == "静安福利群"
+    assert page.locator("#join-qr").is_visible()
+    _shot(page, "community-landing")
+    page.goto(f"{live_server}/communities/codes")
+    assert "静安福利群 (1)" in page.inner_text("#group-code-list")
