@@ -4,8 +4,8 @@ from siyu.auth.models import ApiToken, Membership, User
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
-from siyu.content.models import MessageTemplate, ShortLink, Snippet
 from siyu.communities.models import GroupCode, GroupCodeGroup, GroupCodeJoin, GroupQr, GroupTag
+from siyu.content.models import MessageTemplate, ShortLink, Snippet
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor

@@ -20,12 +20,12 @@ from starlette.routing import BaseRoute, Route
 from siyu.auth.models import ApiToken, Role
 from siyu.broadcasts import service as broadcasts
 from siyu.channels import service as channels
-from siyu.content import service as content
-from siyu.content.schemas import SnippetIn
-from siyu.content.schemas import TemplateIn as MessageTemplateIn
 from siyu.communities import codes as community_codes
 from siyu.communities import service as communities
 from siyu.communities.schemas import GroupCodeIn
+from siyu.content import service as content
+from siyu.content.schemas import SnippetIn
+from siyu.content.schemas import TemplateIn as MessageTemplateIn
 from siyu.core.db import Database
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
