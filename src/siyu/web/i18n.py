@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from siyu.lifecycle.messages import MESSAGES as LIFECYCLE_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+from siyu.segments.messages import MESSAGES as SEGMENT_MESSAGES
+from siyu.tags.messages import MESSAGES as TAG_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -540,6 +543,9 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "reach_channel.phone_call": ("电话", "Phone call"),
 }
 _MESSAGES.update(LIVECODE_MESSAGES)
+_MESSAGES.update(LIFECYCLE_MESSAGES)
+_MESSAGES.update(SEGMENT_MESSAGES)
+_MESSAGES.update(TAG_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

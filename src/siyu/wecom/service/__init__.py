@@ -21,6 +21,7 @@ from siyu.wecom.service.contact_ways import (
 )
 from siyu.wecom.service.contacts import (
     Friend,
+    deleted_staff_everywhere,
     friends,
     is_friend,
     mark_tag,
@@ -59,6 +60,7 @@ __all__ = [
     "create_contact_way",
     "create_moment",
     "delete_contact_way",
+    "deleted_staff_everywhere",
     "friends",
     "get_contact_way",
     "get_mass_message",
