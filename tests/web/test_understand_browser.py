@@ -60,13 +60,6 @@ def _people(db: Database, workspace_id: int, user_id: int) -> None:
         lifecycle.sweep(session, actor=actor, now=now + timedelta(days=100))
 
 
-def _count(tab: Any) -> int:
-    tab.wait_for_function(
-        "() => { const c = document.getElementById('live-count'); return c.dataset.count && c.dataset.count !== ''; }"
-    )
-    return int(tab.get_attribute("#live-count", "data-count"))
-
-
 def _wait_count(tab: Any, expected: int) -> None:
     tab.wait_for_function(f"() => document.getElementById('live-count').dataset.count === '{expected}'")
 

@@ -545,25 +545,32 @@ def set_rule_tag(session: Session, *, actor: Actor, segment_id: int, tag_id: int
 def tag_references(session: Session, *, workspace_id: int, tag_ids: list[int]) -> list[str]:
     """The names of the live segments whose rules read one of these tags (by name or group/name) or that
     give one as their rule tag: renaming or deleting such a tag would break them."""
-    wanted = set(tag_ids)
-    labels = {
-        label
-        for id_, group, name in tags.tag_names(session, workspace_id=workspace_id)
-        if id_ in wanted
-        for label in (name, f"{group}/{name}")
-    }
-    found: list[str] = []
+    by_tag = references_by_tag(session, workspace_id=workspace_id)
+    return sorted({name for tag_id in tag_ids for name in by_tag.get(tag_id, [])})
+
+
+def references_by_tag(session: Session, *, workspace_id: int) -> dict[int, list[str]]:
+    """For every tag some live segment names (or gives as its rule tag), those segments' names: two
+    statements, whatever the number of tags (the tag page lists them all)."""
+    ids_of: dict[str, set[int]] = {}
+    for id_, group, name in tags.tag_names(session, workspace_id=workspace_id):
+        for label in (name, f"{group}/{name}"):
+            ids_of.setdefault(label, set()).add(id_)
+    found: dict[int, set[str]] = {}
     for segment in list_segments(session, workspace_id=workspace_id):
-        if segment.tag_id in wanted or _reads_tag(segment.rule, labels):
-            found.append(segment.name)
-    return found
+        named = {tag_id for label in _tag_labels(segment.rule) for tag_id in ids_of.get(label, ())}
+        if segment.tag_id is not None:
+            named.add(segment.tag_id)
+        for tag_id in named:
+            found.setdefault(tag_id, set()).add(segment.name)
+    return {tag_id: sorted(names) for tag_id, names in found.items()}
 
 
-def _reads_tag(document: dict[str, Any], labels: set[str]) -> bool:
+def _tag_labels(document: dict[str, Any]) -> set[str]:
     if document.get("type") == "tag":
-        return str(document.get("tag", "")).strip() in labels
+        return {str(document.get("tag", "")).strip()}
     children = document.get("rules") or ([document["rule"]] if "rule" in document else [])
-    return any(_reads_tag(child, labels) for child in children)
+    return {label for child in children for label in _tag_labels(child)}
 
 
 def rule_catalog(session: Session, *, actor: Actor) -> dict[str, Any]:

@@ -59,11 +59,7 @@ def _page(
 ) -> Response:
     groups = service.list_groups(session, workspace_id=actor.workspace_id)
     counts = service.tag_counts(session, actor=actor)
-    named = {
-        tag.id: segments.tag_references(session, workspace_id=actor.workspace_id, tag_ids=[tag.id])
-        for group in groups
-        for tag in group.tags
-    }
+    named = segments.references_by_tag(session, workspace_id=actor.workspace_id)
     return render(
         request,
         "tags/index.html",
