@@ -36,6 +36,7 @@ DOMAINS = (
     "referrals",
     "broadcasts",
     "communities",
+    "tags",
 )
 
 

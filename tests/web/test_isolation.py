@@ -393,6 +393,18 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/communities/groups/{chat_id}/tags/remove"): {"data": {"name": "hacked"}},
     ("POST", "/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
     ("POST", "/communities/codes/{code_id}/active"): {"data": {"active": "0"}},
+    ("PATCH", "/api/tags/{tag_id}"): {"json": {"name": "hacked"}},
+    ("PATCH", "/api/tag-groups/{group_id}"): {"json": {"name": "hacked"}},
+    ("POST", "/api/tags/{tag_id}/customers/upload"): {
+        "data": {"kind": "phone"},
+        "files": {"file": ("l.csv", b"phone\n13800000000\n", "text/csv")},
+    },
+    ("POST", "/api/segments/{segment_id}/untag"): {"json": {"tag_id": 0}},
+    ("POST", "/tag-groups/{group_id}/tags"): {"data": {"name": "hacked"}},
+    ("POST", "/tag-groups/{group_id}/rename"): {"data": {"name": "hacked"}},
+    ("POST", "/tags/{tag_id}/rename"): {"data": {"name": "hacked"}},
+    ("POST", "/tags/{tag_id}/delete"): {"data": {"expected_customers": "1"}},
+    ("POST", "/tag-groups/{group_id}/delete"): {"data": {"expected_customers": "1"}},
     ("POST", "/api/coupon-templates/{template_id}/issue"): {
         "json": {"customer_id": 0, "idempotency_key": "x"}
     },
@@ -419,6 +431,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/orders/revenue-by-channel": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/clv/data.csv": {"chart": "top"},
+    "/lifecycle/data.csv": {"chart": "flows", "start": "2000-01-01", "end": "2100-01-01"},
+    "/api/lifecycle/flows": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
     "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
     "/communities": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/communities/groups": {"start": "2026-01-01", "end": "2026-12-31"},
@@ -578,6 +592,14 @@ def test_every_route_keeps_workspaces_apart(db: Database, workspace_id: int, tmp
         "/api/segments/count", params={"text": f'segment("{other.ids["segment_name"]}")'}, headers=a.headers
     )
     assert named.status_code == 422 and "no segment is called" in named.json()["message"]
+    # the bulk tag form naming B's tag, or A's tag with B's segment
+    for form in (
+        {"tag_id": other.ids["tag_id"], "action": "add", "target": "ids", "customer_ids": "1"},
+        {"tag_id": own_tag.id, "action": "add", "target": "segment", "segment_id": other.ids["segment_id"]},
+    ):
+        refused = client.post("/tags/bulk", data=form, headers={**a.headers, "Accept": "text/html"})
+        assert refused.status_code == 404, form
+        _assert_no_markers(refused.text, other, "POST /tags/bulk")
     assert client.get("/api/segments/count", params={"text": "all"}, headers=a.headers).json()["count"] == 1
     # B's coupon code with B's customer, redeemed by A: the same refusal as no coupon at all
     redeem = client.post(

@@ -1,14 +1,16 @@
-"""`siyu lifecycle`: sweep every customer into their lifecycle stage as of now (or `--now`)."""
+"""`siyu lifecycle`: sweep every customer into their lifecycle stage as of now (or `--now`);
+`siyu lifecycle-report`: stages, funnel and flows as JSON."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import typer
 
 from siyu.auth import service as auth
 from siyu.core.db import get_database
-from siyu.core.timeutil import parse_instant
+from siyu.core.timeutil import parse_instant, utcnow
 from siyu.lifecycle import service
 from siyu.workspaces import service as workspaces
 
@@ -37,3 +39,31 @@ def register(app: typer.Typer) -> None:
                 indent=2,
             )
         )
+
+    @app.command("lifecycle-report")
+    def lifecycle_report(
+        workspace: str | None = typer.Option(
+            None, "--workspace", help="Workspace slug (default: the only one)."
+        ),
+        days: int = typer.Option(90, "--days", help="The flows of the last DAYS days."),
+        acting_as: str | None = typer.Option(
+            None, "--as", help="Act as this member (email); default: the owner."
+        ),
+    ) -> None:
+        """Print the customers per stage, the funnel lead → new → active → loyal and the moves between
+        stages of the last DAYS days, as JSON (what the lifecycle page shows)."""
+        end = utcnow()
+        with get_database().reader() as session:
+            found = workspaces.workspace_for_command(session, slug=workspace)
+            actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)
+            report = {
+                "stages": service.stage_counts(session, actor=actor),
+                "funnel": [
+                    {"stage": s.stage, "customers": s.customers} for s in service.funnel(session, actor=actor)
+                ],
+                "flows": [
+                    {"from": f.from_stage, "to": f.to_stage, "customers": f.customers}
+                    for f in service.flows(session, actor=actor, start=end - timedelta(days=days), end=end)
+                ],
+            }
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))

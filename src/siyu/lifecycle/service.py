@@ -4,7 +4,8 @@ keeping the history: each change of stage is a transition row with its time and 
 
 Stages, in the order they are decided (thresholds per workspace, `LifecycleSettings`):
 - lead: never bought;
-- churned: no purchase for `churn_days`;
+- churned: no purchase for `churn_days`, or unreachable (a buyer who unsubscribed everywhere, or deleted
+  the staff on WeCom and is no one's friend there any more);
 - dormant (沉睡): no purchase for `dormant_factor` × the customer's own typical gap between purchases
   (first to last purchase over the number of gaps), or `dormant_days` for a one-time buyer;
 - reactivated: bought again after being dormant or churned — until their next purchase;
@@ -19,14 +20,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit, domain_events
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import as_utc, utcnow
+from siyu.customers import service as customers
 from siyu.customers.service import facts as customer_facts
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, Stage, StageTransition
+from siyu.wecom import service as wecom
 
 MIN_DORMANT_DAYS = 7  # a customer who bought twice in a day does not lapse the next week
 CAUSES = {
@@ -38,6 +42,7 @@ CAUSES = {
     Stage.CHURNED: "no_purchase_for_churn_days",
     Stage.REACTIVATED: "bought_again",
 }
+UNREACHABLE = "unreachable"  # the cause of a churn by unreachability
 
 
 @dataclass(frozen=True)
@@ -108,11 +113,17 @@ def decide(
     now: datetime,
     previous: tuple[str, datetime, datetime | None] | None,
     t: Thresholds,
+    unreachable_at: datetime | None = None,
 ) -> tuple[Stage, datetime]:
     """The stage of one customer at `now` and when they entered it (the purchase or the moment the
-    threshold passed), given their previous (stage, since, reactivated_at)."""
+    threshold passed), given their previous (stage, since, reactivated_at). A buyer who became
+    unreachable at `unreachable_at` is churned from then on, whatever they bought."""
     if order_count == 0 or first is None or last is None:
         return Stage.LEAD, previous[1] if previous and previous[0] == Stage.LEAD else now
+    if unreachable_at is not None:
+        if previous is not None and previous[0] == Stage.CHURNED:
+            return Stage.CHURNED, previous[1]
+        return Stage.CHURNED, min(max(unreachable_at, last), now)
     if order_count >= 2:
         gap_days = (last - first).total_seconds() / 86400 / (order_count - 1)
         dormant_after = max(t.dormant_factor * gap_days, MIN_DORMANT_DAYS)
@@ -159,6 +170,7 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
         )
     }
     rows = session.execute(customer_facts.purchase_rollups(workspace_id=workspace_id)).all()
+    unreachable = unreachable_since(session, workspace_id=workspace_id)
     changed: list[dict[str, Any]] = []
     transitions: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -167,8 +179,15 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
         before = previous.get(row.customer_id)
         first = as_utc(row.first_order_at) if row.first_order_at else None
         last = as_utc(row.last_order_at) if row.last_order_at else None
+        unreachable_at = unreachable.get(row.customer_id)
         stage, since = decide(
-            order_count=int(row.order_count), first=first, last=last, now=now, previous=before, t=t
+            order_count=int(row.order_count),
+            first=first,
+            last=last,
+            now=now,
+            previous=before,
+            t=t,
+            unreachable_at=unreachable_at,
         )
         by_stage[stage.value] += 1
         if before is not None and before[0] == stage and before[1] == since:
@@ -185,6 +204,7 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
         )
         if before is None or before[0] != stage:
             from_stage = before[0] if before else None
+            cause = UNREACHABLE if stage == Stage.CHURNED and unreachable_at is not None else CAUSES[stage]
             transitions.append(
                 {
                     "workspace_id": workspace_id,
@@ -192,7 +212,7 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
                     "from_stage": from_stage,
                     "to_stage": stage.value,
                     "at": since,
-                    "cause": CAUSES[stage],
+                    "cause": cause,
                 }
             )
             events.append(
@@ -200,7 +220,7 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
                     "workspace_id": workspace_id,
                     "type": "lifecycle.changed",
                     "customer_id": row.customer_id,
-                    "payload": {"from": from_stage, "to": stage.value, "cause": CAUSES[stage]},
+                    "payload": {"from": from_stage, "to": stage.value, "cause": cause},
                     "occurred_at": since,
                 }
             )
@@ -222,6 +242,24 @@ def sweep(session: Session, *, actor: Actor, now: datetime | None = None) -> Swe
         detail={"customers": len(rows), "transitions": len(transitions), "now": now.isoformat()},
     )
     return SweepResult(customers=len(rows), transitions=len(transitions), by_stage=by_stage)
+
+
+def unreachable_since(session: Session, *, workspace_id: int) -> dict[int, datetime]:
+    """Customers the brand can no longer reach, with since when: unsubscribed (marketing) on every
+    channel they decided on and no one's WeCom friend, or deleted the staff on WeCom with no friend
+    left there. The earlier of the two when both hold."""
+    unsubscribed = {
+        customer_id: as_utc(at)
+        for customer_id, at in session.execute(customers.unsubscribed_everywhere(workspace_id))
+    }
+    # a WeCom friend can still be talked to, whatever the consent to marketing messages says
+    for friend in wecom.is_friend(session, workspace_id=workspace_id, customer_ids=unsubscribed):
+        del unsubscribed[friend]
+    found = unsubscribed
+    for customer_id, at in session.execute(wecom.deleted_staff_everywhere(workspace_id=workspace_id)):
+        when = as_utc(at)
+        found[customer_id] = min(found.get(customer_id, when), when)
+    return found
 
 
 def flows(session: Session, *, actor: Actor, start: datetime, end: datetime) -> list[Flow]:
@@ -294,3 +332,30 @@ def stage_spans(*, workspace_id: int) -> Select[Any]:
         StageTransition.at.label("from_at"),
         until,
     ).where(StageTransition.workspace_id == workspace_id)
+FUNNEL_STEPS = (Stage.LEAD, Stage.NEW, Stage.ACTIVE, Stage.LOYAL)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    stage: str
+    customers: int  # live customers who reached this step (a purchase count at least the step's)
+
+
+def funnel(session: Session, *, actor: Actor) -> list[FunnelStep]:
+    """lead → new → active → loyal: how many live customers got at least that far, by their purchases
+    (everyone is a lead; one purchase makes them new, two active, `loyal_orders` loyal), whatever
+    stage they are in now (a loyal customer who went quiet still reached loyal)."""
+    actor.require(Permission.READ)
+    t = settings_of(session, workspace_id=actor.workspace_id)
+    rollups = customer_facts.purchase_rollups(workspace_id=actor.workspace_id).subquery()
+    reached = [
+        func.count(),
+        *(
+            func.coalesce(func.sum(case((rollups.c.order_count >= n, 1), else_=0)), 0)
+            for n in (1, 2, t.loyal_orders)
+        ),
+    ]
+    row = session.execute(select(*reached).select_from(rollups)).one()
+    return [
+        FunnelStep(stage=stage.value, customers=int(n)) for stage, n in zip(FUNNEL_STEPS, row, strict=True)
+    ]

@@ -7,14 +7,18 @@ the write lock."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import ValidationFailed
-from siyu.segments import service
+from siyu.customers.schemas import CustomerSummary
+from siyu.segments import export, service
 from siyu.segments.schemas import (
     CountPoint,
     MembersPage,
@@ -32,7 +36,7 @@ from siyu.segments.schemas import (
     TagMembersIn,
 )
 from siyu.tags.schemas import BulkTagResult
-from siyu.web.deps import DbSession, require
+from siyu.web.deps import DbSession, get_database, require
 
 router = APIRouter(prefix="/api", tags=["segments"])
 
@@ -90,6 +94,13 @@ def explain_rule(
 ) -> RuleExplain:
     """The rule in both forms and the SQL it runs as on this database."""
     return service.explain(session, actor=actor, rule=_rule(text, rule), now=now)
+
+
+@router.get("/segments/catalog", response_model=dict[str, Any])
+def rule_catalog(session: DbSession, actor: Actor = require(Permission.READ)) -> dict[str, Any]:
+    """What a rule may test (fields, operators, choices) and the workspace's tags and segments: what the
+    segment builder offers."""
+    return service.rule_catalog(session, actor=actor)
 
 
 @router.get("/segments/status", response_model=list[SegmentStatus])
@@ -194,6 +205,15 @@ def tag_segment_members(
     )
 
 
+@router.post("/segments/{segment_id}/untag", response_model=BulkTagResult)
+def untag_segment_members(
+    segment_id: int, body: TagMembersIn, session: DbSession, actor: Actor = require(Permission.WRITE)
+) -> BulkTagResult:
+    """Take a tag off everyone the segment matches now."""
+    segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return service.untag_members(session, actor=actor, rule=segment.rule, tag_id=body.tag_id)
+
+
 @router.get("/segments/{segment_id}/status", response_model=SegmentStatus)
 def segment_status(
     segment_id: int, session: DbSession, actor: Actor = require(Permission.READ)
@@ -231,4 +251,37 @@ def set_rule_tag(
     """Members carry this tag (source rule) while they are members; null stops it (tags by hand stay)."""
     return SegmentOut.model_validate(
         service.set_rule_tag(session, actor=actor, segment_id=segment_id, tag_id=body.tag_id)
+    )
+
+
+@router.post(
+    "/segments/{segment_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, export.MEDIA_TYPES["xlsx"]: {}}}},
+)
+def export_members(
+    segment_id: int,
+    request: Request,
+    session: DbSession,
+    actor: Actor = require(Permission.EXPORT),
+    format: Annotated[str, Query(description="csv or xlsx")] = "csv",
+) -> StreamingResponse:
+    """Download the segment's current members (audited; phones masked for staff), streamed batch by
+    batch: the audit row is committed with this request, the rows are read after it."""
+    status = service.record_export(session, actor=actor, segment_id=segment_id, file_format=format)
+    database = get_database(request)
+
+    def batches() -> Iterator[list[CustomerSummary]]:
+        with database.reader() as reading:
+            yield from service.member_batches(reading, actor=actor, segment_id=segment_id)
+
+    filename = f"segment-{segment_id}.{format}"
+    return StreamingResponse(
+        export.chunks(format, batches(), title=status.name),
+        media_type=export.MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''"
+            + quote(f"{status.name}.{format}"),
+            "X-Rows": str(status.members),
+        },
     )

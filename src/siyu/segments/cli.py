@@ -1,4 +1,4 @@
-"""`siyu segment create|count|explain|list|delete|process|sweep|reconcile|status|rule-tag`: segments and
+"""`siyu segment create|count|explain|export|list|delete|process|sweep|reconcile|status|rule-tag`: segments and
 their live membership from the command line.
 
 A RULE is the text form (`'tag("VIP") and orders(within="30d").count >= 2'`) or canonical JSON (`{…}`).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -18,7 +19,7 @@ from siyu.auth.service import Actor
 from siyu.core.db import get_database
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import parse_instant
-from siyu.segments import service
+from siyu.segments import export, service
 from siyu.workspaces import service as workspaces
 
 segment_app = typer.Typer(help="Segments: count, explain and save customer rules.", no_args_is_help=True)
@@ -223,6 +224,28 @@ def rule_tag(
         segment = service.get_segment_by_name(session, workspace_id=actor.workspace_id, name=name)
         service.set_rule_tag(session, actor=actor, segment_id=segment.id, tag_id=tag_id)
     typer.echo(f"segment {segment.id} {name!r}: rule tag {tag_id if tag_id is not None else 'none'}")
+
+
+@segment_app.command("export")
+def export_(
+    segment: str = typer.Argument(..., help="The segment's name (or @NAME)."),
+    file_format: str = typer.Option("csv", "--format", help="csv or xlsx."),
+    out: Path = typer.Option(..., "--out", help="The file to write."),
+    workspace: str | None = WORKSPACE,
+    as_: str | None = AS,
+) -> None:
+    """Write the segment's current members to a CSV or Excel file (audited; phones masked for staff)."""
+    with get_database().transaction() as session:
+        actor = _actor(session, workspace, as_)
+        found = service.get_segment_by_name(
+            session, workspace_id=actor.workspace_id, name=segment.removeprefix("@")
+        )
+        status = service.record_export(session, actor=actor, segment_id=found.id, file_format=file_format)
+        batches = service.member_batches(session, actor=actor, segment_id=found.id)
+        with out.open("wb") as handle:
+            for chunk in export.chunks(file_format, batches, title=status.name):
+                handle.write(chunk)
+    typer.echo(f"segment {found.id} {found.name!r}: {status.members} members written to {out}")
 
 
 def register(app: typer.Typer) -> None:

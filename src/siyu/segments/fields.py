@@ -128,6 +128,11 @@ _OPS: dict[Kind, tuple[str, ...]] = {
 MEASURE_OPS = COMPARISON_OPS
 
 
+def ops_of(kind: Kind) -> tuple[str, ...]:
+    """The operators a field of this kind takes (what the builder offers)."""
+    return _OPS[kind]
+
+
 def field_of(name: str, *, at: Location | None) -> Field:
     """The catalog entry of a field name (`attr.<key>` for custom attributes), or a RuleError suggesting
     the closest name."""

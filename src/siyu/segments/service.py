@@ -7,6 +7,7 @@ only their own customers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from siyu.core.domain_events import DomainEventType
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
+from siyu.customers.schemas import CustomerSummary
 from siyu.segments import compiler, fields, membership
 from siyu.segments.models import Segment, SegmentMembership
 from siyu.segments.parser import parse
@@ -545,3 +547,119 @@ def current_members(*, workspace_id: int, segment_id: int) -> Select[tuple[int]]
         SegmentMembership.segment_id == segment_id,
         SegmentMembership.left_at.is_(None),
     )
+# --- references, the builder's catalogue, member export ---------------------------------------------
+
+
+def tag_references(session: Session, *, workspace_id: int, tag_ids: list[int]) -> list[str]:
+    """The names of the live segments whose rules read one of these tags (by name or group/name) or that
+    give one as their rule tag: renaming or deleting such a tag would break them."""
+    by_tag = references_by_tag(session, workspace_id=workspace_id)
+    return sorted({name for tag_id in tag_ids for name in by_tag.get(tag_id, [])})
+
+
+def references_by_tag(session: Session, *, workspace_id: int) -> dict[int, list[str]]:
+    """For every tag some live segment names (or gives as its rule tag), those segments' names: two
+    statements, whatever the number of tags (the tag page lists them all)."""
+    ids_of: dict[str, set[int]] = {}
+    for id_, group, name in tags.tag_names(session, workspace_id=workspace_id):
+        for label in (name, f"{group}/{name}"):
+            ids_of.setdefault(label, set()).add(id_)
+    found: dict[int, set[str]] = {}
+    for segment in list_segments(session, workspace_id=workspace_id):
+        named = {tag_id for label in _tag_labels(segment.rule) for tag_id in ids_of.get(label, ())}
+        if segment.tag_id is not None:
+            named.add(segment.tag_id)
+        for tag_id in named:
+            found.setdefault(tag_id, set()).add(segment.name)
+    return {tag_id: sorted(names) for tag_id, names in found.items()}
+
+
+def _tag_labels(document: dict[str, Any]) -> set[str]:
+    if document.get("type") == "tag":
+        return {str(document.get("tag", "")).strip()}
+    children = document.get("rules") or ([document["rule"]] if "rule" in document else [])
+    return {label for child in children for label in _tag_labels(child)}
+
+
+def rule_catalog(session: Session, *, actor: Actor) -> dict[str, Any]:
+    """What the segment builder offers: every field with its kind, operators and choices; the order and
+    event conditions with their filters and measures; the workspace's tags, segments and identity kinds;
+    consent channels and purposes."""
+    actor.require(Permission.READ)
+    return {
+        "fields": [
+            {
+                "name": f.name,
+                "kind": f.kind.value,
+                "ops": list(fields.ops_of(f.kind)),
+                "choices": list(f.choices),
+            }
+            for f in fields.FIELDS.values()
+        ],
+        "attribute_ops": list(fields.ops_of(fields.Kind.ATTRIBUTE)),
+        "measure_ops": list(fields.MEASURE_OPS),
+        "orders": {"filters": ["category", "channel", "store", "within"], "measures": ["count", "sum"]},
+        "events": {"filters": ["event_type", "within"], "measures": ["count"]},
+        "tags": [
+            f"{group}/{name}" for _, group, name in tags.tag_names(session, workspace_id=actor.workspace_id)
+        ],
+        "segments": [s.name for s in list_segments(session, workspace_id=actor.workspace_id)],
+        "identity_kinds": sorted(
+            set(customers.BUILTIN_IDENTITY_KINDS)
+            | customers.identity_kinds_in_use(session, workspace_id=actor.workspace_id)
+        ),
+        "consent_channels": list(customers.CONTACT_CHANNELS),
+        "consent_purposes": list(customers.CONSENT_PURPOSES),
+    }
+
+
+EXPORT_FORMATS = ("csv", "xlsx")
+EXPORT_BATCH = 500
+
+
+def record_export(session: Session, *, actor: Actor, segment_id: int, file_format: str) -> SegmentStatus:
+    """Audit a download of a segment's current members (`segment.exported`, with how many and the
+    format) and answer the segment's status; needs `export`, as every list of people does."""
+    actor.require(Permission.EXPORT)
+    if file_format not in EXPORT_FORMATS:
+        raise ValidationFailed(f"unknown export format {file_format!r}", where="format", hint="csv or xlsx")
+    status = segment_status(session, actor=actor, segment_id=segment_id)
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="segment.exported",
+        target_type="segment",
+        target_id=segment_id,
+        detail={"name": status.name, "rows": status.members, "format": file_format},
+    )
+    return status
+
+
+def member_batches(
+    session: Session, *, actor: Actor, segment_id: int, batch: int = EXPORT_BATCH
+) -> Iterator[list[CustomerSummary]]:
+    """The segment's current members that this actor may see, as list rows (phones masked for staff), a
+    batch at a time by keyset, so that a large segment is never held in memory."""
+    actor.require(Permission.READ)
+    segment = get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    visible = customers.visible_customers(actor)
+    before: int | None = None
+    while True:
+        ids, next_id = membership.member_page(
+            session, segment=segment, visible=visible, before_id=before, limit=batch
+        )
+        if ids:
+            yield customers.customer_summaries(session, actor=actor, customer_ids=ids)
+        if next_id is None:
+            return
+        before = next_id
+
+
+def untag_members(
+    session: Session, *, actor: Actor, rule: RuleSource, tag_id: int, now: datetime | None = None
+) -> BulkTagResult:
+    """Take a tag off every customer the rule matches now, in one transaction."""
+    actor.require(Permission.WRITE)
+    ids = member_ids(session, actor=actor, rule=rule, now=now)
+    return tags.untag_customers(session, actor=actor, tag_id=tag_id, customer_ids=ids)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
-from siyu.auth.service import Permission
+from siyu.auth.service import Actor, Permission
 from siyu.segments import service
+from siyu.segments.models import Segment
 from siyu.segments.schemas import SegmentStatus
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render
@@ -39,6 +41,39 @@ def segments_page(request: Request, session: DbSession, actor: CurrentActor) -> 
         request,
         "segments/list.html",
         {"statuses": statuses, "lag_text": lag_text, "drift": _drift},
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/segments/new")
+def new_segment_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
+    actor.require(Permission.WRITE)
+    return _builder(request, session, actor, segment=None)
+
+
+@router.get("/segments/{segment_id}/edit")
+def edit_segment_page(request: Request, segment_id: int, session: DbSession, actor: CurrentActor) -> Response:
+    actor.require(Permission.WRITE)
+    segment = service.get_segment(session, workspace_id=actor.workspace_id, segment_id=segment_id)
+    return _builder(request, session, actor, segment=segment)
+
+
+def _builder(request: Request, session: Session, actor: Actor, *, segment: Segment | None) -> Response:
+    """The builder: the rule as a tree of groups and conditions, written as the canonical JSON the API
+    stores; the catalogue of fields, tags and segments comes with the page."""
+    return render(
+        request,
+        "segments/builder.html",
+        {
+            "segment": segment,
+            "builder": {
+                "catalog": service.rule_catalog(session, actor=actor),
+                "segment_id": segment.id if segment else None,
+                "name": segment.name if segment else "",
+                "rule": segment.rule if segment else {"type": "and", "rules": []},
+            },
+        },
         session=session,
         actor=actor,
     )

@@ -69,3 +69,45 @@ class BulkTagResult(BaseModel):
     changed: int
     unchanged: int
     not_found: list[str] = Field(default_factory=list)
+
+
+class TagCount(BaseModel):
+    """How many customers (that the reader may see) carry a tag, in all and per source."""
+
+    tag_id: int
+    customers: int
+    by_source: dict[str, int]
+
+
+class TagRename(BaseModel):
+    name: str = Field(description="The new name; may not contain '/'.")
+
+
+class TagImpact(BaseModel):
+    """What a deletion would touch: customers carrying the tag(s), segments naming them (which refuse it)."""
+
+    customers: int
+    segments: list[str]
+
+
+class TagDeleted(BaseModel):
+    """What a deletion did: how many customers lost the tag (or a tag of the group)."""
+
+    customers: int
+
+
+class RowReject(BaseModel):
+    row: int
+    value: str
+    code: str = Field(description="empty, repeated or not_found")
+    reason: str
+
+
+class IdentityListResult(BaseModel):
+    """A bulk tag or untag from an uploaded list: what it did, and each row that named nobody or could
+    not be read, with its row number (1 = the first line after the header)."""
+
+    result: BulkTagResult
+    kind: str
+    rows: int
+    rejects: list[RowReject]

@@ -7,10 +7,12 @@ caller's transaction with its audit row and one `tag.added` / `tag.removed` doma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -20,7 +22,15 @@ from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagSource
-from siyu.tags.schemas import BulkTagResult, CustomerTagOut, TagGroupOut, TagOut
+from siyu.tags.schemas import (
+    BulkTagResult,
+    CustomerTagOut,
+    IdentityListResult,
+    RowReject,
+    TagCount,
+    TagGroupOut,
+    TagOut,
+)
 
 NAME_MAX = 100
 _CHUNK = 2000
@@ -128,6 +138,213 @@ def create_tag(session: Session, *, actor: Actor, group_id: int, name: str) -> T
         detail={"group": group.name, "name": name},
     )
     return tag
+
+
+def _not_named(named_by: Sequence[str], *, what: str, change: str) -> None:
+    """Segment rules name tags by name: a tag they name cannot be renamed or deleted under them."""
+    if named_by:
+        raise Conflict(
+            f"{what} is named by segment {', '.join(repr(n) for n in named_by)}",
+            where="tag_id",
+            hint=f"change those segments' rules (or their rule tag) first, then {change}",
+        )
+
+
+def rename_group(
+    session: Session, *, actor: Actor, group_id: int, name: str, named_by: Sequence[str] = ()
+) -> TagGroup:
+    """Give a tag group another name (unique in the workspace); audited with both names. `named_by`:
+    the segments whose rules name one of its tags as group/name (segments.tag_references)."""
+    actor.require(Permission.WRITE)
+    group = get_group(session, workspace_id=actor.workspace_id, group_id=group_id)
+    _not_named(named_by, what=f"a tag of group {group.name!r}", change="rename the group")
+    name = _clean_name(name, where="name")
+    if name == group.name:
+        return group
+    taken = session.scalar(
+        select(TagGroup.id).where(TagGroup.workspace_id == actor.workspace_id, TagGroup.name == name)
+    )
+    if taken is not None:
+        raise Conflict(f"tag group {name!r} exists already", where="name", hint="choose another name")
+    before, group.name = group.name, name
+    session.flush()
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="tag_group.renamed",
+        target_type="tag_group",
+        target_id=group.id,
+        detail={"from": before, "to": name},
+    )
+    return group
+
+
+def rename_tag(
+    session: Session, *, actor: Actor, tag_id: int, name: str, named_by: Sequence[str] = ()
+) -> Tag:
+    """Give a tag another name (unique in its group); the customers carrying it keep it. Audited.
+    `named_by`: the segments that name the tag (segments.tag_references); with any, nothing changes."""
+    actor.require(Permission.WRITE)
+    tag = get_tag(session, workspace_id=actor.workspace_id, tag_id=tag_id)
+    _not_named(named_by, what=f"tag {tag.name!r}", change="rename it")
+    name = _clean_name(name, where="name")
+    if name == tag.name:
+        return tag
+    if session.scalar(select(Tag.id).where(Tag.group_id == tag.group_id, Tag.name == name)) is not None:
+        raise Conflict(f"tag {name!r} exists already in this group", where="name", hint="choose another name")
+    before, tag.name = tag.name, name
+    session.flush()
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="tag.renamed",
+        target_type="tag",
+        target_id=tag.id,
+        detail={"from": before, "to": name},
+    )
+    return tag
+
+
+def _carriers(session: Session, *, workspace_id: int, tag_ids: list[int]) -> set[int]:
+    if not tag_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(CustomerTag.customer_id).where(
+                CustomerTag.workspace_id == workspace_id, CustomerTag.tag_id.in_(tag_ids)
+            )
+        )
+    )
+
+
+def carriers_count(
+    session: Session, *, actor: Actor, tag_id: int | None = None, group_id: int | None = None
+) -> int:
+    """How many customers carry this tag (or any tag of this group): what a deletion would take off,
+    shown before it is confirmed. Counts every customer of the workspace, seen by this actor or not."""
+    actor.require(Permission.READ)
+    if (tag_id is None) == (group_id is None):
+        raise ValidationFailed("name a tag or a group, one of the two", where="tag_id")
+    if tag_id is not None:
+        ids = [get_tag(session, workspace_id=actor.workspace_id, tag_id=tag_id).id]
+    else:
+        group = get_group(session, workspace_id=actor.workspace_id, group_id=group_id or 0)
+        ids = list(session.scalars(select(Tag.id).where(Tag.group_id == group.id)))
+    return len(_carriers(session, workspace_id=actor.workspace_id, tag_ids=ids))
+
+
+def _drop_tag(session: Session, *, actor: Actor, tag: Tag) -> int:
+    """Take the tag off everyone (each with its tag.removed, so segments follow) and delete it."""
+    carriers = _carriers(session, workspace_id=actor.workspace_id, tag_ids=[tag.id])
+    removed = _remove(session, actor=actor, tag=tag, customer_ids=carriers)
+    session.delete(tag)
+    session.flush()
+    return removed
+
+
+def delete_tag(
+    session: Session,
+    *,
+    actor: Actor,
+    tag_id: int,
+    expected_customers: int | None = None,
+    named_by: Sequence[str] = (),
+) -> int:
+    """Delete a tag: every customer carrying it loses it (a `tag.removed` event each) and the definition
+    goes. `expected_customers` is the count the person confirmed: if more or fewer customers carry it
+    now, nothing is deleted (Conflict) so that a confirmation never covers more than it said.
+    Returns how many customers lost the tag. Needs `manage`: it touches every member's customers.
+    `named_by`: the segments that name the tag (segments.tag_references); with any, nothing changes."""
+    actor.require(Permission.MANAGE)
+    tag = get_tag(session, workspace_id=actor.workspace_id, tag_id=tag_id)
+    _not_named(named_by, what=f"tag {tag.name!r}", change="delete it")
+    _check_expected(session, actor=actor, tag_ids=[tag.id], expected=expected_customers)
+    group = session.get(TagGroup, tag.group_id)
+    name = tag.name
+    removed = _drop_tag(session, actor=actor, tag=tag)
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="tag.deleted",
+        target_type="tag",
+        target_id=tag_id,
+        detail={"group": group.name if group else "", "name": name, "customers": removed},
+    )
+    return removed
+
+
+def delete_group(
+    session: Session,
+    *,
+    actor: Actor,
+    group_id: int,
+    expected_customers: int | None = None,
+    named_by: Sequence[str] = (),
+) -> int:
+    """Delete a tag group with all its tags (as `delete_tag` does for each); returns how many customers
+    lost at least one of them."""
+    actor.require(Permission.MANAGE)
+    group = get_group(session, workspace_id=actor.workspace_id, group_id=group_id)
+    _not_named(named_by, what=f"a tag of group {group.name!r}", change="delete the group")
+    group_tags = list(session.scalars(select(Tag).where(Tag.group_id == group.id).order_by(Tag.id)))
+    _check_expected(session, actor=actor, tag_ids=[t.id for t in group_tags], expected=expected_customers)
+    customers_touched = _carriers(
+        session, workspace_id=actor.workspace_id, tag_ids=[t.id for t in group_tags]
+    )
+    for tag in group_tags:
+        _drop_tag(session, actor=actor, tag=tag)
+    name = group.name
+    session.delete(group)
+    session.flush()
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="tag_group.deleted",
+        target_type="tag_group",
+        target_id=group_id,
+        detail={"name": name, "tags": [t.name for t in group_tags], "customers": len(customers_touched)},
+    )
+    return len(customers_touched)
+
+
+def _check_expected(session: Session, *, actor: Actor, tag_ids: list[int], expected: int | None) -> None:
+    if expected is None:
+        return
+    now = len(_carriers(session, workspace_id=actor.workspace_id, tag_ids=tag_ids))
+    if now != expected:
+        raise Conflict(
+            f"{now} customers carry it now, not the {expected} confirmed",
+            where="expected_customers",
+            hint="look at the count again and confirm once more",
+        )
+
+
+def tag_ids_of_group(session: Session, *, workspace_id: int, group_id: int) -> list[int]:
+    group = get_group(session, workspace_id=workspace_id, group_id=group_id)
+    return list(session.scalars(select(Tag.id).where(Tag.group_id == group.id)))
+
+
+def tag_counts(session: Session, *, actor: Actor) -> dict[int, TagCount]:
+    """Per tag: how many customers this actor may see carry it, by source (manual, rule, import…)."""
+    actor.require(Permission.READ)
+    rows = session.execute(
+        select(CustomerTag.tag_id, CustomerTag.source, func.count())
+        .where(
+            CustomerTag.workspace_id == actor.workspace_id,
+            CustomerTag.customer_id.in_(customers.visible_customers(actor)),
+        )
+        .group_by(CustomerTag.tag_id, CustomerTag.source)
+    )
+    counts: dict[int, TagCount] = {}
+    for tag_id, source, n in rows:
+        entry = counts.setdefault(tag_id, TagCount(tag_id=tag_id, customers=0, by_source={}))
+        entry.customers += int(n)
+        entry.by_source[str(source)] = int(n)
+    return counts
 
 
 def tag_names(session: Session, *, workspace_id: int) -> list[tuple[int, str, str]]:
@@ -432,6 +649,112 @@ def untag_customers_by_identity(
     resolved, missing = customers.customer_ids_by_identity(session, actor=actor, kind=kind, values=values)
     result = untag_customers(session, actor=actor, tag_id=tag_id, customer_ids=resolved.values())
     return result.model_copy(update={"not_found": missing})
+
+
+# --- uploaded lists --------------------------------------------------------------------------------
+
+LIST_MAX_ROWS = 100_000
+# headers people put over a column of identities, per identity kind
+_KIND_HEADERS = {
+    "phone": ("phone", "mobile", "手机号", "手机", "电话"),
+    "wecom_external_userid": ("wecom_external_userid", "external_userid", "externaluserid"),
+    "shop_member_id": ("shop_member_id", "member_id", "会员号", "会员id"),
+}
+
+
+def _decode(content: bytes | str) -> str:
+    if isinstance(content, str):
+        return content.lstrip("\ufeff")
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel in Chinese saves CSV as GBK
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationFailed(
+        "the file is neither UTF-8 nor GBK text", where="file", hint="save it as CSV UTF-8"
+    )
+
+
+def read_identity_list(content: bytes | str, *, kind: str) -> tuple[list[tuple[int, str]], list[RowReject]]:
+    """The values of an uploaded CSV list, with their row numbers (1 = the first line after the header),
+    and the rows that hold no value. The column is the one headed by the kind (or a usual name for it:
+    手机号, external_userid, 会员号…), or the only column."""
+    kind = kind.strip().lower()
+    rows = list(csv.reader(io.StringIO(_decode(content))))
+    if not rows:
+        raise ValidationFailed(
+            "the file is empty", where="file", hint=f"a header line ({kind}) then one value a line"
+        )
+    header = [cell.strip().lower() for cell in rows[0]]
+    names = _KIND_HEADERS.get(kind, (kind,))
+    column = next((i for i, cell in enumerate(header) if cell in names), None)
+    if column is None:
+        if len(header) != 1:
+            raise ValidationFailed(
+                f"no column is headed {kind!r} among {', '.join(rows[0])}",
+                where="file, line 1",
+                hint=f"name the column {names[0]!r}, or upload one column",
+            )
+        column = 0
+    if len(rows) - 1 > LIST_MAX_ROWS:
+        raise ValidationFailed(
+            f"the list has {len(rows) - 1} rows, more than {LIST_MAX_ROWS}", where="file", hint="split it"
+        )
+    values: list[tuple[int, str]] = []
+    rejects: list[RowReject] = []
+    first_row: dict[str, int] = {}
+    for number, row in enumerate(rows[1:], start=1):
+        value = row[column].strip() if column < len(row) else ""
+        if not value:
+            if any(cell.strip() for cell in row):
+                rejects.append(RowReject(row=number, value="", code="empty", reason=f"no {kind} in this row"))
+            continue
+        if value in first_row:
+            rejects.append(
+                RowReject(row=number, value=value, code="repeated", reason=f"repeats row {first_row[value]}")
+            )
+            continue
+        first_row[value] = number
+        values.append((number, value))
+    return values, rejects
+
+
+def tag_customers_by_list(
+    session: Session,
+    *,
+    actor: Actor,
+    tag_id: int,
+    kind: str,
+    content: bytes | str,
+    filename: str | None = None,
+    remove: bool = False,
+) -> IdentityListResult:
+    """Tag (or with `remove`, untag) the customers an uploaded CSV list names; every row that is empty,
+    repeated or names nobody this actor may see comes back as a reject with its row number."""
+    actor.require(Permission.WRITE)
+    get_tag(session, workspace_id=actor.workspace_id, tag_id=tag_id)
+    values, rejects = read_identity_list(content, kind=kind)
+    given = [value for _, value in values]
+    if remove:
+        result = untag_customers_by_identity(session, actor=actor, tag_id=tag_id, kind=kind, values=given)
+    else:
+        result = tag_customers_by_identity(
+            session,
+            actor=actor,
+            tag_id=tag_id,
+            kind=kind,
+            values=given,
+            source=TagSource.IMPORT,
+            source_ref=(filename or "list")[:100],
+        )
+    missing = set(result.not_found)
+    rejects.extend(
+        RowReject(row=row, value=value, code="not_found", reason="names no customer you may see")
+        for row, value in values
+        if value in missing
+    )
+    rejects.sort(key=lambda r: r.row)
+    return IdentityListResult(result=result, kind=kind.strip().lower(), rows=len(values), rejects=rejects)
 
 
 # --- merges and erasure (called by the customers domain) --------------------------------------------

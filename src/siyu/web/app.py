@@ -33,6 +33,7 @@ DOMAINS = (
     "ingest",
     "overview",
     "rfm",
+    "lifecycle",
     "metrics",
     "experiments",
     "clv",

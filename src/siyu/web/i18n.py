@@ -12,6 +12,10 @@ from siyu.communities.messages import MESSAGES as COMMUNITY_MESSAGES
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
+from siyu.lifecycle.messages import MESSAGES as LIFECYCLE_MESSAGES
+from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+from siyu.segments.messages import MESSAGES as SEGMENT_MESSAGES
+from siyu.tags.messages import MESSAGES as TAG_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -611,6 +615,9 @@ _MESSAGES.update(CONTENT_MESSAGES)
 _MESSAGES.update(REFERRAL_MESSAGES)
 _MESSAGES.update(BROADCAST_MESSAGES)
 _MESSAGES.update(COMMUNITY_MESSAGES)
+_MESSAGES.update(LIFECYCLE_MESSAGES)
+_MESSAGES.update(SEGMENT_MESSAGES)
+_MESSAGES.update(TAG_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

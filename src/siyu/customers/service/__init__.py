@@ -50,6 +50,7 @@ from siyu.customers.service.selection import (
     customer_summaries,
     identity_kinds_in_use,
     live_customer_ids,
+    unsubscribed_everywhere,
     visible_customer_ids,
 )
 from siyu.customers.service.writes import assign_owner, record_consent, record_system_consent, update_profile
@@ -94,6 +95,7 @@ __all__ = [
     "record_consent",
     "record_system_consent",
     "search_customers",
+    "unsubscribed_everywhere",
     "update_profile",
     "visible_customer_ids",
     "visible_customers",

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from siyu.auth.service import Actor, Permission
@@ -165,6 +165,36 @@ def customer_ids_with_consent(workspace_id: int, *, contact_channel: str, purpos
                 and_(newer.occurred_at == Consent.occurred_at, newer.id > Consent.id),
             ),
         ),
+    )
+
+
+def unsubscribed_everywhere(workspace_id: int, *, purpose: str = "marketing") -> Select[Any]:
+    """`customer_id` and `at` (their latest withdrawal) of the customers who decided about `purpose` on
+    at least one channel and whose decision in force is a withdrawal on every channel they decided on
+    (unsubscribed everywhere: no channel the brand may use for it is left)."""
+    newer = aliased(Consent)
+    in_force = (
+        select(Consent.customer_id, Consent.status, Consent.occurred_at)
+        .where(
+            Consent.workspace_id == workspace_id,
+            Consent.purpose == purpose,
+            ~exists().where(
+                newer.customer_id == Consent.customer_id,
+                newer.contact_channel == Consent.contact_channel,
+                newer.purpose == Consent.purpose,
+                or_(
+                    newer.occurred_at > Consent.occurred_at,
+                    and_(newer.occurred_at == Consent.occurred_at, newer.id > Consent.id),
+                ),
+            ),
+        )
+        .subquery()
+    )
+    granted = func.sum(case((in_force.c.status == ConsentStatus.GRANTED.value, 1), else_=0))
+    return (
+        select(in_force.c.customer_id.label("customer_id"), func.max(in_force.c.occurred_at).label("at"))
+        .group_by(in_force.c.customer_id)
+        .having(granted == 0)
     )
 
 

@@ -25,6 +25,7 @@ from siyu.wecom.service.contact_ways import (
 from siyu.wecom.service.contacts import (
     Friend,
     friend_spans,
+    deleted_staff_everywhere,
     friends,
     is_friend,
     mark_tag,
@@ -74,6 +75,7 @@ __all__ = [
     "create_moment",
     "delete_contact_way",
     "friend_spans",
+    "deleted_staff_everywhere",
     "friends",
     "get_contact_way",
     "get_group",

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Role
@@ -78,6 +79,25 @@ def senders(session: Session, *, workspace_id: int, external_userids: Iterable[s
         ):
             found.setdefault(external, userid)
     return found
+def deleted_staff_everywhere(*, workspace_id: int) -> Select[Any]:
+    """`customer_id` and `at` (their latest deletion) of the customers who deleted the staff member on
+    WeCom and are no one's friend any more: unreachable there (a deletion by staff does not count, the
+    customer did not leave)."""
+    still_friend = select(WecomFollow.customer_id).where(
+        WecomFollow.workspace_id == workspace_id,
+        WecomFollow.customer_id.is_not(None),
+        WecomFollow.removed_at.is_(None),
+    )
+    return (
+        select(WecomFollow.customer_id.label("customer_id"), func.max(WecomFollow.removed_at).label("at"))
+        .where(
+            WecomFollow.workspace_id == workspace_id,
+            WecomFollow.customer_id.is_not(None),
+            WecomFollow.removed_by == "customer",
+            WecomFollow.customer_id.not_in(still_friend),
+        )
+        .group_by(WecomFollow.customer_id)
+    )
 
 
 def relink_follows(session: Session, *, workspace_id: int) -> int:

@@ -1,0 +1,126 @@
+"""The lifecycle page (生命周期): customers per stage, the funnel lead → new → active → loyal, and the
+moves between stages over a chosen period as a Sankey, each chart's data also as CSV."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from siyu.auth.service import Actor, Permission
+from siyu.core.errors import NotFound, SiyuError, ValidationFailed
+from siyu.core.timeutil import utcnow
+from siyu.lifecycle import service
+from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.templating import csv_download, render, render_error
+from siyu.workspaces import service as workspaces
+
+router = APIRouter(include_in_schema=False)
+DEFAULT_DAYS = 90
+CHARTS = ("stages", "funnel", "flows")
+FIRST = "∅"  # the left node of a first placement (no stage before)
+
+
+def _period(
+    session: DbSession, actor: Actor, start: date | None, end: date | None
+) -> tuple[date, date, datetime, datetime]:
+    """The chosen days (default: the last 90, ending today in the workspace's zone) and the instants
+    [start, end) they span."""
+    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
+    today = utcnow().astimezone(zone).date()
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    if end < start:
+        raise ValidationFailed("the period ends before it starts", where="end", hint="swap the two dates")
+    begin = datetime.combine(start, time.min, tzinfo=zone)
+    finish = datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end, begin, finish
+
+
+def _report(session: DbSession, actor: Actor, begin: datetime, finish: datetime) -> dict[str, Any]:
+    return {
+        "stages": service.stage_counts(session, actor=actor),
+        "funnel": service.funnel(session, actor=actor),
+        "flows": service.flows(session, actor=actor, start=begin, end=finish),
+    }
+
+
+@router.get("/lifecycle")
+def lifecycle_page(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    start: date | None = None,
+    end: date | None = None,
+) -> Response:
+    actor.require(Permission.READ)
+    try:
+        first_day, last_day, begin, finish = _period(session, actor, start, end)
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    report = _report(session, actor, begin, finish)
+    moves = [f for f in report["flows"] if f.from_stage != f.to_stage]
+    chart = {
+        "stages": list(report["stages"]),
+        "stage_counts": list(report["stages"].values()),
+        "funnel": [{"stage": s.stage, "customers": s.customers} for s in report["funnel"]],
+        # two columns of nodes (before → after), so that moves both ways still draw as a Sankey
+        "flows": [
+            {"source": f.from_stage or FIRST, "target": f.to_stage, "value": f.customers} for f in moves
+        ],
+    }
+    return render(
+        request,
+        "lifecycle/index.html",
+        {
+            "report": report,
+            "moves": moves,
+            "start": first_day,
+            "end": last_day,
+            "chart": chart,
+            "first": FIRST,
+            "thresholds": service.settings_of(session, workspace_id=actor.workspace_id),
+        },
+        session=session,
+        actor=actor,
+    )
+
+
+@router.get("/lifecycle/data.csv")
+def lifecycle_csv(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    chart: str,
+    start: date | None = None,
+    end: date | None = None,
+) -> Response:
+    """One chart of the lifecycle page as CSV (`chart`: stages, funnel or flows), for the page's period."""
+    actor.require(Permission.READ)
+    if chart not in CHARTS:
+        error = NotFound(f"no chart {chart!r} on the lifecycle page", where="chart", hint=", ".join(CHARTS))
+        return render_error(request, error, session=session, actor=actor)
+    try:
+        first_day, last_day, begin, finish = _period(session, actor, start, end)
+    except SiyuError as error:
+        return render_error(request, error, session=session, actor=actor)
+    if chart == "stages":
+        counts = service.stage_counts(session, actor=actor)
+        return csv_download("lifecycle-stages.csv", ["stage", "customers"], counts.items())
+    if chart == "funnel":
+        steps = service.funnel(session, actor=actor)
+        top = steps[0].customers if steps else 0
+        return csv_download(
+            "lifecycle-funnel.csv",
+            ["stage", "customers", "share_of_leads"],
+            [(s.stage, s.customers, f"{s.customers / top:.4f}" if top else "") for s in steps],
+        )
+    flows = service.flows(session, actor=actor, start=begin, end=finish)
+    return csv_download(
+        f"lifecycle-flows-{first_day}-{last_day}.csv",
+        ["from_stage", "to_stage", "customers"],
+        [(f.from_stage or "", f.to_stage, f.customers) for f in flows],
+    )

@@ -1,0 +1,58 @@
+"""The segment builder's and export's messages, key → (zh-CN, en); merged into siyu.web.i18n."""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "segments.new": ("新建分群", "New segment"),
+    "segments.edit": ("编辑分群", "Edit segment"),
+    "segments.builder_explain": (
+        "逐条添加条件，用「且 / 或」分组，可嵌套；勾选「非」取反。右侧实时显示人数与样本客户，下方为规则的文本形式。",
+        "Add conditions, group them with and / or (groups nest), tick not to negate. The count and sample members update as you edit; the text form is below.",
+    ),
+    "segments.all_of": ("满足全部（且）", "All of (and)"),
+    "segments.any_of": ("满足任一（或）", "Any of (or)"),
+    "segments.not": ("非", "not"),
+    "segments.add_condition": ("+ 条件", "+ Condition"),
+    "segments.add_group": ("+ 条件组", "+ Group"),
+    "segments.remove": ("删除", "Remove"),
+    "segments.cond.field": ("客户字段", "Profile / rollup field"),
+    "segments.cond.attr": ("自定义属性", "Custom attribute"),
+    "segments.cond.tag": ("标签", "Tag"),
+    "segments.cond.has": ("拥有身份", "Has identity"),
+    "segments.cond.consent": ("营销授权", "Consent"),
+    "segments.cond.orders": ("订单（时间窗）", "Orders (window)"),
+    "segments.cond.events": ("行为事件（时间窗）", "Events (window)"),
+    "segments.cond.segment": ("属于分群", "In segment"),
+    "segments.value": ("值", "Value"),
+    "segments.value_hint": (
+        "日期 2026-05-01；相对时间 30d；多个值用逗号分隔；空值 null",
+        "Dates 2026-05-01; relative 30d; several values comma separated; missing: null",
+    ),
+    "segments.category": ("品类", "Category"),
+    "segments.channel": ("渠道", "Channel"),
+    "segments.store": ("门店", "Store"),
+    "segments.within": ("时间窗（如 30d）", "Window (e.g. 30d)"),
+    "segments.event_type": ("事件类型", "Event type"),
+    "segments.measure.count": ("次数", "count"),
+    "segments.measure.sum": ("金额（元）", "sum (yuan)"),
+    "segments.purpose": ("用途", "Purpose"),
+    "segments.live_count": ("当前匹配", "Matches now"),
+    "segments.counting": ("计算中…", "Counting…"),
+    "segments.sample": ("样本客户", "Sample members"),
+    "segments.text_form": ("文本形式", "Text form"),
+    "segments.read_text": ("按文本重建", "Rebuild from text"),
+    "segments.json_form": ("规范 JSON", "Canonical JSON"),
+    "segments.accept_warnings": (
+        "仍然保存（规则可能匹配所有人或无人）",
+        "Save anyway (the rule may match everyone or no one)",
+    ),
+    "segments.save": ("保存分群", "Save segment"),
+    "segments.saved": ("已保存。", "Saved."),
+    "segments.export": ("导出成员", "Export members"),
+    "segments.export_csv": ("导出 CSV", "Export CSV"),
+    "segments.export_xlsx": ("导出 Excel", "Export Excel"),
+    "segments.export_explain": (
+        "导出当前成员（已记录审计日志；导购角色的手机号已脱敏）。",
+        "Exports the current members (audited; phones masked for staff).",
+    ),
+}
