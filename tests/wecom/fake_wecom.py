@@ -34,6 +34,7 @@ class FakeWecom:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (unix)
     welcome_codes: dict[str, float] = field(default_factory=dict)  # code -> issued at (unix)
+    welcomes_sent: list[dict[str, Any]] = field(default_factory=list)  # bodies of accepted send_welcome_msg
     mass_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -181,6 +182,7 @@ def _send_welcome_msg(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any])
         return _bad("invalid welcome_code", 41051)
     if not body.get("text") and not body.get("attachments"):
         return _bad("text or attachments required", 41035)
+    fake.welcomes_sent.append(body)
     return _ok()
 
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import Select, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -332,6 +331,8 @@ def stage_spans(*, workspace_id: int) -> Select[Any]:
         StageTransition.at.label("from_at"),
         until,
     ).where(StageTransition.workspace_id == workspace_id)
+
+
 FUNNEL_STEPS = (Stage.LEAD, Stage.NEW, Stage.ACTIVE, Stage.LOYAL)
 
 

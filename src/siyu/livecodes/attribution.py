@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
@@ -43,8 +43,9 @@ SOURCE = "live_code"
 
 class WelcomeStatus:
     NONE = "none"  # the code has no welcome message
-    PENDING = "pending"  # queued on the add row: the send gateway takes it from here
+    PENDING = "pending"  # queued on the add row: the WeCom worker sends it within WeCom's 20 s window
     SENT = "sent"
+    FAILED = "failed"  # WeCom refused it, or its window passed (the reason is in the audit log)
 
 
 @dataclass(frozen=True)
@@ -284,3 +285,84 @@ def adds_of(session: Session, *, workspace_id: int, live_code_id: int, limit: in
             .limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class PendingWelcome:
+    """A live code's welcome message waiting to go out to the friend just added."""
+
+    add_id: int
+    workspace_id: int
+    live_code_id: int
+    staff_wecom_userid: str
+    external_userid: str
+    text: str
+    added_at: datetime
+
+
+def pending_welcomes(session: Session, *, since: datetime, limit: int = 200) -> list[PendingWelcome]:
+    """Welcome messages still to send, of adds at or after `since` (older ones cannot be sent: WeCom's
+    welcome code lives 20 seconds), oldest first, every workspace."""
+    rows = session.execute(
+        select(LiveCodeAdd)
+        .where(LiveCodeAdd.welcome_status == WelcomeStatus.PENDING, LiveCodeAdd.added_at >= since)
+        .order_by(LiveCodeAdd.added_at, LiveCodeAdd.id)
+        .limit(limit)
+    ).scalars()
+    return [
+        PendingWelcome(
+            add_id=a.id,
+            workspace_id=a.workspace_id,
+            live_code_id=a.live_code_id,
+            staff_wecom_userid=a.staff_wecom_userid,
+            external_userid=a.external_userid,
+            text=a.welcome_text,
+            added_at=a.added_at,
+        )
+        for a in rows
+    ]
+
+
+def expire_welcomes(session: Session, *, before: datetime) -> int:
+    """Fail the welcome messages of adds before `before`, unsent when their window passed (each audited)."""
+    late = session.execute(
+        select(LiveCodeAdd.workspace_id, LiveCodeAdd.id).where(
+            LiveCodeAdd.welcome_status == WelcomeStatus.PENDING, LiveCodeAdd.added_at < before
+        )
+    ).all()
+    for workspace_id, add_id in late:
+        settle_welcome(
+            session,
+            workspace_id=workspace_id,
+            add_id=add_id,
+            sent=False,
+            reason="WeCom's 20-second welcome window passed before it could be sent",
+        )
+    return len(late)
+
+
+def settle_welcome(session: Session, *, workspace_id: int, add_id: int, sent: bool, reason: str = "") -> bool:
+    """Record how a pending welcome message ended (sent, or failed with `reason`, audited); False when it
+    was settled already (another worker got there first)."""
+    result = session.execute(
+        update(LiveCodeAdd)
+        .where(
+            LiveCodeAdd.workspace_id == workspace_id,
+            LiveCodeAdd.id == add_id,
+            LiveCodeAdd.welcome_status == WelcomeStatus.PENDING,
+        )
+        .values(welcome_status=WelcomeStatus.SENT if sent else WelcomeStatus.FAILED)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    if not sent:
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor_user_id=None,
+            action="livecode.welcome_failed",
+            target_type="live_code_add",
+            target_id=add_id,
+            detail={"reason": reason[:500]},
+        )
+    return True

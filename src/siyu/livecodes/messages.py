@@ -85,6 +85,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "welcome.none": ("—", "—"),
     "welcome.pending": ("待发送", "Queued"),
     "welcome.sent": ("已发送", "Sent"),
+    "welcome.failed": ("未发出", "Not sent"),
     "landing.scan_staff": (
         "长按识别二维码，添加 {name} 为企业微信好友",
         "Scan or long-press the code to add {name} on WeCom",

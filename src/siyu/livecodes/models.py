@@ -97,7 +97,7 @@ class LiveCodeAdd(Base):
     """A customer added a staff member on WeCom through a live code (the add_external_contact callback
     carrying the code's state). `is_new_customer`: the external user id named nobody before (first add
     wins for acquisition); a later add by a known customer is a returning add. The welcome message is
-    queued here (`welcome_status` pending) for the send gateway to pick up."""
+    queued here (`welcome_status` pending) for the WeCom worker task to send within 20 seconds."""
 
     __tablename__ = "live_code_add"
     __table_args__ = (
@@ -105,6 +105,8 @@ class LiveCodeAdd(Base):
         UniqueConstraint("live_code_id", "external_userid", "staff_wecom_userid"),
         Index("ix_live_code_add_code_time", "live_code_id", "added_at"),
         Index("ix_live_code_add_ws_contact", "workspace_id", "external_userid", "staff_wecom_userid"),
+        # the worker looks for pending welcome messages on every poll
+        Index("ix_live_code_add_welcome", "welcome_status", "added_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -118,5 +120,5 @@ class LiveCodeAdd(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     welcome_text: Mapped[str] = mapped_column(Text, default="")
-    welcome_status: Mapped[str] = mapped_column(String(16), default="none")  # none | pending | sent
+    welcome_status: Mapped[str] = mapped_column(String(16), default="none")  # none|pending|sent|failed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

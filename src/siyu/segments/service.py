@@ -547,6 +547,8 @@ def current_members(*, workspace_id: int, segment_id: int) -> Select[tuple[int]]
         SegmentMembership.segment_id == segment_id,
         SegmentMembership.left_at.is_(None),
     )
+
+
 # --- references, the builder's catalogue, member export ---------------------------------------------
 
 

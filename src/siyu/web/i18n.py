@@ -10,10 +10,9 @@ from starlette.requests import Request
 from siyu.broadcasts.messages import MESSAGES as BROADCAST_MESSAGES
 from siyu.communities.messages import MESSAGES as COMMUNITY_MESSAGES
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
-from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
-from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 from siyu.lifecycle.messages import MESSAGES as LIFECYCLE_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
+from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 from siyu.segments.messages import MESSAGES as SEGMENT_MESSAGES
 from siyu.tags.messages import MESSAGES as TAG_MESSAGES
 

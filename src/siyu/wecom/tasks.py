@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from siyu.core.db import Database
-from siyu.core.errors import SiyuError
+from siyu.core.errors import Conflict, NotFound, SiyuError
 from siyu.core.timeutil import utcnow
+from siyu.livecodes import attribution as live_codes
 from siyu.wecom import service as wecom
+from siyu.wecom.client import WecomApiError
 
 log = logging.getLogger(__name__)
-FOLLOW_FOR = timedelta(days=3)  # staff confirm a mass message or moment within days, if ever
+FOLLOW_FOR = timedelta(days=3)
+# send_welcome_msg errors that a retry cannot mend: invalid or used welcome code, not a friend
+WELCOME_REFUSALS = frozenset({41051, 84061})  # staff confirm a mass message or moment within days, if ever
 
 
 @dataclass
@@ -61,3 +65,45 @@ def run_round(db: Database, *, workspace_id: int, now: datetime | None = None) -
             log.warning("polling moment %s failed: %s", moment_id, exc)
             result.failures.append((f"moment {moment_id}", str(exc)))
     return result
+
+
+def send_welcomes(database: Database, *, now: datetime | None = None) -> int:
+    """Send the live codes' welcome messages (欢迎语) of friends just added, through send_welcome_msg
+    with the welcome code of their callback, inside WeCom's 20-second window; each in a transaction of
+    its own. A refusal that cannot change (no welcome code, the window passed) fails the message at
+    once; a transient one (WeCom or the network) is tried again on the next poll while the window lasts.
+    Returns how many were sent. `siyu worker` and `siyu serve` call it on every poll."""
+    current = now or utcnow()
+    since = current - wecom.WELCOME_WINDOW
+    with database.transaction() as session:
+        live_codes.expire_welcomes(session, before=since)
+    with database.reader() as session:
+        pending = live_codes.pending_welcomes(session, since=since)
+    sent = 0
+    for item in pending:
+        try:
+            with database.transaction() as session:
+                wecom.send_welcome(
+                    session,
+                    workspace_id=item.workspace_id,
+                    wecom_userid=item.staff_wecom_userid,
+                    external_userid=item.external_userid,
+                    text=item.text,
+                    now=current,
+                )
+                live_codes.settle_welcome(
+                    session, workspace_id=item.workspace_id, add_id=item.add_id, sent=True
+                )
+            sent += 1
+        except (Conflict, NotFound, WecomApiError) as exc:
+            if isinstance(exc, WecomApiError) and exc.errcode not in WELCOME_REFUSALS:
+                # WeCom's passing error or the network: the next poll tries again within the window
+                log.warning("welcome message of live-code add %s not sent yet: %s", item.add_id, exc)
+                continue
+            with database.transaction() as session:  # no welcome code, the window passed, no friend
+                live_codes.settle_welcome(
+                    session, workspace_id=item.workspace_id, add_id=item.add_id, sent=False, reason=str(exc)
+                )
+        except SiyuError as exc:
+            log.warning("welcome message of live-code add %s not sent yet: %s", item.add_id, exc)
+    return sent

@@ -23,9 +23,10 @@ from siyu.wecom.service.contact_ways import (
     update_contact_way,
 )
 from siyu.wecom.service.contacts import (
+    WELCOME_WINDOW,
     Friend,
-    friend_spans,
     deleted_staff_everywhere,
+    friend_spans,
     friends,
     is_friend,
     mark_tag,
@@ -63,6 +64,7 @@ from siyu.wecom.service.settings import (
 )
 
 __all__ = [
+    "WELCOME_WINDOW",
     "CallbackResult",
     "Friend",
     "MassMessageStatus",
@@ -74,8 +76,8 @@ __all__ = [
     "create_contact_way",
     "create_moment",
     "delete_contact_way",
-    "friend_spans",
     "deleted_staff_everywhere",
+    "friend_spans",
     "friends",
     "get_contact_way",
     "get_group",

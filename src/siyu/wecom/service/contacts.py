@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -79,6 +78,8 @@ def senders(session: Session, *, workspace_id: int, external_userids: Iterable[s
         ):
             found.setdefault(external, userid)
     return found
+
+
 def deleted_staff_everywhere(*, workspace_id: int) -> Select[Any]:
     """`customer_id` and `at` (their latest deletion) of the customers who deleted the staff member on
     WeCom and are no one's friend any more: unreachable there (a deletion by staff does not count, the
