@@ -32,6 +32,7 @@ DOMAINS = (
     "membership",
     "reach",
     "livecodes",
+    "journeys",
 )
 
 

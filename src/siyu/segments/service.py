@@ -535,3 +535,18 @@ def set_rule_tag(session: Session, *, actor: Actor, segment_id: int, tag_id: int
     segment.updated_at = utcnow()
     _record(session, actor=actor, segment=segment, type_=DomainEventType.SEGMENT_UPDATED, detail=detail)
     return segment
+
+
+def rule_matches(
+    session: Session,
+    *,
+    workspace_id: int,
+    rule: RuleSource,
+    customer_ids: list[int],
+    now: datetime | None = None,
+) -> set[int]:
+    """Which of `customer_ids` the rule matches at `now`: the rule runs inside the database for those
+    customers only (a journey's condition step asks this for one customer)."""
+    tree = read_rule(rule)
+    statement = compiler.compile_rule(session, workspace_id=workspace_id, rule=tree, now=now or utcnow())
+    return set(session.scalars(statement.where(customers.RULE_COLUMNS.customer_id.in_(customer_ids))))

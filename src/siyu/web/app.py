@@ -41,6 +41,7 @@ DOMAINS = (
     "membership",
     "reach",
     "livecodes",
+    "journeys",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
