@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from siyu.auth.service import Actor
 from siyu.core import domain_events
@@ -58,6 +58,16 @@ def tick(db: Database, workspace_id: int, now: datetime) -> service.EngineRun:
         total.claimed += ran.claimed
         if not ran.claimed:
             return total
+
+
+def next_due(db: Database, workspace_id: int) -> datetime | None:
+    """When the workspace's next timer runs out (None: no stay is waiting on one)."""
+    with db.reader() as session:
+        return session.scalar(
+            select(func.min(JourneyEnrolment.due_at)).where(
+                JourneyEnrolment.workspace_id == workspace_id, JourneyEnrolment.status == "active"
+            )
+        )
 
 
 def stays(db: Database, journey_id: int) -> list[JourneyEnrolment]:
