@@ -31,6 +31,7 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.journeys import service as journeys
 from siyu.livecodes import service as livecodes
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.membership import service as membership
@@ -229,6 +230,18 @@ def _workspace_b(db: Database) -> Other:
                 welcome_text=f"b{tag}",
             ),
         )
+        journey = journeys.create_journey(
+            session,
+            actor=owner.actor,
+            name=f"B旅程{tag}",
+            definition={
+                "trigger": {"kind": "event", "type": "order.placed"},
+                "steps": [{"id": f"b{tag}", "kind": "exit"}],
+            },
+        )
+        task = journeys.create_task(
+            session, actor=owner.actor, customer_id=customer.id, title=f"B任务{tag}", due_at=utcnow()
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -253,6 +266,8 @@ def _workspace_b(db: Database) -> Other:
             "provider_message_id": f"bprov{tag}",
             "send_ref": f"bsend{tag}",
             "live_code_id": live_code.id,
+            "journey_id": journey.id,
+            "task_id": task.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -303,6 +318,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"action": "custom", "source_ref": "x", "points": 5}
     },
     ("PUT", "/api/reach/contacts/{customer_id}/do-not-contact"): {"json": {"do_not_contact": True}},
+    ("PUT", "/api/journeys/{journey_id}/definition"): {
+        "json": {
+            "definition": {
+                "trigger": {"kind": "event", "type": "order.placed"},
+                "steps": [{"id": "x", "kind": "exit"}],
+            },
+            "in_flight": "exit",
+        }
+    },
+    ("POST", "/api/staff-tasks/{task_id}/complete"): {"json": {"outcome": "hacked"}},
+    ("POST", "/journeys/{journey_id}/definition"): {
+        "data": {
+            "definition": '{"trigger": {"kind": "event", "type": "order.placed"}, "steps": [{"id": "x", "kind": "exit"}]}',
+            "in_flight": "exit",
+        }
+    },
+    ("POST", "/tasks/{task_id}/complete"): {"data": {"outcome": "hacked"}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from siyu.journeys.messages import MESSAGES as JOURNEY_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
@@ -540,6 +541,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "reach_channel.phone_call": ("电话", "Phone call"),
 }
 _MESSAGES.update(LIVECODE_MESSAGES)
+_MESSAGES.update(JOURNEY_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

@@ -16,6 +16,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.core import audit
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
+from siyu.customers import service as customers
 from siyu.journeys import definition as definitions
 from siyu.journeys.definition import Definition
 from siyu.journeys.models import (
@@ -424,10 +425,14 @@ def journey_figures(session: Session, *, workspace_id: int, journey_id: int) -> 
 
 
 def enrolments_of(
-    session: Session, *, workspace_id: int, journey_id: int, customer_id: int | None = None, limit: int = 100
+    session: Session, *, actor: Actor, journey_id: int, customer_id: int | None = None, limit: int = 100
 ) -> list[JourneyEnrolment]:
-    get_journey(session, workspace_id=workspace_id, journey_id=journey_id)
-    query = select(E).where(E.journey_id == journey_id, E.workspace_id == workspace_id)
+    """The journey's stays, newest first (staff: of their own customers only)."""
+    actor.require(Permission.READ)
+    get_journey(session, workspace_id=actor.workspace_id, journey_id=journey_id)
+    query = select(E).where(E.journey_id == journey_id, E.workspace_id == actor.workspace_id)
+    if actor.sees_only_own_customers:
+        query = query.where(E.customer_id.in_(customers.visible_customers(actor)))
     if customer_id is not None:
         query = query.where(E.customer_id == customer_id)
     return list(session.scalars(query.order_by(E.id.desc()).limit(limit)))
