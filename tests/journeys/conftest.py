@@ -14,6 +14,8 @@ from siyu.core.db import Database
 from siyu.journeys import service
 from siyu.journeys.models import JourneyEnrolment, JourneyStepRun
 from tests.reach.conftest import NOON
+from tests.web.conftest import data_dir, live_server  # noqa: F401  (the browser test's fixtures)
+from tests.web.test_browser import browser, page  # noqa: F401
 
 T0 = NOON  # 12:00 in Asia/Shanghai, outside quiet hours
 TEXT: dict[str, Any] = {"sms": {"text": "你好"}, "wecom": {"text": "你好"}}

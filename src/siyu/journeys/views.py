@@ -99,6 +99,17 @@ def flow(figures: service.JourneyFigures) -> tuple[list[Box], list[Edge], int, i
     return boxes, edges, BOX_W + 200, height
 
 
+def readable(document: dict[str, Any]) -> dict[str, Any]:
+    """The definition in the order a person reads it: trigger, re-entry, goal, steps; each step's id and
+    kind first (stored JSON keeps no key order on PostgreSQL)."""
+    ordered: dict[str, Any] = {k: document[k] for k in ("trigger", "reentry", "goal") if k in document}
+    ordered["steps"] = [
+        {"id": s.get("id"), "kind": s.get("kind"), **{k: v for k, v in s.items() if k not in ("id", "kind")}}
+        for s in document.get("steps", [])
+    ]
+    return {**ordered, **{k: v for k, v in document.items() if k not in ordered}}
+
+
 def _journey_page(
     request: Request,
     session: Session,
@@ -128,7 +139,7 @@ def _journey_page(
             "box_h": BOX_H,
             "definition": draft
             if draft is not None
-            else json.dumps(figures.definition.document, ensure_ascii=False, indent=2),
+            else json.dumps(readable(figures.definition.document), ensure_ascii=False, indent=2),
             "versions": service.versions(session, workspace_id=actor.workspace_id, journey_id=journey_id),
             "can_write": actor.can(Permission.WRITE),
             "error": error,
