@@ -415,6 +415,7 @@ class _Context:
     zones: dict[int, ZoneInfo] = field(default_factory=dict)
     journeys: dict[int, Journey] = field(default_factory=dict)
     actors: dict[int, Actor] = field(default_factory=dict)
+    definitions: dict[tuple[int, int], Definition] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def zone(self, workspace_id: int) -> ZoneInfo:
@@ -422,6 +423,12 @@ class _Context:
             name = workspaces.get_workspace(self.session, workspace_id=workspace_id).timezone
             self.zones[workspace_id] = ZoneInfo(name or "Asia/Shanghai")
         return self.zones[workspace_id]
+
+    def definition(self, journey_id: int, version: int) -> Definition:
+        key = (journey_id, version)
+        if key not in self.definitions:
+            self.definitions[key] = definition_of(self.session, journey_id=journey_id, version=version)
+        return self.definitions[key]
 
     def journey(self, journey_id: int) -> Journey:
         if journey_id not in self.journeys:
@@ -610,7 +617,7 @@ def _execute(
 
 
 def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
-    checked = definition_of(ctx.session, journey_id=stay.journey_id, version=stay.version)
+    checked = ctx.definition(stay.journey_id, stay.version)
     if stay.waiting:  # a timer ran out: a wait ends, a wait for an event times out
         stay.waiting = False
         stay.waiting_event = None
