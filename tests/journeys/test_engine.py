@@ -501,3 +501,49 @@ def test_welcome_template_runs_day_0_1_3_7(db: Database, workspace_id: int) -> N
             session.scalar(select(StaffTask.title).where(StaffTask.journey_id == journey.id))
             == "新客第 7 天 1v1 回访"
         )
+
+
+def test_event_filters_live_code_and_lifecycle_stage_and_segment_left(
+    db: Database, workspace_id: int
+) -> None:
+    owner = member(db, workspace_id)
+    with db.transaction() as session:
+        a, b, c, d = (reachable(session, workspace_id=workspace_id) for _ in range(4))
+    by_code = make_journey(
+        db, owner.actor, {"trigger": event_trigger("livecode.added", live_code_id=7), "steps": [send("x")]}
+    )
+    dormant = make_journey(
+        db,
+        owner.actor,
+        {"trigger": event_trigger("lifecycle.changed", stage="dormant"), "steps": [send("y")]},
+    )
+    left = make_journey(
+        db, owner.actor, {"trigger": {"kind": "segment_left", "segment_id": 3}, "steps": [send("z")]}
+    )
+    emit(db, workspace_id, "livecode.added", a, live_code_id=7)
+    emit(db, workspace_id, "livecode.added", b, live_code_id=8)
+    emit(db, workspace_id, "lifecycle.changed", c, **{"from": "active", "to": "dormant"})
+    emit(db, workspace_id, "lifecycle.changed", d, **{"from": "new", "to": "active"})
+    emit(db, workspace_id, "segment.left", d, segment_id=3)
+    emit(db, workspace_id, "segment.entered", c, segment_id=3)
+    tick(db, workspace_id, at())
+    assert [s.customer_id for s in stays(db, by_code)] == [a]
+    assert [s.customer_id for s in stays(db, dormant)] == [c]
+    assert [s.customer_id for s in stays(db, left)] == [d]
+
+
+def test_dormant_template_waits_for_an_order_then_assigns_a_task(db: Database, workspace_id: int) -> None:
+    owner = member(db, workspace_id)
+    with db.transaction() as session:
+        customer = make_customer(session, workspace_id=workspace_id, owner_user_id=owner.user_id).id
+        journey = service.create_journey(
+            session, actor=owner.actor, name="唤醒", definition=service.template_definition("dormant")
+        )
+        service.set_status(session, actor=owner.actor, journey_id=journey.id, action="start")
+    emit(db, workspace_id, "lifecycle.changed", customer, to="dormant")
+    tick(db, workspace_id, at())
+    tick(db, workspace_id, at(days=7))
+    assert [r[1] for r in runs(db, journey.id)] == ["winback", "watch", "call", "done"]
+    with db.reader() as session:
+        task = session.scalar(select(StaffTask).where(StaffTask.journey_id == journey.id))
+        assert task is not None and task.assignee_user_id == owner.user_id
