@@ -116,9 +116,13 @@ def _check(db: Database, *, journey_id: int, expected: int) -> str:
                 JourneyStepRun.journey_id == journey_id, JourneyStepRun.step_id == "first"
             )
         ).one()
+        # each stay ran its first step once: a wait step leaves it waiting there, timed for later,
+        # a send step moves it on to "then"
         moved = session.scalar(
             select(func.count()).where(
-                JourneyEnrolment.journey_id == journey_id, JourneyEnrolment.step_id == "then"
+                JourneyEnrolment.journey_id == journey_id,
+                JourneyEnrolment.waiting.is_(True) | (JourneyEnrolment.step_id == "then"),
+                JourneyEnrolment.due_at > NOW,
             )
         )
     ok = total == distinct == expected == moved
