@@ -37,6 +37,7 @@ DOMAINS = (
     "broadcasts",
     "communities",
     "tags",
+    "journeys",
 )
 
 

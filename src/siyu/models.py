@@ -14,6 +14,7 @@ from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, I
 from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
 from siyu.ingest.models import ImportJob, ImportReject
+from siyu.journeys.models import Journey, JourneyEnrolment, JourneyStepRun, JourneyVersion, StaffTask
 from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransition
 from siyu.livecodes.models import LiveCode, LiveCodeAdd, LiveCodeScan, LiveCodeStaff
 from siyu.membership.models import (
@@ -94,6 +95,10 @@ __all__ = [
     "IdentityReview",
     "ImportJob",
     "ImportReject",
+    "Journey",
+    "JourneyEnrolment",
+    "JourneyStepRun",
+    "JourneyVersion",
     "LifecycleSettings",
     "LiveCode",
     "LiveCodeAdd",
@@ -123,6 +128,7 @@ __all__ = [
     "SegmentMembership",
     "ShortLink",
     "Snippet",
+    "StaffTask",
     "StageTransition",
     "Store",
     "Tag",

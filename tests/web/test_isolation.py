@@ -38,6 +38,7 @@ from siyu.ingest import views as ingest_views
 from siyu.ingest import webhooks
 from siyu.ingest.models import ImportJob
 from siyu.ingest.schemas import ImportKind
+from siyu.journeys import service as journeys
 from siyu.livecodes import service as livecodes
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.membership import service as membership
@@ -305,6 +306,18 @@ def _workspace_b(db: Database) -> Other:
         group_code = community_codes.create_code(
             session, actor=owner.actor, spec=GroupCodeIn(name=f"B群码{tag}", chat_ids=[chat_id])
         )
+        journey = journeys.create_journey(
+            session,
+            actor=owner.actor,
+            name=f"B旅程{tag}",
+            definition={
+                "trigger": {"kind": "event", "type": "order.placed"},
+                "steps": [{"id": f"b{tag}", "kind": "exit"}],
+            },
+        )
+        task = journeys.create_task(
+            session, actor=owner.actor, customer_id=customer.id, title=f"B任务{tag}", due_at=utcnow()
+        )
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.user_id == owner.user_id))
         ids = {
             "workspace_id": ws,
@@ -337,6 +350,8 @@ def _workspace_b(db: Database) -> Other:
             "broadcast_id": broadcast.id,
             "chat_id": chat_id,
             "code_id": group_code.id,
+            "journey_id": journey.id,
+            "task_id": task.id,
             "user_id": owner.user_id,
             "extension": "png",
             "segment_name": segment.name,
@@ -422,6 +437,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/content/templates/{message_template_id}"): {"data": {"name": "hacked", "sms_text": "x"}},
     ("PUT", "/api/content/snippets/{snippet_id}"): {"json": {"key": "hacked", "title": "x", "text": "y"}},
     ("POST", "/content/library/{snippet_id}"): {"data": {"key": "hacked", "title": "x", "text": "y"}},
+    ("PUT", "/api/journeys/{journey_id}/definition"): {
+        "json": {
+            "definition": {
+                "trigger": {"kind": "event", "type": "order.placed"},
+                "steps": [{"id": "x", "kind": "exit"}],
+            },
+            "in_flight": "exit",
+        }
+    },
+    ("POST", "/api/staff-tasks/{task_id}/complete"): {"json": {"outcome": "hacked"}},
+    ("POST", "/journeys/{journey_id}/definition"): {
+        "data": {
+            "definition": '{"trigger": {"kind": "event", "type": "order.placed"}, "steps": [{"id": "x", "kind": "exit"}]}',
+            "in_flight": "exit",
+        }
+    },
+    ("POST", "/tasks/{task_id}/complete"): {"data": {"outcome": "hacked"}},
     ("POST", "/channels/{channel_id}/costs"): {
         "data": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount": "1"}
     },

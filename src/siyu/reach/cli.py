@@ -21,18 +21,24 @@ def worker_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Messages claimed at once."),
 ) -> None:
-    """Claim due messages from the database and send them until stopped (SIGTERM or Ctrl-C)."""
+    """Claim due messages from the database and send them, and run the journey engine, until stopped
+    (SIGTERM or Ctrl-C)."""
     from siyu.reach.tasks import worker_from_settings
 
     settings = get_settings()
-    database = Database(database_url or settings.database_url, pool_size=2)
+    database = Database(database_url or settings.database_url, pool_size=3)
     try:
         worker = worker_from_settings(database)
         if batch_size:
             worker.batch_size = batch_size
+        # the journey engine runs beside the reach worker: the journeys' sends land in this outbox
+        from siyu.journeys.tasks import BackgroundEngine, JourneyEngine
+
+        engine = JourneyEngine(database)
         if once:
+            steps = engine.run_once()
             claimed = worker.drain()
-            typer.echo(f"claimed {claimed}: {worker.stats.by_status}")
+            typer.echo(f"journey steps {steps}; claimed {claimed}: {worker.stats.by_status}")
             polled = worker.poll_results()
             if polled is not None:
                 typer.echo(
@@ -50,7 +56,12 @@ def worker_command(
         typer.echo(
             f"reach worker {worker.name} on {database.engine.url.render_as_string(hide_password=True)}"
         )
-        worker.run(stop)
+        journeys = BackgroundEngine(engine)
+        journeys.start()
+        try:
+            worker.run(stop)
+        finally:
+            journeys.close()
     finally:
         database.dispose()
 

@@ -665,3 +665,18 @@ def untag_members(
     actor.require(Permission.WRITE)
     ids = member_ids(session, actor=actor, rule=rule, now=now)
     return tags.untag_customers(session, actor=actor, tag_id=tag_id, customer_ids=ids)
+
+
+def rule_matches(
+    session: Session,
+    *,
+    workspace_id: int,
+    rule: RuleSource,
+    customer_ids: list[int],
+    now: datetime | None = None,
+) -> set[int]:
+    """Which of `customer_ids` the rule matches at `now`: the rule runs inside the database for those
+    customers only (a journey's condition step asks this for one customer)."""
+    tree = read_rule(rule)
+    statement = compiler.compile_rule(session, workspace_id=workspace_id, rule=tree, now=now or utcnow())
+    return set(session.scalars(statement.where(customers.RULE_COLUMNS.customer_id.in_(customer_ids))))

@@ -46,6 +46,7 @@ DOMAINS = (
     "referrals",
     "broadcasts",
     "communities",
+    "journeys",
     "web",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -86,12 +87,15 @@ class ConcurrencyLimit:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    background = None
+    background = journeys = None
     if app.state.run_worker:
+        from siyu.journeys.tasks import BackgroundEngine, JourneyEngine
         from siyu.reach.tasks import BackgroundWorker, worker_from_settings
 
         background = BackgroundWorker(worker_from_settings(app.state.database))
         background.start()
+        journeys = BackgroundEngine(JourneyEngine(app.state.database))
+        journeys.start()
     # Everything alive once the app is built (modules, routes, compiled statements) lives as long as the
     # process: moved out of the collector's sight, a full collection under load scans only what requests
     # allocate, instead of stalling every request in flight for tens of milliseconds.
@@ -100,9 +104,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if background is not None:
+        if background is not None and journeys is not None:
             # stops between two messages: a send in flight finishes and is recorded first
             await asyncio.to_thread(background.close)
+            await asyncio.to_thread(journeys.close)
 
 
 def create_app(

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from siyu.broadcasts.messages import MESSAGES as BROADCAST_MESSAGES
 from siyu.communities.messages import MESSAGES as COMMUNITY_MESSAGES
 from siyu.content.messages import MESSAGES as CONTENT_MESSAGES
+from siyu.journeys.messages import MESSAGES as JOURNEY_MESSAGES
 from siyu.lifecycle.messages import MESSAGES as LIFECYCLE_MESSAGES
 from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
@@ -617,6 +618,7 @@ _MESSAGES.update(COMMUNITY_MESSAGES)
 _MESSAGES.update(LIFECYCLE_MESSAGES)
 _MESSAGES.update(SEGMENT_MESSAGES)
 _MESSAGES.update(TAG_MESSAGES)
+_MESSAGES.update(JOURNEY_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

@@ -321,3 +321,19 @@ def usable_codes(
                 {"code": code, "template": name, "expires_at": expires_at.isoformat()}
             )
     return found
+
+
+def expiring(
+    session: Session, *, workspace_id: int, start: datetime, end: datetime, template_id: int | None = None
+) -> list[tuple[int, int, datetime]]:
+    """Unused coupons that expire in [start, end): (customer id, coupon id, expires at), for reminders
+    (a journey's coupon-expiring trigger)."""
+    query = select(Coupon.customer_id, Coupon.id, Coupon.expires_at).where(
+        Coupon.workspace_id == workspace_id,
+        Coupon.status == CouponStatus.ISSUED,
+        Coupon.expires_at >= start,
+        Coupon.expires_at < end,
+    )
+    if template_id is not None:
+        query = query.where(Coupon.template_id == template_id)
+    return [(int(c), int(i), e) for c, i, e in session.execute(query.order_by(Coupon.id))]

@@ -1,0 +1,1 @@
+"""SOP journeys: triggers and steps run per customer by a durable engine, and the staff task inbox."""
