@@ -71,7 +71,9 @@ def test_duplicates_merged_into_one_customer_per_person(database: Database, buil
     )
     assert built.engagement is not None and built.engagement.new_customers > 0
     # every person of the files once, and the customers the demo's live codes brought in
-    assert live - built.engagement.new_customers == built.files.persons == CUSTOMERS
+    assert built.outreach is not None
+    brought = built.engagement.new_customers + built.outreach.new_customers
+    assert live - brought == built.files.persons == CUSTOMERS
     merges = _count(database, select(func.count()).select_from(MergeLog).where(MergeLog.workspace_id == ws))
     assert merges == built.files.split_persons > 0
     reviews = _count(
@@ -222,3 +224,44 @@ def test_the_demo_brand_has_live_codes_coupons_points_and_groups(
     assert sum(g.joins for g in groups) > 0 and sum(g.leaves for g in groups) > 0
     assert sum(f.scans for f in codes.values()) == engaged.scans
     assert [t.name for t in tiers] == ["银卡", "金卡", "黑金卡"]
+
+
+def test_the_demo_brand_has_templates_a_referral_campaign_a_live_journey_and_a_broadcast(
+    database: Database, built: DemoBuild
+) -> None:
+    from siyu.broadcasts import service as broadcasts
+    from siyu.content.models import MessageTemplate, Snippet
+    from siyu.journeys import service as journeys
+    from siyu.referrals.models import ReferralInvite
+
+    reached = built.outreach
+    assert reached is not None and reached.referral_invites > 0 and reached.broadcast_audience > 0
+    ws = built.workspace_id
+    assert (
+        _count(
+            database,
+            select(func.count()).select_from(MessageTemplate).where(MessageTemplate.workspace_id == ws),
+        )
+        == reached.templates
+    )
+    assert (
+        _count(database, select(func.count()).select_from(Snippet).where(Snippet.workspace_id == ws))
+        == reached.snippets
+    )
+    assert (
+        _count(
+            database,
+            select(func.count()).select_from(ReferralInvite).where(ReferralInvite.workspace_id == ws),
+        )
+        == reached.referral_invites
+    )
+    with database.reader() as session:
+        [journey] = journeys.list_journeys(session, workspace_id=ws)
+        owner_id = session.scalar(select(User.id).where(User.email == built.owner.email))
+        owner = auth.actor_for(session, user_id=owner_id, workspace_id=ws, via="cli")
+        [broadcast] = broadcasts.list_broadcasts(session, actor=owner)
+        progress = broadcasts.progress(session, actor=owner, broadcast_id=broadcast.id)
+    assert journey.status == "live"
+    assert (
+        progress.audience == reached.broadcast_audience and sum(progress.counts.values()) == progress.audience
+    )

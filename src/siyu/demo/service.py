@@ -16,7 +16,7 @@ from siyu.auth.models import Role
 from siyu.channels import service as channels
 from siyu.core.db import Database
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
-from siyu.demo import engagement, generator
+from siyu.demo import engagement, generator, outreach
 from siyu.demo.generator import DemoFiles
 from siyu.ingest import service as ingest
 from siyu.ingest.schemas import ImportKind
@@ -70,6 +70,7 @@ class DemoBuild:
     imports: list[ImportSummary] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
     engagement: engagement.Engagement | None = None
+    outreach: outreach.Outreach | None = None
 
     @property
     def owner(self) -> DemoLogin:
@@ -275,6 +276,16 @@ def build_demo(
         f"{engaged.points_members} members, {engaged.groups} customer groups ({engaged.group_members} members) "
         f"in {seconds['engagement']:.1f}s"
     )
+    step = time.perf_counter()
+    with db.transaction() as session:
+        owner = auth.actor_for(session, user_id=owner_id, workspace_id=workspace_id, via="cli")
+        reached = outreach.build(session, owner=owner)
+    seconds["outreach"] = time.perf_counter() - step
+    say(
+        f"outreach: {reached.templates} message templates, {reached.snippets} snippets, "
+        f"{reached.referral_invites} referral invites, {reached.journeys} live SOP journey, a broadcast to "
+        f"{reached.broadcast_audience} customers in {seconds['outreach']:.1f}s"
+    )
     seconds["total"] = time.perf_counter() - started
     return DemoBuild(
         workspace_id=workspace_id,
@@ -286,4 +297,5 @@ def build_demo(
         imports=imports,
         seconds=seconds,
         engagement=engaged,
+        outreach=reached,
     )
