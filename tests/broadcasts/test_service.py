@@ -430,3 +430,43 @@ def test_a_template_that_cannot_compile_is_refused_when_the_broadcast_is_created
             variants={"B": {"content": {"sms": {"text": "{% for %}"}}}},
         )
     assert refused.value.where and refused.value.where.startswith("variants.B.content.sms")
+
+
+def test_a_broadcast_issues_each_customer_its_coupon_once_and_the_content_carries_it(
+    db: Database, workspace_id: int
+) -> None:
+    from siyu.coupons import service as coupons
+    from siyu.coupons.models import Coupon, CouponType
+    from siyu.coupons.schemas import TemplateIn
+
+    owner = member(db, workspace_id)
+    _, ids = audience(db, workspace_id, owner.actor, 4)
+    with db.transaction() as session:
+        template = coupons.create_template(
+            session,
+            actor=owner.actor,
+            body=TemplateIn(name="回归券", type=CouponType.NO_THRESHOLD, discount_cents=500, valid_days=7),
+        )
+    broadcast_id = _create(
+        db,
+        owner.actor,
+        customer_ids=ids,
+        channel_preference=["sms"],
+        content={"sms": {"text": "送你一张券：{{ coupon_code }}"}},
+        coupon_template_id=template.id,
+    )
+    _start(db, owner.actor, broadcast_id)
+    tasks.run_due(db, now=NOON)
+    with db.transaction() as session:  # a repeated round (a crash, a retry) issues nothing more
+        service.decide_next(session, workspace_id=workspace_id, broadcast_id=broadcast_id, now=NOON)
+    with db.reader() as session:
+        issued = {
+            c.customer_id: c.code
+            for c in session.scalars(select(Coupon).where(Coupon.template_id == template.id))
+        }
+        total = len(list(session.scalars(select(Coupon.id).where(Coupon.template_id == template.id))))
+    assert set(issued) == set(ids) and total == len(ids)
+    texts = {m.customer_id: m.content["text"] for m in _messages(db, broadcast_id)}
+    assert texts == {c: f"送你一张券：{issued[c]}" for c in ids}
+    with pytest.raises(NotFound):
+        _create(db, owner.actor, customer_ids=ids, coupon_template_id=10**9)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from siyu.broadcasts import tasks
+from siyu.broadcasts import service, tasks
 from siyu.core.db import Database
+from siyu.coupons import service as coupons
+from siyu.coupons.schemas import TemplateIn as CouponTemplateIn
 from siyu.web import i18n
 from tests.broadcasts.conftest import CONTENT, NOON, audience
 from tests.factories import api_client, member
@@ -88,3 +90,25 @@ def test_create_form_and_detail_page(
     assert detail.status_code == 200 and 'id="progress-counts"' in detail.text and 'id="pause"' in detail.text
     listing = client.get("/broadcasts")
     assert "会员日" in listing.text
+    with db.transaction() as session:  # a coupon chosen in the form goes with the broadcast
+        template = coupons.create_template(
+            session,
+            actor=owner.actor,
+            body=CouponTemplateIn(name="会员日券", type="no_threshold", discount_cents=300, valid_days=3),
+        )
+    form = client.get("/broadcasts/new")
+    assert "会员日券" in form.text and "coupon_code" in form.text
+    with_coupon = {
+        **fields,
+        "csrf_token": csrf_of(form.text),
+        "coupon_template_id": str(template.id),
+        "start": "0",
+    }
+    created = client.post("/broadcasts", data=with_coupon, follow_redirects=False)
+    assert created.status_code == 303, created.text[:500]
+    broadcast_id = int(created.headers["location"].split("?")[0].rsplit("/", 1)[-1])
+    with db.reader() as session:
+        assert (
+            service.get_broadcast(session, actor=owner.actor, broadcast_id=broadcast_id).coupon_template_id
+            == template.id
+        )

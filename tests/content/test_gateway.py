@@ -59,7 +59,7 @@ def test_personalised_send_stores_rendered_content_and_links(db: Database, works
         )  # fmt: skip
         coupon = coupons.issue(
             session, workspace_id=workspace_id, template_id=template.id, customer_id=rich,
-            source_kind="staff", source_ref="t", idempotency_key=unique("k"),
+            source_kind="staff", source_ref="t", idempotency_key=unique("k"), at=NOON,
         )  # fmt: skip
         membership.apply(
             session, workspace_id=workspace_id, customer_id=rich, kind=EntryKind.EARN, points=120,

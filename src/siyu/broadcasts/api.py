@@ -60,6 +60,7 @@ def create(body: BroadcastIn, session: DbSession, actor: Actor = require(Permiss
         holdout_share=body.holdout_share,
         send_at=body.send_at,
         conversion_window_days=body.conversion_window_days,
+        coupon_template_id=body.coupon_template_id,
     )
     if body.start:
         broadcast = service.start_broadcast(session, actor=actor, broadcast_id=broadcast.id)

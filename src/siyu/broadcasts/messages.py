@@ -73,6 +73,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "broadcasts.conversion_rate": ("转化率", "Conversion rate"),
     "broadcasts.revenue": ("收入", "Revenue"),
     "broadcasts.clicks": ("点击", "Clicks"),
+    "broadcasts.coupon": ("随消息发券", "Coupon with the message"),
+    "broadcasts.no_coupon": ("不发券", "No coupon"),
+    "broadcasts.coupon_help": (
+        "每位收到消息的客户发一张此券（每人一张），内容里用 {{ coupon_code }} 写券码。",
+        "Each customer messaged gets one coupon of this template; write {{ coupon_code }} in the text.",
+    ),
     "broadcasts.clicks_none": (
         "点击来自追踪短链，群发暂无点击记录。",
         "Clicks come from tracked links; none are recorded for broadcasts yet.",

@@ -56,6 +56,10 @@ class Broadcast(Base):
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiment.id", ondelete="SET NULL"))
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     conversion_window_days: Mapped[int] = mapped_column(Integer, default=7)
+    # a coupon of this template issued to each customer the broadcast decides (in the content as coupon_code)
+    coupon_template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("coupon_template.id", ondelete="SET NULL")
+    )
     audience_size: Mapped[int] = mapped_column(Integer, default=0)
     decided_count: Mapped[int] = mapped_column(Integer, default=0)
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))

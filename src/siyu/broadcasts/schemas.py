@@ -28,6 +28,10 @@ class BroadcastIn(BaseModel):
     holdout_share: float = Field(0.0, ge=0, lt=1, description="share of the audience that gets no message")
     send_at: datetime | None = Field(None, description="scheduled start (with a time zone); none: on start")
     conversion_window_days: int = Field(7, ge=1, le=90)
+    coupon_template_id: int | None = Field(
+        None,
+        description="issue each messaged customer a coupon of this template (coupon_code in the content)",
+    )
     start: bool = Field(False, description="start at once (or schedule, with send_at)")
 
 

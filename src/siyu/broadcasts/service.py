@@ -9,6 +9,7 @@ variant; with reach's accounting it makes the counts add up to the audience in e
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,12 +25,14 @@ from siyu.content import service as content_service
 from siyu.core import audit
 from siyu.core.errors import Conflict, NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
+from siyu.coupons import service as coupons
 from siyu.customers import service as customers
 from siyu.experiments import service as experiments
 from siyu.orders import service as orders
 from siyu.reach import service as reach
 from siyu.segments import service as segments
 
+log = logging.getLogger("siyu.broadcasts")
 SOURCE = "broadcast"
 HOLDOUT = experiments.HOLDOUT
 CHUNK = 2000  # customers decided per transaction
@@ -110,6 +113,7 @@ def create_broadcast(
     holdout_share: float = 0.0,
     send_at: datetime | None = None,
     conversion_window_days: int = 7,
+    coupon_template_id: int | None = None,
 ) -> Broadcast:
     """A draft broadcast to a segment (its members when it starts) or to a list of customers (ids, or
     identity values of one kind such as phones). With variants or a holdout an experiment is created for
@@ -124,6 +128,8 @@ def create_broadcast(
     )
     # content is personalised at send time: a template that cannot compile is refused now, not then
     content_service.compile_for_send(session, workspace_id=actor.workspace_id, content=content)
+    if coupon_template_id is not None:
+        coupons.get_template(session, workspace_id=actor.workspace_id, template_id=coupon_template_id)
     given = [segment_id is not None, bool(customer_ids), bool(identity_values)]
     if sum(given) != 1:
         raise ValidationFailed(
@@ -200,6 +206,7 @@ def create_broadcast(
         holdout_share=float(holdout_share),
         send_at=send_at,
         conversion_window_days=conversion_window_days,
+        coupon_template_id=coupon_template_id,
         created_by_user_id=actor.user_id,
         created_at=now,
         updated_at=now,
@@ -389,6 +396,31 @@ def sending_ids(session: Session) -> list[tuple[int, int]]:
     ]
 
 
+def _issue_coupons(session: Session, *, broadcast: Broadcast, customer_ids: list[int], now: datetime) -> None:
+    """The broadcast's coupon for each of these customers, before their messages are rendered (so the
+    content's `coupon_code` is theirs): one per customer and broadcast, however often this runs. A
+    customer whose message the gateway then suppresses keeps the coupon — it sits in their wallet like
+    any issued coupon. Past the template's caps, or once it is archived, a customer gets none; a message
+    whose content needs the code is then suppressed as `render_failed`, with the reason."""
+    assert broadcast.coupon_template_id is not None
+    for customer_id in customer_ids:
+        try:
+            with session.begin_nested():
+                coupons.issue(
+                    session,
+                    workspace_id=broadcast.workspace_id,
+                    template_id=broadcast.coupon_template_id,
+                    customer_id=customer_id,
+                    source_kind="broadcast",
+                    source_ref=str(broadcast.id),
+                    idempotency_key=f"broadcast:{broadcast.id}:{customer_id}",
+                    actor_user_id=broadcast.created_by_user_id,
+                    at=now,
+                )
+        except Conflict as refused:  # a cap reached, the template archived: this customer gets none
+            log.info("broadcast %s issued customer %s no coupon: %s", broadcast.id, customer_id, refused)
+
+
 def decide_next(
     session: Session, *, workspace_id: int, broadcast_id: int, limit: int = CHUNK, now: datetime | None = None
 ) -> int:
@@ -416,6 +448,8 @@ def decide_next(
     by_variant: dict[str, list[int]] = {}
     for customer_id, variant in pending:
         by_variant.setdefault(variant, []).append(customer_id)
+    if broadcast.coupon_template_id is not None:
+        _issue_coupons(session, broadcast=broadcast, customer_ids=[c for c, _ in pending], now=now)
     for variant, ids in sorted(by_variant.items()):
         body = broadcast.variants[variant]["content"] if variant else broadcast.content
         reach.send(

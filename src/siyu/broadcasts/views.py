@@ -22,6 +22,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.broadcasts import service
 from siyu.broadcasts.models import Broadcast
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
+from siyu.coupons import service as coupons
 from siyu.segments import service as segments
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render, render_error
@@ -113,6 +114,7 @@ def _create_from_form(session: Session, actor: Actor, form: FormData) -> Broadca
         holdout_share=_number(_field(form, "holdout"), where="holdout", default=0.0) / 100,
         send_at=send_at,
         conversion_window_days=int(_number(_field(form, "window"), where="window", default=7)),
+        coupon_template_id=int(coupon) if (coupon := _field(form, "coupon_template_id")).isdigit() else None,
         **kwargs,
     )
 
@@ -132,6 +134,7 @@ def _form_page(
         {
             "v": values,
             "segments": segments.list_segments(session, workspace_id=actor.workspace_id),
+            "coupon_templates": coupons.list_templates(session, workspace_id=actor.workspace_id),
             "channels": CHANNELS,
             "error": error,
         },

@@ -4,6 +4,7 @@ profile (customers), tier and points (membership), usable coupon codes (coupons)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,15 +16,16 @@ from siyu.membership import service as membership
 
 
 def render_contexts(
-    session: Session, *, workspace_id: int, customer_ids: Iterable[int]
+    session: Session, *, workspace_id: int, customer_ids: Iterable[int], now: datetime | None = None
 ) -> dict[int, dict[str, Any]]:
     """The template variables of each given customer of this workspace. A value the customer lacks (no
-    name, no tier, no coupon) is left out, so that a template using it fails for that customer alone
-    (StrictUndefined) unless it gives a fallback (`{{ name | default("朋友") }}`)."""
+        name, no tier, no coupon) is left out, so that a template using it fails for that customer alone
+        (StrictUndefined) unless it gives a fallback (`{{ name | default("朋友") }}`). Coupons count as usable
+    at `now` (the send's time; default the present)."""
     ids = sorted(set(customer_ids))
     found = customers.profiles(session, workspace_id=workspace_id, customer_ids=ids)
     members = membership.member_facts(session, workspace_id=workspace_id, customer_ids=list(found))
-    codes = coupons.usable_codes(session, workspace_id=workspace_id, customer_ids=list(found))
+    codes = coupons.usable_codes(session, workspace_id=workspace_id, customer_ids=list(found), now=now)
     staff = (
         {m.user_id: m.display_name for m in auth.list_members(session, workspace_id=workspace_id)}
         if any(p.owner_user_id for p in found.values())

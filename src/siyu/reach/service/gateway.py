@@ -365,6 +365,7 @@ def _personalise(
     compiled: content_service.Compiled,
     decisions: dict[int, Decision],
     links: dict[int, dict[str, str]],
+    at: datetime,
 ) -> dict[int, dict[str, Any]]:
     """Render the chosen channel's content for each customer of a chunk that will be sent to (their
     variables loaded in a few queries for the whole chunk). A customer it fails for becomes suppressed
@@ -376,7 +377,9 @@ def _personalise(
     ]
     if not chosen:
         return {}
-    contexts = content_service.render_contexts(session, workspace_id=workspace_id, customer_ids=chosen)
+    contexts = content_service.render_contexts(
+        session, workspace_id=workspace_id, customer_ids=chosen, now=at
+    )
     base = content_service.short_link_base()
     bodies: dict[int, dict[str, Any]] = {}
     for customer_id in chosen:
@@ -553,7 +556,7 @@ def send(
         bodies: dict[int, dict[str, Any]] = {}
         if compiled is not None:
             bodies = _personalise(
-                session, workspace_id=workspace_id, compiled=compiled, decisions=decisions, links=links
+                session, workspace_id=workspace_id, compiled=compiled, decisions=decisions, links=links, at=at
             )
         for customer_id in chunk:
             decision = decisions[customer_id]
