@@ -19,14 +19,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import BigInteger, ColumnElement, String, any_, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from siyu.content import service as content_service
 from siyu.core import audit, bulk
-from siyu.core.db import is_postgres
+from siyu.core.db import ARRAY_CHUNK, among, among_chunk, is_postgres
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
@@ -43,22 +42,6 @@ from siyu.reach.service.policy import Policy, calendar_period, get_policy, quiet
 from siyu.workspaces import service as workspaces
 
 _CHUNK = 1000  # values per IN list on SQLite
-_PG_CHUNK = 50_000  # values per array parameter on PostgreSQL
-
-
-def _chunk_size(session: Session) -> int:
-    return _PG_CHUNK if is_postgres(session) else _CHUNK
-
-
-def _among(
-    session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
-) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`: one parameter however many values, so neither
-    SQLAlchemy nor the driver spends time per value rendering and parsing the statement."""
-    if is_postgres(session):
-        element = String() if isinstance(column.type, String) else BigInteger()
-        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
-    return column.in_(values)
 
 
 class Source(StrEnum):
@@ -197,8 +180,8 @@ def _lock_contacts(session: Session, *, workspace_id: int, customer_ids: Sequenc
     do_not_contact: set[int] = set()
     if is_postgres(session):
         session.flush()  # contact rows added through the ORM in this transaction are written first
-        for start in range(0, len(customer_ids), _PG_CHUNK):
-            chunk = list(customer_ids[start : start + _PG_CHUNK])
+        for start in range(0, len(customer_ids), ARRAY_CHUNK):
+            chunk = list(customer_ids[start : start + ARRAY_CHUNK])
             session.execute(
                 text(
                     "INSERT INTO reach_contact (customer_id, workspace_id, do_not_contact, note, updated_at)"
@@ -208,13 +191,13 @@ def _lock_contacts(session: Session, *, workspace_id: int, customer_ids: Sequenc
                 {"ids": chunk, "workspace_id": workspace_id, "now": now},
             )
         # one statement per chunk: locked in id order, only the flag is read back
-        for start in range(0, len(customer_ids), _PG_CHUNK):
-            chunk = list(customer_ids[start : start + _PG_CHUNK])
+        for start in range(0, len(customer_ids), ARRAY_CHUNK):
+            chunk = list(customer_ids[start : start + ARRAY_CHUNK])
             do_not_contact.update(
                 customer_id
                 for customer_id, flagged in session.execute(
                     select(ReachContact.customer_id, ReachContact.do_not_contact)
-                    .where(_among(session, ReachContact.customer_id, chunk))
+                    .where(among(session, ReachContact.customer_id, chunk))
                     .order_by(ReachContact.customer_id)
                     .with_for_update()
                 )
@@ -250,7 +233,7 @@ def _history(
     session: Session, *, workspace_id: int, customer_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[int, list[_Past]]:
     past: dict[int, list[_Past]] = {}
-    size = _chunk_size(session)
+    size = among_chunk(session)
     for offset in range(0, len(customer_ids), size):
         chunk = customer_ids[offset : offset + size]
         for row in session.execute(
@@ -263,7 +246,7 @@ def _history(
                 ReachMessage.content_hash,
             ).where(
                 ReachMessage.workspace_id == workspace_id,
-                _among(session, ReachMessage.customer_id, chunk),
+                among(session, ReachMessage.customer_id, chunk),
                 ReachMessage.planned_at > start,
                 ReachMessage.planned_at < end,
                 ReachMessage.status.in_([s.value for s in COUNTED_STATUSES]),
@@ -279,12 +262,12 @@ def blocked_addresses(
     """Which (channel, address) pairs are blocked (bounced) in this workspace."""
     wanted = sorted(set(addresses))
     found: set[tuple[str, str]] = set()
-    size = _chunk_size(session)
+    size = among_chunk(session)
     for start in range(0, len(wanted), size):
         values = [a for _, a in wanted[start : start + size]]
         for channel, address in session.execute(
             select(BlockedAddress.channel, BlockedAddress.address).where(
-                BlockedAddress.workspace_id == workspace_id, _among(session, BlockedAddress.address, values)
+                BlockedAddress.workspace_id == workspace_id, among(session, BlockedAddress.address, values)
             )
         ):
             found.add((channel, address))
@@ -429,7 +412,14 @@ def _personalise(
     ]
     if not chosen:
         return {}
-    contexts = content_service.render_contexts(session, workspace_id=workspace_id, customer_ids=chosen)
+    # static content renders alike for everyone: once per channel, without loading any customer's data
+    static = compiled.static
+    contexts = (
+        {}
+        if static
+        else content_service.render_contexts(session, workspace_id=workspace_id, customer_ids=chosen)
+    )
+    rendered: dict[str, dict[str, Any] | content_service.RenderFailed] = {}
     base = content_service.short_link_base()
     bodies: dict[int, dict[str, Any]] = {}
     for customer_id in chosen:
@@ -437,7 +427,16 @@ def _personalise(
         assert decision.channel is not None
         tracker = content_service.Links(base_url=base)
         try:
-            bodies[customer_id] = compiled.render(decision.channel, contexts.get(customer_id, {}), tracker)
+            if static:
+                if decision.channel not in rendered:
+                    rendered[decision.channel] = _render_alike(compiled, decision.channel, tracker)
+                once = rendered[decision.channel]
+                if isinstance(once, content_service.RenderFailed):
+                    raise once
+                bodies[customer_id] = once
+            else:
+                context = contexts.get(customer_id, {})
+                bodies[customer_id] = compiled.render(decision.channel, context, tracker)
         except content_service.RenderFailed as error:
             decisions[customer_id] = Decision(
                 MessageStatus.SUPPRESSED,
@@ -453,6 +452,15 @@ def _personalise(
         if tracker.tokens:
             links[customer_id] = tracker.tokens
     return bodies
+
+
+def _render_alike(
+    compiled: content_service.Compiled, channel: str, tracker: content_service.Links
+) -> dict[str, Any] | content_service.RenderFailed:
+    try:
+        return compiled.render(channel, {}, tracker)
+    except content_service.RenderFailed as error:
+        return error
 
 
 def _store_links(
@@ -575,13 +583,13 @@ def send(
     not_to_contact = _lock_contacts(session, workspace_id=workspace_id, customer_ids=ids)
     existing: set[str] = set()
     key_list = list(keys.values())
-    size = _chunk_size(session)
+    size = among_chunk(session)
     for start in range(0, len(key_list), size):
         existing.update(
             session.scalars(
                 select(ReachMessage.idempotency_key).where(
                     ReachMessage.workspace_id == workspace_id,
-                    _among(session, ReachMessage.idempotency_key, key_list[start : start + size]),
+                    among(session, ReachMessage.idempotency_key, key_list[start : start + size]),
                 )
             )
         )
