@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from siyu.auth.models import Role
 from siyu.content import service as content
 from siyu.content.models import ShortLink
+from siyu.content.service.rendering import compile_content
 from siyu.core.db import Database
 from siyu.core.domain_events import DomainEvent
 from siyu.core.errors import ValidationFailed
@@ -230,3 +231,31 @@ def test_context_is_loaded_per_chunk_not_per_customer(db: Database, workspace_id
     assert _statements_of_send(db, workspace_id, few, unique("few")) == _statements_of_send(
         db, workspace_id, many, unique("many")
     )
+
+
+def test_static_content_is_rendered_once_and_loads_no_variables(db: Database, workspace_id: int) -> None:
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    text = "春茶上新，到店领取 退订回T"
+    with db.transaction() as session:
+        customer_ids = [_customer(session, workspace_id=workspace_id, name=unique("丙")) for _ in range(3)]
+        ref = unique("static")
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            summary = reach.send(
+                session, workspace_id=workspace_id, source="broadcast", source_ref=ref, customer_ids=customer_ids,
+                content={"sms": {"text": text}}, purpose="marketing", channel_preference=["sms"],
+                personalise=True, now=NOON,
+            )  # fmt: skip
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        stored = list(session.scalars(select(ReachMessage.content).where(ReachMessage.source_ref == ref)))
+    assert summary.by_status == {"queued": 3}
+    assert stored == [{"text": text}] * 3
+    # no customer variables are read: neither points nor coupons
+    assert not [s for s in seen if "points_account" in s or "coupon" in s]
+    assert compile_content({"sms": {"text": text}}, {}).static
+    assert not compile_content({"sms": {"text": "{{ name }}"}}, {}).static

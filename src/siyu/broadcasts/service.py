@@ -23,6 +23,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientOutcome
 from siyu.content import service as content_service
 from siyu.core import audit
+from siyu.core.db import among, among_chunk
 from siyu.core.errors import Conflict, NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -35,7 +36,7 @@ from siyu.segments import service as segments
 log = logging.getLogger("siyu.broadcasts")
 SOURCE = "broadcast"
 HOLDOUT = experiments.HOLDOUT
-CHUNK = 2000  # customers decided per transaction
+CHUNK = 5000  # customers decided per transaction
 NAME_MAX = 200
 # a worker holding a message of a paused or cancelled broadcast may hand it back as a retry; the hold
 # or cancellation is applied again for this long after the pause or cancel, so it cannot slip out
@@ -466,14 +467,17 @@ def decide_next(
             actor_user_id=broadcast.created_by_user_id,
             now=now,
         )
-        for start in range(0, len(ids), 1000):
+        size = among_chunk(session)
+        for start in range(0, len(ids), size):
             session.execute(
                 update(BroadcastRecipient)
                 .where(
                     BroadcastRecipient.broadcast_id == broadcast.id,
-                    BroadcastRecipient.customer_id.in_(ids[start : start + 1000]),
+                    among(session, BroadcastRecipient.customer_id, ids[start : start + size]),
                 )
                 .values(outcome=RecipientOutcome.DECIDED.value, decided_at=now)
+                # the recipients were read as rows, not objects: there is nothing in the session to sync
+                .execution_options(synchronize_session=False)
             )
     broadcast.decided_count += len(pending)
     broadcast.updated_at = now

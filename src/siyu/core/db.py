@@ -7,13 +7,27 @@ one transaction with `transaction()` and every write of a verb lands in it or no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -170,6 +184,27 @@ class Database:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# how many values `among` may be given at once: an IN list on SQLite stays under its variable limit; one
+# array parameter on PostgreSQL can hold a whole chunk of a broadcast
+IN_CHUNK = 1000
+ARRAY_CHUNK = 50_000
+
+
+def among_chunk(session: Session) -> int:
+    """How many values to pass to `among` per statement on this session's database."""
+    return ARRAY_CHUNK if is_postgres(session) else IN_CHUNK
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(:array)`, one parameter however many values, so
+    neither SQLAlchemy nor the driver renders and parses the statement per value (a string column gets
+    a text array, any other an integer one)."""
+    if is_postgres(session):
+        element: Any = String() if isinstance(column.type, String) else BigInteger()
+        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(element))))
+    return cast(ColumnElement[bool], column.in_(values))
 
 
 def days_between(session: Session, later: Any, earlier: Any) -> Any:

@@ -194,6 +194,12 @@ class Compiled:
     sources: dict[str, str]
     problems: list[Problem] = field(default_factory=list)
 
+    @property
+    def static(self) -> bool:
+        """No field uses a variable, a link or a snippet (every template construct starts with "{"), so
+        every customer gets the same rendering of a channel and no context is needed."""
+        return not any("{" in source for source in self.sources.values())
+
     def render(self, channel: str, context: Mapping[str, Any], links: Callable[[Any], str]) -> dict[str, Any]:
         """The channel's content rendered for one customer; `RenderFailed` names field and line."""
         body = self.bodies.get(channel, self.bodies.get("default"))

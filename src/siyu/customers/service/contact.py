@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.core.db import among, among_chunk
 from siyu.customers.models import Consent, Customer, Identity
 from siyu.customers.service.search import _identity_candidates
 from siyu.customers.service.selection import _chunks
@@ -35,10 +36,11 @@ def contact_facts(
     """Facts of the given customers of this workspace; ids of other workspaces or of nobody are left out."""
     wanted = sorted(set(customer_ids))
     facts: dict[int, ContactFacts] = {}
-    for chunk in _chunks(wanted):
+    size = among_chunk(session)
+    for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
         for customer_id, merged_into, erased_at, attributes in session.execute(
             select(Customer.id, Customer.merged_into_id, Customer.erased_at, Customer.attributes).where(
-                Customer.workspace_id == workspace_id, Customer.id.in_(chunk)
+                Customer.workspace_id == workspace_id, among(session, Customer.id, chunk)
             )
         ):
             zone = (attributes or {}).get("timezone")
@@ -52,14 +54,14 @@ def contact_facts(
             continue
         for customer_id, kind, value in session.execute(
             select(Identity.customer_id, Identity.kind, Identity.value)
-            .where(Identity.workspace_id == workspace_id, Identity.customer_id.in_(found))
+            .where(Identity.workspace_id == workspace_id, among(session, Identity.customer_id, found))
             .order_by(Identity.id)
         ):
             facts[customer_id].identities.setdefault(kind, []).append(value)
         # the newest decision per (channel, purpose) is in force: later rows overwrite earlier ones
         for customer_id, channel, purpose, status in session.execute(
             select(Consent.customer_id, Consent.contact_channel, Consent.purpose, Consent.status)
-            .where(Consent.workspace_id == workspace_id, Consent.customer_id.in_(found))
+            .where(Consent.workspace_id == workspace_id, among(session, Consent.customer_id, found))
             .order_by(Consent.occurred_at, Consent.id)
         ):
             facts[customer_id].consents[(channel, purpose)] = status
@@ -100,9 +102,11 @@ class Profile:
 
 
 def profiles(session: Session, *, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, Profile]:
-    """Profiles of the given customers of this workspace (one query per thousand ids); others left out."""
+    """Profiles of the given customers of this workspace (one query per chunk of ids); others left out."""
     found: dict[int, Profile] = {}
-    for chunk in _chunks(sorted(set(customer_ids))):
+    wanted = sorted(set(customer_ids))
+    size = among_chunk(session)
+    for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
         for row in session.execute(
             select(
                 Customer.id,
@@ -112,7 +116,7 @@ def profiles(session: Session, *, workspace_id: int, customer_ids: Iterable[int]
                 Customer.birthday,
                 Customer.attributes,
                 Customer.owner_user_id,
-            ).where(Customer.workspace_id == workspace_id, Customer.id.in_(chunk))
+            ).where(Customer.workspace_id == workspace_id, among(session, Customer.id, chunk))
         ):
             found[row.id] = Profile(
                 customer_id=row.id,

@@ -18,14 +18,14 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import polars as pl
+from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.content import service as content_service
-from siyu.core import audit
-from siyu.core.db import is_postgres
+from siyu.core import audit, bulk
+from siyu.core.db import ARRAY_CHUNK, among, among_chunk, is_postgres
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
@@ -41,7 +41,7 @@ from siyu.reach.models import (
 from siyu.reach.service.policy import Policy, calendar_period, get_policy, quiet_until, zone_of
 from siyu.workspaces import service as workspaces
 
-_CHUNK = 1000
+_CHUNK = 1000  # values per IN list on SQLite
 
 
 class Source(StrEnum):
@@ -172,35 +172,70 @@ def check_request(
     )
 
 
-def _lock_contacts(
-    session: Session, *, workspace_id: int, customer_ids: Sequence[int]
-) -> dict[int, ReachContact]:
-    """Each customer's contact row, created if missing, locked until the transaction ends (in id order,
-    so two transactions locking overlapping sets cannot deadlock). On SQLite the write transaction holds
-    the database's one write lock already."""
-    rows = [{"customer_id": c, "workspace_id": workspace_id, "updated_at": utcnow()} for c in customer_ids]
-    statement = (pg_insert if is_postgres(session) else sqlite_insert)(ReachContact).on_conflict_do_nothing()
+def _lock_contacts(session: Session, *, workspace_id: int, customer_ids: Sequence[int]) -> set[int]:
+    """Create each customer's contact row if missing and lock it until the transaction ends (in id order,
+    so two transactions locking overlapping sets cannot deadlock); returns the customers marked
+    do-not-contact. On SQLite the write transaction holds the database's one write lock already."""
+    now = utcnow()
+    do_not_contact: set[int] = set()
+    if is_postgres(session):
+        session.flush()  # contact rows added through the ORM in this transaction are written first
+        for start in range(0, len(customer_ids), ARRAY_CHUNK):
+            chunk = list(customer_ids[start : start + ARRAY_CHUNK])
+            session.execute(
+                text(
+                    "INSERT INTO reach_contact (customer_id, workspace_id, do_not_contact, note, updated_at)"
+                    " SELECT c, :workspace_id, false, '', :now FROM unnest(CAST(:ids AS BIGINT[])) AS c"
+                    " ON CONFLICT DO NOTHING"
+                ),
+                {"ids": chunk, "workspace_id": workspace_id, "now": now},
+            )
+        # one statement per chunk: locked in id order, only the flag is read back
+        for start in range(0, len(customer_ids), ARRAY_CHUNK):
+            chunk = list(customer_ids[start : start + ARRAY_CHUNK])
+            do_not_contact.update(
+                customer_id
+                for customer_id, flagged in session.execute(
+                    select(ReachContact.customer_id, ReachContact.do_not_contact)
+                    .where(among(session, ReachContact.customer_id, chunk))
+                    .order_by(ReachContact.customer_id)
+                    .with_for_update()
+                )
+                if flagged
+            )
+        return do_not_contact
+    rows = [
+        {
+            "customer_id": c,
+            "workspace_id": workspace_id,
+            "do_not_contact": False,
+            "note": "",
+            "updated_at": now,
+        }
+        for c in customer_ids
+    ]
+    statement = sqlite_insert(ReachContact).on_conflict_do_nothing()
     for start in range(0, len(rows), _CHUNK):
         session.execute(statement, rows[start : start + _CHUNK])
-    contacts: dict[int, ReachContact] = {}
     for start in range(0, len(customer_ids), _CHUNK):
-        chunk = customer_ids[start : start + _CHUNK]
-        for contact in session.scalars(
-            select(ReachContact)
-            .where(ReachContact.customer_id.in_(chunk))
-            .order_by(ReachContact.customer_id)
-            .with_for_update()
-        ):
-            contacts[contact.customer_id] = contact
-    return contacts
+        part = customer_ids[start : start + _CHUNK]
+        do_not_contact.update(
+            session.scalars(
+                select(ReachContact.customer_id).where(
+                    ReachContact.customer_id.in_(part), ReachContact.do_not_contact.is_(True)
+                )
+            )
+        )
+    return do_not_contact
 
 
 def _history(
     session: Session, *, workspace_id: int, customer_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[int, list[_Past]]:
     past: dict[int, list[_Past]] = {}
-    for offset in range(0, len(customer_ids), _CHUNK):
-        chunk = customer_ids[offset : offset + _CHUNK]
+    size = among_chunk(session)
+    for offset in range(0, len(customer_ids), size):
+        chunk = customer_ids[offset : offset + size]
         for row in session.execute(
             select(
                 ReachMessage.customer_id,
@@ -211,7 +246,7 @@ def _history(
                 ReachMessage.content_hash,
             ).where(
                 ReachMessage.workspace_id == workspace_id,
-                ReachMessage.customer_id.in_(chunk),
+                among(session, ReachMessage.customer_id, chunk),
                 ReachMessage.planned_at > start,
                 ReachMessage.planned_at < end,
                 ReachMessage.status.in_([s.value for s in COUNTED_STATUSES]),
@@ -227,11 +262,12 @@ def blocked_addresses(
     """Which (channel, address) pairs are blocked (bounced) in this workspace."""
     wanted = sorted(set(addresses))
     found: set[tuple[str, str]] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        values = [a for _, a in wanted[start : start + _CHUNK]]
+    size = among_chunk(session)
+    for start in range(0, len(wanted), size):
+        values = [a for _, a in wanted[start : start + size]]
         for channel, address in session.execute(
             select(BlockedAddress.channel, BlockedAddress.address).where(
-                BlockedAddress.workspace_id == workspace_id, BlockedAddress.address.in_(values)
+                BlockedAddress.workspace_id == workspace_id, among(session, BlockedAddress.address, values)
             )
         ):
             found.add((channel, address))
@@ -263,7 +299,7 @@ def _near(past: Iterable[_Past], at: datetime, window: timedelta) -> list[_Past]
 def decide(
     *,
     facts: ContactFacts,
-    contact: ReachContact | None,
+    do_not_contact: bool,
     past: list[_Past],
     blocked: set[tuple[str, str]],
     policy: Policy,
@@ -277,7 +313,7 @@ def decide(
     """The gateway's decision for one customer (pure: everything it reads is passed in)."""
     if not facts.live:
         return Decision(MessageStatus.SUPPRESSED, at, reason=Reason.CUSTOMER_GONE)
-    if contact is not None and contact.do_not_contact:
+    if do_not_contact:
         return Decision(MessageStatus.SUPPRESSED, at, reason=Reason.DO_NOT_CONTACT)
     status, planned = MessageStatus.QUEUED, at
     if purpose == "marketing":
@@ -377,9 +413,14 @@ def _personalise(
     ]
     if not chosen:
         return {}
-    contexts = content_service.render_contexts(
-        session, workspace_id=workspace_id, customer_ids=chosen, now=at
+    # static content renders alike for everyone: once per channel, without loading any customer's data
+    static = compiled.static
+    contexts = (
+        {}
+        if static
+        else content_service.render_contexts(session, workspace_id=workspace_id, customer_ids=chosen, now=at)
     )
+    rendered: dict[str, dict[str, Any] | content_service.RenderFailed] = {}
     base = content_service.short_link_base()
     bodies: dict[int, dict[str, Any]] = {}
     for customer_id in chosen:
@@ -387,7 +428,16 @@ def _personalise(
         assert decision.channel is not None
         tracker = content_service.Links(base_url=base)
         try:
-            bodies[customer_id] = compiled.render(decision.channel, contexts.get(customer_id, {}), tracker)
+            if static:
+                if decision.channel not in rendered:
+                    rendered[decision.channel] = _render_alike(compiled, decision.channel, tracker)
+                once = rendered[decision.channel]
+                if isinstance(once, content_service.RenderFailed):
+                    raise once
+                bodies[customer_id] = once
+            else:
+                context = contexts.get(customer_id, {})
+                bodies[customer_id] = compiled.render(decision.channel, context, tracker)
         except content_service.RenderFailed as error:
             decisions[customer_id] = Decision(
                 MessageStatus.SUPPRESSED,
@@ -403,6 +453,15 @@ def _personalise(
         if tracker.tokens:
             links[customer_id] = tracker.tokens
     return bodies
+
+
+def _render_alike(
+    compiled: content_service.Compiled, channel: str, tracker: content_service.Links
+) -> dict[str, Any] | content_service.RenderFailed:
+    try:
+        return compiled.render(channel, {}, tracker)
+    except content_service.RenderFailed as error:
+        return error
 
 
 def _store_links(
@@ -431,6 +490,26 @@ def _store_links(
                 for url, token in links[customer_id].items()
             )
     content_service.store_links(session, workspace_id=workspace_id, links=rows)
+
+
+_UTC_TIME = pl.Datetime("us", "UTC")
+_MESSAGE_SCHEMA: dict[str, Any] = {
+    "workspace_id": pl.Int64, "customer_id": pl.Int64, "source": pl.Utf8, "source_ref": pl.Utf8,
+    "step": pl.Utf8, "idempotency_key": pl.Utf8, "purpose": pl.Utf8, "channel": pl.Utf8,
+    "address": pl.Utf8, "content": pl.Utf8, "content_hash": pl.Utf8, "status": pl.Utf8,
+    "reason": pl.Utf8, "explanation": pl.Utf8, "planned_at": _UTC_TIME, "due_at": _UTC_TIME,
+    "attempts": pl.Int64, "created_at": _UTC_TIME, "updated_at": _UTC_TIME,
+}  # fmt: skip
+
+
+def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write the decided messages (JSON columns already JSON text): COPY on PostgreSQL, one prepared
+    executemany on SQLite (siyu.core.bulk), in the caller's transaction."""
+    if not rows:
+        return
+    session.flush()
+    frame = pl.DataFrame(rows, schema=_MESSAGE_SCHEMA, orient="row")
+    bulk.insert_frame(session, ReachMessage.__tablename__, frame)
 
 
 def message_key(
@@ -502,15 +581,16 @@ def send(
         )
         for c in ids
     }
-    contacts = _lock_contacts(session, workspace_id=workspace_id, customer_ids=ids)
+    not_to_contact = _lock_contacts(session, workspace_id=workspace_id, customer_ids=ids)
     existing: set[str] = set()
     key_list = list(keys.values())
-    for start in range(0, len(key_list), _CHUNK):
+    size = among_chunk(session)
+    for start in range(0, len(key_list), size):
         existing.update(
             session.scalars(
                 select(ReachMessage.idempotency_key).where(
                     ReachMessage.workspace_id == workspace_id,
-                    ReachMessage.idempotency_key.in_(key_list[start : start + _CHUNK]),
+                    among(session, ReachMessage.idempotency_key, key_list[start : start + size]),
                 )
             )
         )
@@ -540,7 +620,7 @@ def send(
         decisions = {
             customer_id: decide(
                 facts=facts[customer_id],
-                contact=contacts.get(customer_id),
+                do_not_contact=customer_id in not_to_contact,
                 past=past.get(customer_id, []),
                 blocked=blocked,
                 policy=policy,
@@ -578,11 +658,11 @@ def send(
                     "purpose": purpose,
                     "channel": decision.channel,
                     "address": decision.address,
-                    "content": body,
+                    "content": json.dumps(body, ensure_ascii=False),
                     "content_hash": digest,
                     "status": decision.status.value,
                     "reason": decision.reason.value if decision.reason else None,
-                    "explanation": decision.explanation,
+                    "explanation": json.dumps(decision.explanation, ensure_ascii=False),
                     "planned_at": decision.planned_at,
                     "due_at": decision.planned_at if pending else None,
                     "attempts": 0,
@@ -593,8 +673,7 @@ def send(
             summary.by_status[decision.status.value] = summary.by_status.get(decision.status.value, 0) + 1
             if decision.reason is not None:
                 summary.by_reason[decision.reason.value] = summary.by_reason.get(decision.reason.value, 0) + 1
-    for start in range(0, len(rows), _CHUNK):
-        session.execute(insert(ReachMessage), rows[start : start + _CHUNK])
+    _insert_messages(session, rows)
     summary.created = len(rows)
     if links:
         _store_links(
