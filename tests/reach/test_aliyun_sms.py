@@ -202,7 +202,7 @@ def test_reports_pushed_by_aliyun_mark_messages_delivered_or_failed(
     db: Database, workspace_id: int, fake: FakeAliyunSms
 ) -> None:
     _sms_broadcast(db, workspace_id, 3)
-    Worker(db, Adapters({"sms": _adapter(fake)})).drain()
+    Worker(db, Adapters({"sms": _adapter(fake)}), workspace_id=workspace_id).drain()
     first, second, third = _messages(db, workspace_id)
     assert {m.status for m in (first, second, third)} == {"sent"}
     assert [m.provider_message_id for m in (first, second, third)] == [c["BizId"] for c in fake.accepted]
@@ -241,7 +241,7 @@ def test_push_urls_are_per_workspace_and_refuse_a_forged_token(
     with db.transaction() as session:
         other = workspaces.create_workspace(session, slug=f"other-{uuid.uuid4().hex[:8]}", name="Other").id
     _sms_broadcast(db, workspace_id, 1)
-    Worker(db, Adapters({"sms": _adapter(fake)})).drain()
+    Worker(db, Adapters({"sms": _adapter(fake)}), workspace_id=workspace_id).drain()
     [message] = _messages(db, workspace_id)
     report = [{"success": True, "biz_id": message.provider_message_id, "out_id": message.idempotency_key}]
     client = api_client(db)
@@ -276,7 +276,7 @@ def test_a_report_settles_a_message_whose_worker_died_after_aliyun_accepted_it(
             session, message_id=claimed.message.message_id, lease_token=claimed.lease_token, result=result
         )
     assert late == "lost"
-    assert Worker(db, Adapters({"sms": adapter})).drain() == 0  # never sent again
+    assert Worker(db, Adapters({"sms": adapter}), workspace_id=workspace_id).drain() == 0  # never sent again
     assert len(fake.accepted) == 1
     with db.reader() as session:
         events = list(

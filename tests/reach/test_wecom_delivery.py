@@ -191,7 +191,7 @@ def test_a_batch_adapter_that_raises_retries_its_whole_batch(db: Database, works
         ids = [reachable(session, workspace_id=workspace_id) for _ in range(3)]
     _send(db, workspace_id, ids)
     adapter = Exploding()
-    worker = Worker(db, Adapters({"wecom": adapter}))
+    worker = Worker(db, Adapters({"wecom": adapter}), workspace_id=workspace_id)
     assert worker.run_once() == 3
     assert adapter.batches == [3]
     messages = _by_customer(db, workspace_id).values()
