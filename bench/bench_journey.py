@@ -2,9 +2,9 @@
 database (`FOR UPDATE SKIP LOCKED`), then a check that no step ran twice (the execution log holds one
 row per enrolment and step, and every enrolment moved exactly once).
 
-    .venv/bin/python bench/journey_bench.py                       # 40k due enrolments, 2 workers
-    .venv/bin/python bench/journey_bench.py --enrolments 100000 --workers 2 --batch 500
-    .venv/bin/python bench/journey_bench.py --step send --enrolments 5000   # a send step through the gateway
+    .venv/bin/python bench/bench_journey.py                       # 40k due enrolments, 2 workers
+    .venv/bin/python bench/bench_journey.py --enrolments 100000 --workers 2 --batch 500
+    .venv/bin/python bench/bench_journey.py --step send --enrolments 5000   # a send step through the gateway
 
 The figure is due steps per second of wall time from the workers' start to the last one's end; one
 worker alone on the same data is run first as the baseline of the ratio.

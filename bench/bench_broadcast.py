@@ -2,9 +2,9 @@
 decisions for every customer (consent, budget, caps, quiet hours, de-duplication, WeCom→SMS
 fallback), in the chunks the worker decides them in, per second of wall time.
 
-    .venv/bin/python bench/broadcast_bench.py                       # 100k customers
-    .venv/bin/python bench/broadcast_bench.py --customers 20000 --profile
-    .venv/bin/python bench/broadcast_bench.py --engine sqlite
+    .venv/bin/python bench/bench_broadcast.py                       # 100k customers
+    .venv/bin/python bench/bench_broadcast.py --customers 20000 --profile
+    .venv/bin/python bench/bench_broadcast.py --engine sqlite
 
 The issue's target is 20k customers/s at 1M; the figure printed is measured at --customers and its
 ratio to the target. Customers are imported with a phone, half with a WeCom external userid (friends),
