@@ -420,6 +420,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/api/costs/by-channel": {"start": "2000-01-01", "end": "2100-01-01"},
     "/clv/data.csv": {"chart": "top"},
     "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
+    "/overview/data.csv": {"chart": "roi", "months": "24"},
     "/communities": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/communities/groups": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/customers/lookup": {"phone": "{phone}"},
