@@ -275,6 +275,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "overview.cohorts_title": ("月度留存同期群（仍可触达）", "Monthly retention cohorts (still reachable)"),
     "overview.no_cohorts": ("近几个月没有新加入的客户。", "Nobody joined in the last months."),
     "overview.details": ("详情", "Details"),
+    "overview.stage": ("阶段", "Stage"),
     "customers.title": ("客户", "Customers"),
     "customers.search": ("搜索", "Search"),
     "customers.search_placeholder": ("手机号、姓名或身份标识", "Phone, name or identity"),
