@@ -466,6 +466,7 @@ QUERIES: dict[str, dict[str, Any]] = {
     "/lifecycle/data.csv": {"chart": "flows", "start": "2000-01-01", "end": "2100-01-01"},
     "/api/lifecycle/flows": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
     "/metrics/data.csv": {"chart": "roi", "start": "2000-01-01", "end": "2100-01-01"},
+    "/overview/data.csv": {"chart": "roi", "months": "24"},
     "/communities": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/communities/groups": {"start": "2026-01-01", "end": "2026-12-31"},
     "/api/customers/lookup": {"phone": "{phone}"},

@@ -9,7 +9,19 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, cast, distinct, func, literal, select, true, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
@@ -118,19 +130,23 @@ def pass_through(
     filters = filters or MetricFilter()
     workspace_id = actor.workspace_id
     joins = customer_facts.joins(workspace_id=workspace_id).subquery()
+    # the joiners of the window who became reachable, as one uncorrelated set: a correlated EXISTS
+    # would compute the spans (a window function over the consents) again for every joiner
+    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
     spans = reachable_spans(workspace_id=workspace_id)
-    since = days_between(session, spans.c.from_at, joins.c.joined_at)
-    until = days_between(session, spans.c.until_at, joins.c.joined_at)
+    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
+    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
     became_reachable = (
-        select(literal(1))
+        select(spans.c.customer_id)
+        .join(joiners, joiners.c.customer_id == spans.c.customer_id)
         .where(
-            spans.c.customer_id == joins.c.customer_id,
+            joiners.c.joined_at >= start,
+            joiners.c.joined_at < end,
             since < window_days,
             spans.c.until_at.is_(None) | (until >= 0),
         )
-        .exists()
     )
-    joined_flag = func.coalesce(func.sum(cast(became_reachable, Integer)), 0)
+    joined_flag = func.coalesce(func.sum(case((joins.c.customer_id.in_(became_reachable), 1), else_=0)), 0)
     channel_rows = session.execute(
         select(joins.c.channel_id, func.count(), joined_flag)
         .where(
@@ -340,29 +356,53 @@ def cohort_table(
         for index, count in session.execute(select(cohort, func.count()).where(*in_range).group_by("cohort"))
     }
     offsets = union_all(*(select(literal(k * length).label("n")) for k in range(1, horizon + 1))).subquery()
+    # which (customer, N) pairs were reachable and which active, each as one uncorrelated set joined
+    # once: a correlated EXISTS would compute the spans and the activity again for every joiner and N
+    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
+    marks = offsets.alias("marks")
     spans = reachable_spans(workspace_id=workspace_id)
-    reachable = reachable_after(
-        session, spans, customer_id=joins.c.customer_id, joined_at=joins.c.joined_at, days=offsets.c.n
+    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
+    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
+    reachable_pairs = (
+        select(joiners.c.customer_id, marks.c.n)
+        .select_from(joiners)
+        .join(spans, spans.c.customer_id == joiners.c.customer_id)
+        .join(marks, true())
+        .where(
+            joiners.c.joined_at >= start,
+            joiners.c.joined_at < end,
+            since <= marks.c.n,
+            spans.c.until_at.is_(None) | (until > marks.c.n),
+        )
     )
+    reachable = tuple_(joins.c.customer_id, offsets.c.n).in_(reachable_pairs)
     bought = orders.purchases(workspace_id=workspace_id).subquery()
     happened = events.activity(workspace_id=workspace_id).subquery()
     activity = union_all(
         select(bought.c.customer_id, bought.c.placed_at.label("at")),
         select(happened.c.customer_id, happened.c.occurred_at.label("at")),
     ).subquery()
-    age = days_between(session, activity.c.at, joins.c.joined_at)
-    active = (
-        select(literal(1))
-        .where(activity.c.customer_id == joins.c.customer_id, age >= offsets.c.n - length, age < offsets.c.n)
-        .exists()
+    age = days_between(session, activity.c.at, joiners.c.joined_at)
+    active_pairs = (
+        select(joiners.c.customer_id, marks.c.n)
+        .select_from(joiners)
+        .join(activity, activity.c.customer_id == joiners.c.customer_id)
+        .join(marks, true())
+        .where(
+            joiners.c.joined_at >= start,
+            joiners.c.joined_at < end,
+            age >= marks.c.n - length,
+            age < marks.c.n,
+        )
     )
+    active = tuple_(joins.c.customer_id, offsets.c.n).in_(active_pairs)
     counts: dict[tuple[int, int], tuple[int, int]] = {}
     for index, n, still, busy in session.execute(
         select(
             cohort,
             offsets.c.n,
-            func.coalesce(func.sum(cast(reachable, Integer)), 0),
-            func.coalesce(func.sum(cast(active, Integer)), 0),
+            func.coalesce(func.sum(case((reachable, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((active, 1), else_=0)), 0),
         )
         .select_from(joins)
         .join(offsets, true())
