@@ -261,7 +261,7 @@ def test_a_report_settles_a_message_whose_worker_died_after_aliyun_accepted_it(
 ) -> None:
     _sms_broadcast(db, workspace_id, 1)
     with db.transaction() as session:
-        [claimed] = service.claim(session, limit=1, lease_seconds=600)
+        [claimed] = service.claim(session, limit=1, lease_seconds=600, workspace_id=workspace_id)
     adapter = _adapter(fake)
     result = adapter.send(claimed.message)  # accepted; the worker dies before recording it
     assert result.outcome is Outcome.SENT
