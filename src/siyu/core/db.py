@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_MMAP_BYTES = 1 << 30  # address space only: pages are shared with the OS page cache
@@ -205,6 +207,16 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement
         element: Any = String() if isinstance(column.type, String) else BigInteger()
         return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(element))))
     return cast(ColumnElement[bool], column.in_(values))
+
+
+def unindexed(session: Session, column: Any) -> Any:
+    """`column`, kept from driving an index on SQLite (its documented unary `+`, which disqualifies a
+    term from index use), unchanged elsewhere. For a range test on a table joined to a materialised
+    subquery: with the range usable as an index SQLite may loop over the table's range and scan the
+    subquery (which has no index) for every row, a plan quadratic in the data."""
+    if is_postgres(session):
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
 def days_between(session: Session, later: Any, earlier: Any) -> Any:

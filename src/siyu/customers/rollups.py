@@ -169,7 +169,7 @@ def refresh_rollups(session: Session, *, workspace_id: int, customer_ids: Iterab
     if postgres and len(ids) >= _ANALYZE_ABOVE:
         # a bulk load just wrote these tables in this transaction: without fresh statistics the planner
         # takes them for tiny and picks nested loops that take minutes instead of seconds
-        for table in ("customer", "customer_order", "order_line", "customer_event"):
+        for table in ("customer", "identity", "customer_order", "order_line", "customer_event"):
             session.execute(text(f"ANALYZE {table}"))
     bulk.stage(session, _STAGE, pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}))
     scope = f"c.id IN (SELECT customer_id FROM {_STAGE})"

@@ -19,14 +19,13 @@ from sqlalchemy import (
     literal,
     select,
     true,
-    tuple_,
     union_all,
 )
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
 from siyu.channels import service as channels
-from siyu.core.db import days_between, is_postgres
+from siyu.core.db import days_between, is_postgres, unindexed
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers.service import facts as customer_facts
@@ -140,8 +139,8 @@ def pass_through(
         select(spans.c.customer_id)
         .join(joiners, joiners.c.customer_id == spans.c.customer_id)
         .where(
-            joiners.c.joined_at >= start,
-            joiners.c.joined_at < end,
+            unindexed(session, joiners.c.joined_at) >= start,
+            unindexed(session, joiners.c.joined_at) < end,
             since < window_days,
             spans.c.until_at.is_(None) | (until >= 0),
         )
@@ -185,6 +184,58 @@ def pass_through(
         joined=joined_all,
         rate=joined_all / reached_all if reached_all else None,
     )
+
+
+def pass_through_by_period(
+    session: Session,
+    *,
+    actor: Actor,
+    period: Period,
+    first: date,
+    last: date,
+    window_days: int = 7,
+    filters: MetricFilter | None = None,
+) -> dict[str, tuple[int, int]]:
+    """The channels' pass-through (as `pass_through(per_code=False)` gives it for each period alone)
+    of every week or month from the one holding `first` to the one holding `last`, in one statement:
+    {period label: (reached, joined)}, periods without joiners left out."""
+    actor.require(Permission.READ)
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise ValidationFailed(f"a window of {window_days} days is out of range", where="window_days")
+    workspace_id = actor.workspace_id
+    zone_name = workspaces.get_workspace(session, workspace_id=workspace_id).timezone
+    zone = ZoneInfo(zone_name)
+    first_index, last_index = period_of(first, period), period_of(last, period)
+    start_day, after_day = period_start(first_index, period), period_start(last_index + 1, period)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=zone)
+    end = datetime(after_day.year, after_day.month, after_day.day, tzinfo=zone)
+    joins = customer_facts.joins(workspace_id=workspace_id).subquery()
+    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
+    spans = reachable_spans(workspace_id=workspace_id)
+    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
+    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
+    became_reachable = (
+        select(spans.c.customer_id)
+        .join(joiners, joiners.c.customer_id == spans.c.customer_id)
+        .where(
+            unindexed(session, joiners.c.joined_at) >= start,
+            unindexed(session, joiners.c.joined_at) < end,
+            since < window_days,
+            spans.c.until_at.is_(None) | (until >= 0),
+        )
+    )
+    index = period_index(session, joins.c.joined_at, period=period, zone=zone_name, at=start).label("period")
+    joined_flag = func.coalesce(func.sum(case((joins.c.customer_id.in_(became_reachable), 1), else_=0)), 0)
+    rows = session.execute(
+        select(index, func.count(), joined_flag)
+        .where(
+            joins.c.joined_at >= start,
+            joins.c.joined_at < end,
+            *customer_condition(joins.c.customer_id, workspace_id=workspace_id, filters=filters),
+        )
+        .group_by("period")
+    ).all()
+    return {_period_label(int(i), period): (int(reached), int(joined)) for i, reached, joined in rows}
 
 
 def _code_rows(
@@ -355,27 +406,35 @@ def cohort_table(
         int(index): int(count)
         for index, count in session.execute(select(cohort, func.count()).where(*in_range).group_by("cohort"))
     }
-    offsets = union_all(*(select(literal(k * length).label("n")) for k in range(1, horizon + 1))).subquery()
-    # which (customer, N) pairs were reachable and which active, each as one uncorrelated set joined
-    # once: a correlated EXISTS would compute the spans and the activity again for every joiner and N
+    # each count is one grouped statement over the (customer, N) pairs, built once as a set: the
+    # joiners of the range with their reachable spans (a few per customer, crossed with the marks), and
+    # with their activity, each act placed at its mark by arithmetic (no crossing). A test per joiner and
+    # N (EXISTS, or `(customer, N) IN (pairs)`) left the plan to the engine, and SQLite chose a scan of
+    # the pairs per joiner for some horizons (minutes at 50k customers; docs/performance.md).
     joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
-    marks = offsets.alias("marks")
+    # the joiners' range must not drive the join: the spans and the activity are subqueries without
+    # an index, to be read once and joined to each customer by its key (core.db.unindexed)
+    joined_at = unindexed(session, joiners.c.joined_at)
+    joined = (
+        joined_at >= start,
+        joined_at < end,
+        *customer_condition(joiners.c.customer_id, workspace_id=workspace_id, filters=filters),
+    )
+    joiner_cohort = period_index(session, joiners.c.joined_at, period=period, zone=zone_name, at=start).label(
+        "cohort"
+    )
+    marks = union_all(*(select(literal(k * length).label("n")) for k in range(1, horizon + 1))).subquery()
     spans = reachable_spans(workspace_id=workspace_id)
     since = days_between(session, spans.c.from_at, joiners.c.joined_at)
     until = days_between(session, spans.c.until_at, joiners.c.joined_at)
-    reachable_pairs = (
-        select(joiners.c.customer_id, marks.c.n)
+    reachable_counts = (
+        select(joiner_cohort, marks.c.n, func.count(distinct(joiners.c.customer_id)))
         .select_from(joiners)
         .join(spans, spans.c.customer_id == joiners.c.customer_id)
         .join(marks, true())
-        .where(
-            joiners.c.joined_at >= start,
-            joiners.c.joined_at < end,
-            since <= marks.c.n,
-            spans.c.until_at.is_(None) | (until > marks.c.n),
-        )
+        .where(*joined, since <= marks.c.n, spans.c.until_at.is_(None) | (until > marks.c.n))
+        .group_by("cohort", marks.c.n)
     )
-    reachable = tuple_(joins.c.customer_id, offsets.c.n).in_(reachable_pairs)
     bought = orders.purchases(workspace_id=workspace_id).subquery()
     happened = events.activity(workspace_id=workspace_id).subquery()
     activity = union_all(
@@ -383,41 +442,31 @@ def cohort_table(
         select(happened.c.customer_id, happened.c.occurred_at.label("at")),
     ).subquery()
     age = days_between(session, activity.c.at, joiners.c.joined_at)
-    active_pairs = (
-        select(joiners.c.customer_id, marks.c.n)
+    # active at mark N = k·length: an act at an age in [N − length, N) days
+    whole_periods = func.floor(age / length) if is_postgres(session) else cast(age / length, Integer)
+    acts = (
+        select(joiners.c.customer_id, joiner_cohort, ((whole_periods + 1) * length).label("n"))
         .select_from(joiners)
         .join(activity, activity.c.customer_id == joiners.c.customer_id)
-        .join(marks, true())
-        .where(
-            joiners.c.joined_at >= start,
-            joiners.c.joined_at < end,
-            age >= marks.c.n - length,
-            age < marks.c.n,
-        )
+        .where(*joined, age >= 0, age < horizon * length)
+        .distinct()
+        .subquery()
     )
-    active = tuple_(joins.c.customer_id, offsets.c.n).in_(active_pairs)
-    counts: dict[tuple[int, int], tuple[int, int]] = {}
-    for index, n, still, busy in session.execute(
-        select(
-            cohort,
-            offsets.c.n,
-            func.coalesce(func.sum(case((reachable, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((active, 1), else_=0)), 0),
-        )
-        .select_from(joins)
-        .join(offsets, true())
-        .where(*in_range)
-        .group_by("cohort", offsets.c.n)
-    ):
-        counts[(int(index), int(n))] = (int(still), int(busy))
+    active_counts = select(acts.c.cohort, acts.c.n, func.count()).group_by(acts.c.cohort, acts.c.n)
+    reachable: dict[tuple[int, int], int] = {
+        (int(index), int(n)): int(count) for index, n, count in session.execute(reachable_counts)
+    }
+    active: dict[tuple[int, int], int] = {
+        (int(index), int(n)): int(count) for index, n, count in session.execute(active_counts)
+    }
     days = [k * length for k in range(1, horizon + 1)]
     rows = []
     for index in sorted(sizes):
         size = sizes[index]
         ends = period_start(index + 1, period)
         cohort_end = datetime(ends.year, ends.month, ends.day, tzinfo=zone)
-        still = [counts.get((index, n), (0, 0))[0] for n in days]
-        busy = [counts.get((index, n), (0, 0))[1] for n in days]
+        still = [reachable.get((index, n), 0) for n in days]
+        busy = [active.get((index, n), 0) for n in days]
         rows.append(
             CohortRow(
                 cohort=_period_label(index, period),

@@ -17,7 +17,7 @@ from siyu.metrics.service.reachability import (
     PERIOD_DAYS,
     Period,
     cohort_table,
-    pass_through,
+    pass_through_by_period,
     period_of,
     period_start,
 )
@@ -64,29 +64,34 @@ def trend(
             period=period,
             first=period_start(last_index - points + 1, period),
             last=last,
-            # only the first mark is read, but SQLite plans the cohort query with a horizon of one to
-            # three marks as a scan per joiner (minutes at 50k customers) and with six as a hash of
-            # the pairs (about 2 s): measured on the demo brand, docs/performance.md
-            horizon=6,
+            horizon=1,
             filters=filters,
             now=now,
         )
     }
+    passing = pass_through_by_period(
+        session,
+        actor=actor,
+        period=period,
+        first=period_start(last_index - points + 1, period),
+        last=last,
+        filters=filters,
+    )
     result = []
     for index in range(last_index - points + 1, last_index + 1):
         first_day, after = period_start(index, period), period_start(index + 1, period)
         start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
         end = datetime(after.year, after.month, after.day, tzinfo=zone)
-        passing = pass_through(session, actor=actor, start=start, end=end, filters=filters, per_code=False)
         converting = conversion(session, actor=actor, start=start, end=end, filters=filters)
-        buying = repurchase(session, actor=actor, start=start, end=end, filters=filters)
+        buying = repurchase(session, actor=actor, start=start, end=end, filters=filters, intervals=False)
         label = first_day.isoformat() if period == "week" else f"{first_day.year:04d}-{first_day.month:02d}"
+        reached, joined = passing.get(label, (0, 0))
         row = cohorts.get(label)
         retained = row.reachable_share[0] if row is not None and row.complete[0] else None
         result.append(
             TrendPoint(
                 period=first_day.isoformat(),
-                pass_through=passing.rate,
+                pass_through=joined / reached if reached else None,
                 retention=retained,
                 conversion=converting.rate,
                 repurchase=buying.rate,
