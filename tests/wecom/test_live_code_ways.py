@@ -106,6 +106,21 @@ def test_each_member_gets_a_way_with_the_codes_state_once_and_its_callback_attri
         [credited] = session.scalars(select(LiveCodeAdd).where(LiveCodeAdd.external_userid == external)).all()
     assert credited.live_code_id == code.id and credited.staff_user_id == staff[1].user_id
     assert credited.is_new_customer
+    # the same customer adds zhangsan through the code too: recorded, but a returning add, not a new one
+    fake.add_friend("zhangsan", external)
+    again_add = contact_event("add_external_contact", userid="zhangsan", external=external, State=code.state)
+    assert deliver(client, corp, again_add) == (200, "success")
+    with db.reader() as session:
+        adds = session.scalars(
+            select(LiveCodeAdd).where(LiveCodeAdd.external_userid == external).order_by(LiveCodeAdd.id)
+        ).all()
+    assert [(a.staff_user_id, a.is_new_customer) for a in adds] == [
+        (staff[1].user_id, True),
+        (staff[0].user_id, False),
+    ]
+    shown = client.get(f"/api/live-codes/{code.id}", headers=corp.owner.headers).json()
+    assert {s["wecom_status"] for s in shown["staff"]} == {"synced"}
+    assert {s["wecom_qr_url"] for s in shown["staff"]} == {r.wecom_qr_url for r in rows.values()}
 
 
 def test_edits_update_and_delete_the_ways_and_deactivation_removes_them(
@@ -209,6 +224,23 @@ def test_sync_now_from_the_page_pushes_again_on_the_next_poll(
     assert {sync.status_of(r) for r in _rows(db, code).values()} == {sync.SyncStatus.PENDING}
     assert _sync(db, corp).updated == 2 and len(_bodies(fake, UPDATE_PATH)) == 2
     assert len(_bodies(fake, ADD_PATH)) == 2  # updated by config_id, never added again
+
+
+def test_a_way_deleted_in_wecoms_console_is_made_again(db: Database, corp: Corp, fake: FakeWecom) -> None:
+    staff, code = _code_with_two_staff(db, corp)
+    _sync(db, corp)
+    old = _rows(db, code)[staff[0].user_id].wecom_config_id
+    del fake.contact_ways[old or ""]  # an operator deleted it in WeCom
+    with db.transaction() as session:
+        sync.request_sync(session, actor=corp.owner.actor, live_code_id=code.id)
+    first = _sync(db, corp)
+    assert first.updated == 1 and len(first.failures) == 1  # update_contact_way answered 41044
+    row = _rows(db, code)[staff[0].user_id]
+    assert row.wecom_config_id is None and sync.status_of(row) == sync.SyncStatus.FAILED
+    assert _sync(db, corp).added == 1
+    row = _rows(db, code)[staff[0].user_id]
+    assert row.wecom_config_id in fake.contact_ways and row.wecom_config_id != old
+    assert len(fake.contact_ways) == 2
 
 
 def test_an_add_interrupted_before_it_was_recorded_is_adopted_not_repeated(

@@ -167,6 +167,17 @@ def record_synced(
         session.execute(delete(LiveCodeStaff).where(LiveCodeStaff.id == row.id))
 
 
+def record_gone(session: Session, *, item: SyncItem, now: datetime | None = None) -> None:
+    """WeCom no longer knows the row's way (deleted in its console): the config_id is dropped and the
+    row stays due, so the next push adds the way again."""
+    row = session.get(LiveCodeStaff, item.staff_id, with_for_update=True)
+    if row is None:
+        return
+    row.wecom_config_id, row.wecom_qr_url = None, None
+    row.wecom_error = "the contact way was deleted in WeCom; it is made again"
+    row.wecom_retry_at = None
+
+
 def record_failed(
     session: Session,
     *,

@@ -176,6 +176,11 @@ def sync_live_codes(
                 log.warning("live-code staff row %s not synced with WeCom: %s", item.staff_id, exc)
                 result.failures.append((item.staff_id, str(exc)))
                 continue
+            if pushed.gone:
+                with database.transaction() as session:
+                    live_code_sync.record_gone(session, item=item, now=current)
+                result.failures.append((item.staff_id, "the contact way was deleted in WeCom"))
+                continue
             with database.transaction() as session:
                 live_code_sync.record_synced(
                     session, item=item, config_id=pushed.config_id, qr_url=pushed.qr_code, now=current

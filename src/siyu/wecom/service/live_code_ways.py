@@ -35,6 +35,7 @@ class PushedWay:
     config_id: str | None
     qr_code: str | None
     adopted: bool = False  # found by state and user after an interrupted add, not added again
+    gone: bool = False  # update_contact_way said the config_id names no way (deleted in WeCom's console)
 
 
 def configured_workspace_ids(session: Session) -> list[int]:
@@ -129,7 +130,14 @@ def push_way(
         )
     fields: dict[str, Any] = {"remark": remark, "skip_verify": skip_verify, "state": state, "user": [userid]}
     if config_id is not None:
-        client.post(UPDATE_PATH, {"config_id": config_id, **fields})
+        try:
+            client.post(UPDATE_PATH, {"config_id": config_id, **fields})
+        except WecomApiError as exc:
+            if exc.errcode != INVALID_CONFIG_ID:
+                raise
+            # no add here: the next push makes the way again behind the adding marker (a crash now
+            # must not leave an unrecorded way)
+            return PushedWay(None, None, gone=True)
         return PushedWay(config_id, qr_code, adopted=adopted)
     answer = client.post(ADD_PATH, {"type": SINGLE, "scene": QR_CODE, **fields})
     return PushedWay(str(answer["config_id"]), answer.get("qr_code"))
