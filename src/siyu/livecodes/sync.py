@@ -167,7 +167,7 @@ def record_synced(
         session.execute(delete(LiveCodeStaff).where(LiveCodeStaff.id == row.id))
 
 
-def record_gone(session: Session, *, item: SyncItem, now: datetime | None = None) -> None:
+def record_gone(session: Session, *, item: SyncItem) -> None:
     """WeCom no longer knows the row's way (deleted in its console): the config_id is dropped and the
     row stays due, so the next push adds the way again."""
     row = session.get(LiveCodeStaff, item.staff_id, with_for_update=True)

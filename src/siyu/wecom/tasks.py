@@ -113,8 +113,8 @@ def send_welcomes(database: Database, *, now: datetime | None = None) -> int:
 
 @dataclass
 class LiveCodeSync:
-    """What one live-code sync did: ways added (or adopted after an interrupted add), updated, deleted,
-    and the pushes that failed (staff row id, reason)."""
+    """What one live-code sync did: ways added, adopted after an interrupted add (and then updated, so
+    counted in `updated` too), updated, deleted, and the pushes that failed (staff row id, reason)."""
 
     added: int = 0
     adopted: int = 0
@@ -178,7 +178,7 @@ def sync_live_codes(
                 continue
             if pushed.gone:
                 with database.transaction() as session:
-                    live_code_sync.record_gone(session, item=item, now=current)
+                    live_code_sync.record_gone(session, item=item)
                 result.failures.append((item.staff_id, "the contact way was deleted in WeCom"))
                 continue
             with database.transaction() as session:
