@@ -48,6 +48,11 @@ def test_create_scan_add_and_see_the_attribution(
     state = page.inner_text("#state")
     assert landing_url.startswith(f"{live_server}/l/") and state.startswith("lc")
     page.wait_for_selector("#livecode-chart svg")  # ECharts drew the daily chart
+    # no WeCom in this workspace: the member's way waits for the worker, the hand-entered QR serves
+    sync_cell = page.locator(f"#staff-stats tr[data-user='{seller.user_id}'] .wecom-sync")
+    assert sync_cell.get_attribute("data-status") == "pending" and "待同步" in sync_cell.inner_text()
+    page.click("#wecom-sync-now button[type=submit]")
+    page.wait_for_selector("#staff .notice")
     _shot(page, "livecode-detail-empty")
 
     # the scanner's phone: a visit to the landing page hands them to the staff member
@@ -72,7 +77,7 @@ def test_create_scan_add_and_see_the_attribution(
     assert page.inner_text("[data-testid=stat-pass-through] .value") == "100.0%"
     assert page.inner_text("[data-testid=stat-cost] .value") == "¥120.00"
     staff_row = page.locator(f"#staff-stats tr[data-user='{seller.user_id}']")
-    assert staff_row.locator("td").nth(6).inner_text() == "1"  # new customers of that member
+    assert staff_row.locator("td").nth(7).inner_text() == "1"  # new customers of that member
     _shot(page, "livecode-detail")
 
     # the customer's page: the staff member they added owns them

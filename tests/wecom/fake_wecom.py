@@ -225,8 +225,38 @@ def _add_contact_way(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) 
         return refused
     config_id = uuid.uuid4().hex
     qr = f"https://wework.qpic.cn/wwpic/{config_id}/0" if body["scene"] == 2 else None
-    fake.contact_ways[config_id] = {**body, "config_id": config_id, "qr_code": qr}
+    fake.contact_ways[config_id] = {
+        **body,
+        "config_id": config_id,
+        "qr_code": qr,
+        "create_time": int(time.time()),
+    }
     return _ok(config_id=config_id, **({"qr_code": qr} if qr else {}))
+
+
+def _get_contact_way(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    way = fake.contact_ways.get(body.get("config_id", ""))
+    if way is None:
+        return _bad("invalid config_id", 41044)
+    return _ok(contact_way={k: v for k, v in way.items() if k != "create_time"})
+
+
+LIST_PAGE_MAX = 1000
+
+
+def _list_contact_way(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """Ways made between start_time and end_time (default: the last 90 days), a page of `limit` (default
+    100, at most 1000) config_ids from `cursor` on, and the cursor of the next page ("" at the end)."""
+    now = int(time.time())
+    start, end = int(body.get("start_time") or now - 90 * 86400), int(body.get("end_time") or now)
+    limit = int(body.get("limit") or 100)
+    if limit > LIST_PAGE_MAX or start > end:
+        return _bad("invalid limit or time range", 40058)
+    found = [w["config_id"] for w in fake.contact_ways.values() if start <= w["create_time"] <= end]
+    offset = int(body.get("cursor") or 0)
+    page = found[offset : offset + limit]
+    more = offset + limit < len(found)
+    return _ok(contact_way=[{"config_id": c} for c in page], next_cursor=str(offset + limit) if more else "")
 
 
 def _update_contact_way(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -331,6 +361,8 @@ ENDPOINTS = {
     ("POST", "/cgi-bin/externalcontact/add_contact_way"): _add_contact_way,
     ("POST", "/cgi-bin/externalcontact/update_contact_way"): _update_contact_way,
     ("POST", "/cgi-bin/externalcontact/del_contact_way"): _del_contact_way,
+    ("POST", "/cgi-bin/externalcontact/get_contact_way"): _get_contact_way,
+    ("POST", "/cgi-bin/externalcontact/list_contact_way"): _list_contact_way,
     ("POST", "/cgi-bin/externalcontact/add_moment_task"): _add_moment_task,
     ("GET", "/cgi-bin/externalcontact/get_moment_task_result"): _get_moment_task_result,
     ("POST", "/cgi-bin/externalcontact/get_moment_task"): _get_moment_task,

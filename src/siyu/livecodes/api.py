@@ -14,7 +14,7 @@ from siyu.auth import service as auth
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
-from siyu.livecodes import attribution, qr, service, stats
+from siyu.livecodes import attribution, qr, service, stats, sync
 from siyu.livecodes.models import LiveCode
 from siyu.livecodes.schemas import (
     ActiveIn,
@@ -46,6 +46,8 @@ def live_code_out(session: Session, code: LiveCode) -> LiveCodeOut:
         auto_tag_ids=list(code.auto_tag_ids),
         welcome_text=code.welcome_text,
         cost_cents=code.cost_cents,
+        wecom_remark=code.wecom_remark,
+        wecom_skip_verify=code.wecom_skip_verify,
         staff=[
             StaffOut(
                 user_id=s.user_id,
@@ -57,6 +59,9 @@ def live_code_out(session: Session, code: LiveCode) -> LiveCodeOut:
                 weekdays=s.weekdays,
                 hours=service.hours_text(s),
                 contact_qr_url=s.contact_qr_url,
+                wecom_status=sync.status_of(s).value,
+                wecom_error=s.wecom_error,
+                wecom_qr_url=s.wecom_qr_url,
             )
             for s in service.staff_of(session, live_code_id=code.id)
         ],

@@ -41,6 +41,9 @@ class LiveCode(Base):
     welcome_text: Mapped[str] = mapped_column(Text, default="")
     cost_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # what each staff member's WeCom contact way carries besides the state (update_contact_way on change)
+    wecom_remark: Mapped[str] = mapped_column(String(30), default="")
+    wecom_skip_verify: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by_user_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -51,10 +54,18 @@ class LiveCodeStaff(Base):
 
     `weekdays` holds ISO weekday digits ("12345" = Monday to Friday); `start_minute`/`end_minute` the
     working hours in the workspace's time zone (minutes after midnight; none: all day).
+
+    The `wecom_*` columns are the member's own WeCom contact way for this code (type 1, scene 2, the
+    code's state), pushed by the WeCom worker (docs/livecodes.md, "WeCom contact ways"): an edit bumps
+    `wecom_version`, the worker records the version it pushed. A member taken off the code stays as a
+    row with `removed_at` until the worker has deleted their way in WeCom.
     """
 
     __tablename__ = "live_code_staff"
-    __table_args__ = (UniqueConstraint("live_code_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("live_code_id", "user_id"),
+        Index("ix_live_code_staff_ws", "workspace_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
@@ -70,8 +81,21 @@ class LiveCodeStaff(Base):
     end_minute: Mapped[int | None] = mapped_column(Integer)
     # smooth weighted round robin: this member's running credit
     current_weight: Mapped[int] = mapped_column(BigInteger, default=0)
-    # the staff member's own WeCom "contact me" QR for this code's state (from add_contact_way)
+    # a hand-entered "contact me" QR, used while no WeCom contact way is synced for the member
     contact_qr_url: Mapped[str | None] = mapped_column(String(500))
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wecom_config_id: Mapped[str | None] = mapped_column(String(64))
+    wecom_qr_url: Mapped[str | None] = mapped_column(String(500))  # add_contact_way's qr_code
+    wecom_version: Mapped[int] = mapped_column(Integer, default=1)
+    wecom_synced_version: Mapped[int] = mapped_column(Integer, default=0)
+    wecom_error: Mapped[str | None] = mapped_column(Text)
+    wecom_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # backoff after a failure, and the lease of the worker pushing the row
+    wecom_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # set (and committed) before add_contact_way is called, cleared once its config_id is stored: when
+    # found set, a way may exist in WeCom that siyu never heard of, and it is looked up before adding
+    wecom_adding_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wecom_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LiveCodeScan(Base):

@@ -150,7 +150,9 @@ def scan(
         state=code.state,
         staff_user_id=choice.user_id,
         staff_name=staff_name,
-        contact_qr_url=chosen.contact_qr_url if chosen is not None else None,
+        # the member's synced WeCom way first (its state attributes the add); the hand-entered QR serves
+        # a workspace without WeCom settings, or until the first push
+        contact_qr_url=(chosen.wecom_qr_url or chosen.contact_qr_url) if chosen is not None else None,
     )
 
 

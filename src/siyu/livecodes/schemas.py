@@ -30,10 +30,17 @@ class LiveCodeIn(BaseModel):
     auto_tag_ids: list[int] = []
     welcome_text: str = ""
     cost_cents: int = 0
+    wecom_remark: str = Field(
+        "", description="Remark of the staff members' WeCom contact ways, ≤ 30 characters."
+    )
+    wecom_skip_verify: bool = Field(True, description="Customers add the member without their approval.")
 
 
 class StaffOut(StaffIn):
     display_name: str
+    wecom_status: str = Field(description="synced, off, pending or failed (docs/livecodes.md).")
+    wecom_error: str | None = None
+    wecom_qr_url: str | None = Field(None, description="The QR of the member's synced WeCom contact way.")
 
 
 class LiveCodeOut(BaseModel):
@@ -49,6 +56,8 @@ class LiveCodeOut(BaseModel):
     auto_tag_ids: list[int]
     welcome_text: str
     cost_cents: int
+    wecom_remark: str
+    wecom_skip_verify: bool
     staff: list[StaffOut]
     created_at: datetime
 

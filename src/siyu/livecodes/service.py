@@ -43,6 +43,7 @@ STATE_PREFIX = "lc"
 DEFAULT_CHANNEL_KEY = "wecom-live-code"
 MAX_STAFF = 200
 MAX_WELCOME = 4000
+WECOM_REMARK_MAX = 30  # add_contact_way: "remark … 不超过30个字符"
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-4]):([0-5]\d)$")
 NOT_FOUND_MESSAGE = "this live code does not exist or is no longer in use"
 
@@ -185,34 +186,67 @@ def _checked(session: Session, *, actor: Actor, spec: LiveCodeIn) -> tuple[str, 
         )
     if not 0 <= spec.cost_cents <= 10**13:
         raise ValidationFailed(f"cost {spec.cost_cents} is out of range", where="cost_cents", hint="≥ 0")
+    if len(spec.wecom_remark.strip()) > WECOM_REMARK_MAX:
+        raise ValidationFailed(
+            f"the WeCom remark has {len(spec.wecom_remark.strip())} characters",
+            where="wecom_remark",
+            hint=f"WeCom keeps at most {WECOM_REMARK_MAX}",
+        )
     _check_staff(session, workspace_id=actor.workspace_id, staff=spec.staff)
     return name, channel_id
 
 
-def _replace_staff(session: Session, *, code: LiveCode, staff: list[StaffIn]) -> None:
-    old = {s.user_id: s for s in staff_of(session, live_code_id=code.id)}
-    for row in old.values():
-        session.delete(row)
-    session.flush()
+def mark_wecom_due(row: LiveCodeStaff) -> None:
+    """The member's WeCom contact way must be pushed again, at once (an edit clears any backoff)."""
+    row.wecom_version = (row.wecom_version or 0) + 1
+    row.wecom_retry_at = None
+    row.wecom_attempts = 0
+
+
+def _replace_staff(session: Session, *, code: LiveCode, staff: list[StaffIn], wecom_changed: bool) -> None:
+    """Set the code's staff list. Rows are kept by member (their WeCom way and config_id with them); a
+    member taken off with a way in WeCom (or an add that may have made one) stays as a removed row until
+    the worker has deleted it; `wecom_changed`: remark or skip_verify changed, every way is updated."""
+    rows = {
+        r.user_id: r
+        for r in session.scalars(select(LiveCodeStaff).where(LiveCodeStaff.live_code_id == code.id))
+    }
+    kept = {s.user_id for s in staff}
+    now = utcnow()
+    for user_id, gone in rows.items():
+        if user_id in kept or gone.removed_at is not None:
+            continue
+        if gone.wecom_config_id is None and gone.wecom_adding_since is None:
+            session.delete(gone)
+        else:
+            gone.removed_at = now
+            mark_wecom_due(gone)
     for position, s in enumerate(staff):
         start, end = _parse_hours(s.hours, where=f"staff[{position}].hours")
-        session.add(
-            LiveCodeStaff(
+        row = rows.get(s.user_id)
+        if row is None:
+            row = LiveCodeStaff(
                 workspace_id=code.workspace_id,
                 live_code_id=code.id,
                 user_id=s.user_id,
-                position=position,
-                weight=s.weight,
-                daily_cap=s.daily_cap,
-                is_backup=s.is_backup,
-                is_online=s.is_online,
-                weekdays="".join(sorted(s.weekdays.strip())),
-                start_minute=start,
-                end_minute=end,
-                current_weight=0,
-                contact_qr_url=s.contact_qr_url or None,
+                wecom_version=1,
+                wecom_synced_version=0,
+                wecom_attempts=0,
             )
-        )
+            session.add(row)
+        elif row.removed_at is not None or wecom_changed:
+            row.removed_at = None  # back on the code: its way (if still in WeCom) is updated, not re-added
+            mark_wecom_due(row)
+        row.position = position
+        row.weight = s.weight
+        row.daily_cap = s.daily_cap
+        row.is_backup = s.is_backup
+        row.is_online = s.is_online
+        row.weekdays = "".join(sorted(s.weekdays.strip()))
+        row.start_minute, row.end_minute = start, end
+        row.current_weight = 0
+        row.contact_qr_url = s.contact_qr_url or None
+    session.flush()
 
 
 def cost_source_key(code: LiveCode) -> str:
@@ -255,6 +289,8 @@ def create_live_code(session: Session, *, actor: Actor, spec: LiveCodeIn) -> Liv
         auto_tag_ids=list(dict.fromkeys(spec.auto_tag_ids)),
         welcome_text=spec.welcome_text.strip(),
         cost_cents=spec.cost_cents,
+        wecom_remark=spec.wecom_remark.strip(),
+        wecom_skip_verify=spec.wecom_skip_verify,
         is_active=True,
         created_by_user_id=actor.user_id,
         created_at=now,
@@ -262,7 +298,7 @@ def create_live_code(session: Session, *, actor: Actor, spec: LiveCodeIn) -> Liv
     )
     session.add(code)
     session.flush()
-    _replace_staff(session, code=code, staff=spec.staff)
+    _replace_staff(session, code=code, staff=spec.staff, wecom_changed=False)
     _book_cost(session, actor=actor, code=code)
     audit.record(
         session,
@@ -299,8 +335,11 @@ def update_live_code(session: Session, *, actor: Actor, live_code_id: int, spec:
     code.auto_tag_ids = list(dict.fromkeys(spec.auto_tag_ids))
     code.welcome_text = spec.welcome_text.strip()
     code.cost_cents = spec.cost_cents
+    remark = spec.wecom_remark.strip()
+    wecom_changed = (code.wecom_remark, code.wecom_skip_verify) != (remark, spec.wecom_skip_verify)
+    code.wecom_remark, code.wecom_skip_verify = remark, spec.wecom_skip_verify
     code.updated_at = utcnow()
-    _replace_staff(session, code=code, staff=spec.staff)
+    _replace_staff(session, code=code, staff=spec.staff, wecom_changed=wecom_changed)
     _book_cost(session, actor=actor, code=code)
     audit.record(
         session,
@@ -315,12 +354,15 @@ def update_live_code(session: Session, *, actor: Actor, live_code_id: int, spec:
 
 
 def set_active(session: Session, *, actor: Actor, live_code_id: int, active: bool) -> LiveCode:
-    """Take a code out of use (its landing page then answers 404, like an unknown code) or back."""
+    """Take a code out of use (its landing page then answers 404, like an unknown code, and the worker
+    deletes its WeCom ways) or back (the ways are made again)."""
     actor.require(Permission.WRITE)
-    code = get_live_code(session, workspace_id=actor.workspace_id, live_code_id=live_code_id)
+    code = get_live_code(session, workspace_id=actor.workspace_id, live_code_id=live_code_id, lock=True)
     if code.is_active != active:
         code.is_active = active
         code.updated_at = utcnow()
+        for row in session.scalars(select(LiveCodeStaff).where(LiveCodeStaff.live_code_id == code.id)):
+            mark_wecom_due(row)
         audit.record(
             session,
             workspace_id=actor.workspace_id,
@@ -340,7 +382,9 @@ def set_staff_online(
     get_live_code(session, workspace_id=actor.workspace_id, live_code_id=live_code_id)
     row = session.scalar(
         select(LiveCodeStaff).where(
-            LiveCodeStaff.live_code_id == live_code_id, LiveCodeStaff.user_id == user_id
+            LiveCodeStaff.live_code_id == live_code_id,
+            LiveCodeStaff.user_id == user_id,
+            LiveCodeStaff.removed_at.is_(None),
         )
     )
     if row is None:
@@ -378,7 +422,7 @@ def staff_of(session: Session, *, live_code_id: int) -> list[LiveCodeStaff]:
     return list(
         session.scalars(
             select(LiveCodeStaff)
-            .where(LiveCodeStaff.live_code_id == live_code_id)
+            .where(LiveCodeStaff.live_code_id == live_code_id, LiveCodeStaff.removed_at.is_(None))
             .order_by(LiveCodeStaff.position, LiveCodeStaff.id)
         )
     )

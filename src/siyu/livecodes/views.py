@@ -25,7 +25,7 @@ from siyu.channels import service as channels
 from siyu.channels.models import SourceType
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
-from siyu.livecodes import attribution, landing, qr, service, stats
+from siyu.livecodes import attribution, landing, qr, service, stats, sync
 from siyu.livecodes.assignment import Strategy
 from siyu.livecodes.models import LiveCode
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
@@ -110,6 +110,8 @@ def spec_from_form(form: FormData, member_ids: list[int]) -> LiveCodeIn:
         ],
         welcome_text=_field(form, "welcome_text"),
         cost_cents=_cents(cost, where="cost") if cost else 0,
+        wecom_remark=_field(form, "wecom_remark"),
+        wecom_skip_verify=_field(form, "wecom_skip_verify") == "on",
     )
 
 
@@ -157,6 +159,8 @@ def _values_of(session: Session, code: LiveCode) -> dict[str, Any]:
         "auto_tag_ids": list(code.auto_tag_ids),
         "welcome_text": code.welcome_text,
         "cost": f"{code.cost_cents / 100:.2f}" if code.cost_cents else "",
+        "wecom_remark": code.wecom_remark,
+        "wecom_skip_verify": code.wecom_skip_verify,
         "staff": {
             s.user_id: {
                 "weight": s.weight,
@@ -182,6 +186,8 @@ def _values_from_form(form: FormData, member_ids: list[int]) -> dict[str, Any]:
         "auto_tag_ids": [int(v) for v in form.getlist("auto_tag_ids") if isinstance(v, str) and v.isdigit()],
         "welcome_text": _field(form, "welcome_text"),
         "cost": _field(form, "cost"),
+        "wecom_remark": _field(form, "wecom_remark"),
+        "wecom_skip_verify": _field(form, "wecom_skip_verify") == "on",
         "staff": {
             uid: {
                 "weight": _field(form, f"weight_{uid}"),
@@ -309,6 +315,20 @@ def toggle_active(
     return RedirectResponse(f"/live-codes/{live_code_id}", status_code=303)
 
 
+@router.post("/live-codes/{live_code_id}/wecom-sync")
+def sync_now(
+    request: Request, session: DbSession, actor: CurrentActor, live_code_id: int, form: Form
+) -> Response:
+    """Mark every staff member of the code for a push; the WeCom worker makes it on its next poll (no
+    WeCom call inside this request's transaction)."""
+    actor.require(Permission.WRITE)
+    try:
+        sync.request_sync(session, actor=actor, live_code_id=live_code_id)
+    except NotFound as error:
+        return render_error(request, error, session=session, actor=actor)
+    return RedirectResponse(f"/live-codes/{live_code_id}?sync=1#staff", status_code=303)
+
+
 @router.get("/live-codes/{live_code_id}")
 def detail_page(request: Request, session: DbSession, actor: CurrentActor, live_code_id: int) -> Response:
     actor.require(Permission.READ)
@@ -353,6 +373,8 @@ def detail_page(request: Request, session: DbSession, actor: CurrentActor, live_
             },
             "sizes": list(qr.PRINT_SIZES.values()),
             "hours_text": service.hours_text,
+            "sync_status": sync.status_of,
+            "sync_requested": request.query_params.get("sync") == "1",
             "can_write": actor.can(Permission.WRITE),
             "saved": request.query_params.get("saved") == "1",
         },

@@ -1,6 +1,6 @@
-"""Background work of the WeCom integration: submit scheduled moments when due, and follow mass
-messages and moments as staff confirm them. Each item runs in a transaction of its own, so one
-refusal by WeCom does not hold back the others."""
+"""Background work of the WeCom integration: scheduled moments, mass messages and moments followed as
+staff confirm them, live codes' welcome messages and contact ways. Each item runs in a transaction of
+its own, so one refusal by WeCom does not hold back the others."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from siyu.core.db import Database
 from siyu.core.errors import Conflict, NotFound, SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.livecodes import attribution as live_codes
+from siyu.livecodes import sync as live_code_sync
 from siyu.wecom import service as wecom
 from siyu.wecom.client import WecomApiError
+from siyu.wecom.service.live_code_ways import ADD_PATH
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = timedelta(days=3)
@@ -107,3 +109,91 @@ def send_welcomes(database: Database, *, now: datetime | None = None) -> int:
         except SiyuError as exc:
             log.warning("welcome message of live-code add %s not sent yet: %s", item.add_id, exc)
     return sent
+
+
+@dataclass
+class LiveCodeSync:
+    """What one live-code sync did: ways added, adopted after an interrupted add (and then updated, so
+    counted in `updated` too), updated, deleted, and the pushes that failed (staff row id, reason)."""
+
+    added: int = 0
+    adopted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+def sync_live_codes(
+    database: Database, *, now: datetime | None = None, workspace_id: int | None = None
+) -> LiveCodeSync:
+    """Push the live codes' staff contact ways that edits left behind to WeCom (add_contact_way,
+    update_contact_way, del_contact_way), outside any request: each row is claimed in a transaction
+    (the adding marker committed before an add), pushed, and its outcome recorded in another. A
+    refusal is kept on the row and tried again after a backoff; a workspace without WeCom settings is
+    skipped quietly (its hand-entered QRs serve). `workspace_id`: that workspace only (tests).
+    `siyu worker` and `siyu serve` call it on every poll."""
+    current = now or utcnow()
+    result = LiveCodeSync()
+    with database.reader() as session:
+        configured = [
+            w for w in wecom.configured_workspace_ids(session) if workspace_id is None or w == workspace_id
+        ]
+        items = live_code_sync.due_for_sync(session, workspace_ids=configured, now=current)
+        userids = {
+            w: wecom.wecom_userids(
+                session, workspace_id=w, user_ids=[i.user_id for i in items if i.workspace_id == w]
+            )
+            for w in {i.workspace_id for i in items}
+        }
+        clients = {w: wecom.client_for(session, workspace_id=w) for w in userids}
+    try:
+        for item in items:
+            adding = item.wanted and item.config_id is None
+            with database.transaction() as session:
+                if not live_code_sync.claim(session, item=item, now=current, adding=adding):
+                    continue  # another worker holds it, or an edit changed it: the next poll sees it
+            try:
+                pushed = wecom.push_way(
+                    clients[item.workspace_id],
+                    wanted=item.wanted,
+                    state=item.state,
+                    userid=userids[item.workspace_id].get(item.user_id),
+                    remark=item.remark,
+                    skip_verify=item.skip_verify,
+                    config_id=item.config_id,
+                    adding_since=item.adding_since,
+                    now=current,
+                )
+            except SiyuError as exc:
+                # WeCom answered the add with a refusal (or it was never sent): no way was made
+                answered = not isinstance(exc, WecomApiError) or (
+                    exc.errcode is not None and exc.where == ADD_PATH
+                )
+                with database.transaction() as session:
+                    live_code_sync.record_failed(
+                        session, item=item, error=str(exc), now=current, nothing_added=adding and answered
+                    )
+                log.warning("live-code staff row %s not synced with WeCom: %s", item.staff_id, exc)
+                result.failures.append((item.staff_id, str(exc)))
+                continue
+            if pushed.gone:
+                with database.transaction() as session:
+                    live_code_sync.record_gone(session, item=item)
+                result.failures.append((item.staff_id, "the contact way was deleted in WeCom"))
+                continue
+            with database.transaction() as session:
+                live_code_sync.record_synced(
+                    session, item=item, config_id=pushed.config_id, qr_url=pushed.qr_code, now=current
+                )
+            if pushed.adopted:
+                result.adopted += 1
+            if not item.wanted:
+                result.deleted += 1 if (item.config_id or pushed.adopted) else 0
+            elif item.config_id is not None or pushed.adopted:
+                result.updated += 1
+            else:
+                result.added += 1
+    finally:
+        for client in clients.values():
+            client.close()
+    return result

@@ -1,5 +1,6 @@
 """WeCom verbs: settings and staff, the callback endpoint's work, friends and welcome messages, corp tags,
-mass messages (群发), moments (朋友圈), contact ways (活码) and customer groups (客户群).
+mass messages (群发), moments (朋友圈), contact ways (活码, live codes' own ways too) and customer
+groups (客户群).
 
 Verbs that call WeCom take an optional `client` (a `WecomClient`); without one they build the
 workspace's own. They land their rows in the caller's transaction and never commit.
@@ -44,6 +45,13 @@ from siyu.wecom.service.groups import (
     store_group,
     sync_groups,
 )
+from siyu.wecom.service.live_code_ways import (
+    PushedWay,
+    configured_workspace_ids,
+    find_way,
+    push_way,
+    wecom_userids,
+)
 from siyu.wecom.service.moments import (
     create_moment,
     get_moment,
@@ -68,15 +76,18 @@ __all__ = [
     "CallbackResult",
     "Friend",
     "MassMessageStatus",
+    "PushedWay",
     "RecipientResult",
     "SettingsView",
     "TaskResults",
     "apply_message",
     "client_for",
+    "configured_workspace_ids",
     "create_contact_way",
     "create_moment",
     "delete_contact_way",
     "deleted_staff_everywhere",
+    "find_way",
     "friend_spans",
     "friends",
     "get_contact_way",
@@ -98,6 +109,7 @@ __all__ = [
     "poll_mass_message_results",
     "poll_moment_result",
     "publish_due_moments",
+    "push_way",
     "receive",
     "relink_follows",
     "save_settings",
@@ -112,4 +124,5 @@ __all__ = [
     "verify_url",
     "view_settings",
     "wecom_tag_ids",
+    "wecom_userids",
 ]
