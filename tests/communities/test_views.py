@@ -15,7 +15,7 @@ from PIL import Image
 from siyu.auth.models import Role
 from siyu.core.config import Settings
 from siyu.core.db import Database
-from siyu.livecodes.ratelimit import ClientLimiter
+from siyu.core.ratelimit import RateLimits
 from siyu.web.app import create_app
 from tests.communities.helpers import chat, png
 from tests.factories import api_client, make_customer, make_order
@@ -146,7 +146,7 @@ def test_pages_in_both_languages_with_csv_and_forms(db: Database, corp: Corp, fa
 
 def test_the_landing_refuses_hostile_tokens_alike_and_rate_limits(db: Database) -> None:
     app = create_app(database=db, settings=Settings(env="development", secret_key="x" * 40))  # type: ignore[call-arg]
-    app.state.community_limiter = ClientLimiter(landing="5/minute")
+    app.state.rate_limits = RateLimits(rates={"group_code.landing": "5/minute"})
     client = TestClient(app)
     answers = [client.get(f"/g/{token}") for token in ["A" * 22, "short", "%00" * 8, "群" * 22, "x" * 5000]]
     assert [a.status_code for a in answers] == [404] * 5

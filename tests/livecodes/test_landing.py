@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from siyu.core.config import Settings
 from siyu.core.db import Database
+from siyu.core.ratelimit import RateLimits
 from siyu.livecodes import service
 from siyu.livecodes.models import LiveCodeAdd, LiveCodeScan
-from siyu.livecodes.ratelimit import ClientLimiter
 from siyu.web.app import create_app
 from tests.factories import member
 from tests.livecodes.helpers import make_code, staff_members
@@ -24,7 +24,7 @@ _SIG = re.compile(r'name="signature" value="([0-9a-f]+)"')
 
 def _client(db: Database, *, env: str = "development", rate: str = "1000/minute") -> TestClient:
     app = create_app(database=db, settings=Settings(env=env, secret_key="x" * 40))  # type: ignore[call-arg]
-    app.state.livecode_limiter = ClientLimiter(landing=rate, demo_add=rate)
+    app.state.rate_limits = RateLimits(rates={"livecode.landing": rate, "livecode.demo_add": rate})
     return TestClient(app)
 
 

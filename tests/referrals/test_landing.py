@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from siyu.core.config import Settings
 from siyu.core.db import Database
+from siyu.core.ratelimit import RateLimits
 from siyu.customers.models import Customer
-from siyu.livecodes.ratelimit import ClientLimiter
 from siyu.referrals import service
 from siyu.referrals.models import ReferralInvite
 from siyu.referrals.schemas import TierIn
@@ -24,7 +24,7 @@ from tests.referrals.helpers import campaign, inviter, link
 
 def _client(db: Database, rate: str = "1000/minute") -> TestClient:
     app = create_app(database=db, settings=Settings(env="test", secret_key="x" * 40))  # type: ignore[call-arg]
-    app.state.referral_limiter = ClientLimiter(landing=rate, join=rate)
+    app.state.rate_limits = RateLimits(rates={"referral.landing": rate, "referral.join": rate})
     return TestClient(app)
 
 

@@ -10,7 +10,6 @@ again with the reason, inside a savepoint so nothing of it is written.
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -24,8 +23,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.communities import codes, service, stats
 from siyu.communities.schemas import GroupCodeIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
-from siyu.livecodes.ratelimit import ClientLimiter
-from siyu.web.deps import CurrentActor, DbSession, get_database
+from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
 from siyu.web.templating import csv_download, render, render_error
 
 router = APIRouter(include_in_schema=False)
@@ -372,19 +370,12 @@ def toggle_code(
 # --- the public landing ----------------------------------------------------------------------------
 
 
-def _limiter(request: Request) -> ClientLimiter:
-    limiter = getattr(request.app.state, "community_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.community_limiter = ClientLimiter(landing=LANDING_RATE)
-    return limiter
-
-
 @router.get("/g/{token}")
 def landing(request: Request, token: str) -> Response:
     """A visit of a group code: the join QR of the current group (rate-limited per client address;
     an unknown, malformed or disabled token all get the same 404)."""
     address = request.client.host if request.client else "unknown"
-    verdict = _limiter(request).hit("landing", hashlib.sha256(address.encode()).hexdigest()[:32])
+    verdict = rate_limits(request).hit("group_code.landing", LANDING_RATE, address)
     if not verdict.allowed:
         response = render(request, "communities/landing.html", {"kind": "rate"}, status_code=429)
         response.headers["Retry-After"] = str(verdict.retry_after_seconds)

@@ -8,13 +8,10 @@ again with every problem, inside a savepoint so nothing of it is written.
 from __future__ import annotations
 
 import hashlib
-import math
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from limits import parse, storage, strategies
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -24,11 +21,11 @@ from siyu.content.models import MessageTemplate, SnippetKind
 from siyu.content.schemas import SnippetIn, TemplateIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.customers import service as customers
-from siyu.web.deps import CurrentActor, DbSession, get_database
+from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
-REDIRECT_RATE = parse("60/minute")  # visits of short links per client address (in process memory)
+REDIRECT_RATE = "60/minute"  # visits of short links per client address (core.ratelimit)
 
 
 async def form_data(request: Request) -> FormData:
@@ -274,15 +271,6 @@ def create_snippet(request: Request, session: DbSession, actor: CurrentActor, fo
     return RedirectResponse(f"/content/library?saved={snippet.id}", status_code=303)
 
 
-def _limiter(request: Request) -> strategies.MovingWindowRateLimiter:
-    limiter = getattr(request.app.state, "short_link_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.short_link_limiter = strategies.MovingWindowRateLimiter(
-            storage.MemoryStorage()
-        )
-    return limiter
-
-
 def _snippet_values(snippet: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "title": snippet.title, "key": snippet.key, "kind": snippet.kind, "group_name": snippet.group_name,
@@ -337,13 +325,10 @@ def _client_key(request: Request) -> str:
 def short_link(request: Request, token: str) -> Response:
     """A tracked link: redirect to the URL stored when its message was rendered (never to one the
     request names), counting the visit. An unknown token gets the same 404 as a malformed one."""
-    key, limiter = _client_key(request), _limiter(request)
-    if not limiter.hit(REDIRECT_RATE, "short-link", key):
-        reset = limiter.get_window_stats(REDIRECT_RATE, "short-link", key).reset_time
+    verdict = rate_limits(request).hit("short_link.visit", REDIRECT_RATE, _client_key(request))
+    if not verdict.allowed:
         return Response(
-            "too many requests",
-            status_code=429,
-            headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))},
+            "too many requests", status_code=429, headers={"Retry-After": str(verdict.retry_after_seconds)}
         )
     url = None
     if len(token) <= 64:

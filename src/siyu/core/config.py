@@ -51,6 +51,16 @@ class Settings(BaseSettings):
         description="How long a process remembers which actor an API token stands for (0: no cache). "
         "A revocation takes effect at once in the process that revoked it, and within this time elsewhere.",
     )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where the public endpoints' rate limits are counted: memory:// (one server process) or "
+        "redis://host:6379/0, shared by every process of a deployment (needs the redis extra).",
+    )
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Overrides of named rate limits, e.g. {"livecode.landing": "60/minute"} (JSON); the names '
+        "are listed in docs/configuration.md.",
+    )
     session_max_age_seconds: int = Field(14 * 24 * 3600, description="Lifetime of a login session cookie.")
     public_base_url: str = Field(
         "http://127.0.0.1:8000",

@@ -3,12 +3,7 @@ a customer's coupons, and the public check of a code (no login; rate-limited, no
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import NotFound
@@ -25,31 +20,20 @@ from siyu.coupons.schemas import (
     TemplateReport,
 )
 from siyu.coupons.service import RateLimited
-from siyu.web.deps import DbSession, require
+from siyu.web.deps import DbSession, rate_limits, require
 from siyu.workspaces import service as workspaces
 
 router = APIRouter(prefix="/api", tags=["coupons"])
 
 # Per client address: a checkout retrying is fine, a script walking codes is not. Per workspace and
 # phone on top: guesses spread over many addresses still meet one budget per customer.
-PER_CLIENT = parse("20/minute")
-PER_PHONE = parse("10/hour")
+PER_CLIENT = "20/minute"
+PER_PHONE = "10/hour"
 
 
-def _limiter(request: Request) -> MovingWindowRateLimiter:
-    # one per app (each test app starts with a clean window); a deployment with several processes
-    # shares one by pointing limits at Redis instead of MemoryStorage
-    limiter = getattr(request.app.state, "coupon_check_limiter", None)
-    if limiter is None:
-        limiter = MovingWindowRateLimiter(MemoryStorage())
-        request.app.state.coupon_check_limiter = limiter
-    return limiter
-
-
-def _admit(request: Request, *keys: tuple[Any, str]) -> None:
-    limiter = _limiter(request)
-    for item, key in keys:
-        if not limiter.hit(item, "coupon-check", key):
+def _admit(request: Request, *keys: tuple[str, str, str]) -> None:
+    for name, rate, key in keys:
+        if not rate_limits(request).hit(name, rate, key).allowed:
             raise RateLimited(
                 "too many coupon checks; wait a minute and try again",
                 hint="a checkout should check a code once per order",
@@ -153,7 +137,11 @@ def public_check(
     nothing. No login. An unknown workspace, phone or code, and another customer's code, all answer
     `usable: false, reason: not_found` alike; 429 past the rate limits."""
     client = request.client.host if request.client else "unknown"
-    _admit(request, (PER_CLIENT, client), (PER_PHONE, f"{workspace_slug[:64]}|{body.phone}"))
+    _admit(
+        request,
+        ("coupon_check.client", PER_CLIENT, client),
+        ("coupon_check.phone", PER_PHONE, f"{workspace_slug[:64]}|{body.phone}"),
+    )
     try:
         workspace = workspaces.get_workspace_by_slug(session, slug=workspace_slug[:64])
     except NotFound:

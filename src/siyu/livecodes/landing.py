@@ -23,24 +23,19 @@ from siyu.auth import service as auth
 from siyu.core.config import Settings, get_settings
 from siyu.core.errors import NotFound, SiyuError
 from siyu.livecodes import attribution, qr, scans, service
-from siyu.livecodes.ratelimit import ClientLimiter, default_limiter
-from siyu.web.deps import DbSession, get_database
+from siyu.web.deps import DbSession, get_database, rate_limits
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 MAX_USER_AGENT = 512
+# per client address: a scanner is a person with a phone, so a few dozen visits a minute from one
+# address is already a script (core.ratelimit; names overridable in SIYU_RATE_LIMITS)
+RATES = {"landing": "30/minute", "demo_add": "10/minute"}
 
 
 def demo_adds_allowed(settings: Settings) -> bool:
     """Simulated adds exist only where no real WeCom callback can be (never in production)."""
     return settings.env in ("development", "test")
-
-
-def _limiter(request: Request) -> ClientLimiter:
-    limiter = getattr(request.app.state, "livecode_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.livecode_limiter = default_limiter()
-    return limiter
 
 
 def _client_ip(request: Request) -> str:
@@ -72,7 +67,7 @@ def _contact_image(result: scans.ScanResult) -> str:
 
 
 def _limited(request: Request, name: str) -> Response | None:
-    verdict = _limiter(request).hit(name, scans.client_hash("ip", _client_ip(request)))
+    verdict = rate_limits(request).hit(f"livecode.{name}", RATES[name], _client_ip(request))
     return None if verdict.allowed else _too_many(request, verdict.retry_after_seconds)
 
 

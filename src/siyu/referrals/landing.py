@@ -14,9 +14,8 @@ from fastapi.responses import Response
 
 from siyu.core.config import get_settings
 from siyu.core.errors import NotFound, ValidationFailed
-from siyu.livecodes.ratelimit import ClientLimiter
 from siyu.referrals import service
-from siyu.web.deps import DbSession
+from siyu.web.deps import DbSession, rate_limits
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -32,19 +31,13 @@ def client_hash(ip: str, user_agent: str) -> str:
     return hmac.new(key, f"referral\x1f{ip}\x1f{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _limiter(request: Request) -> ClientLimiter:
-    limiter = getattr(request.app.state, "referral_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.referral_limiter = ClientLimiter(landing=LANDING_RATE, join=JOIN_RATE)
-    return limiter
-
-
 def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
 def _refused(request: Request, name: str) -> Response | None:
-    verdict = _limiter(request).hit(name, client_hash(_ip(request), ""))
+    rate = {"landing": LANDING_RATE, "join": JOIN_RATE}[name]
+    verdict = rate_limits(request).hit(f"referral.{name}", rate, _ip(request))
     if verdict.allowed:
         return None
     response = render(request, "referrals/landing_error.html", {"kind": "rate"}, status_code=429)

@@ -19,6 +19,7 @@ from siyu import __version__
 from siyu.core.config import Settings, get_settings
 from siyu.core.db import Database, get_database
 from siyu.core.errors import SiyuError, Unauthorized
+from siyu.core.ratelimit import RateLimits
 
 # Domains whose `api` / `views` modules define a module-level `router`; mounted in this order.
 DOMAINS = (
@@ -126,6 +127,7 @@ def create_app(
     )
     app.state.database = database or get_database()
     app.state.settings = settings
+    app.state.rate_limits = RateLimits(settings.rate_limit_storage, settings.rate_limits)
     app.state.run_worker = run_worker
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(

@@ -21,9 +21,16 @@ from siyu.auth import service as auth
 from siyu.auth.service import Actor, Permission
 from siyu.core.db import Database
 from siyu.core.errors import PermissionDenied, Unauthorized
+from siyu.core.ratelimit import RateLimits
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
+
+
+def rate_limits(request: Request) -> RateLimits:
+    """The app's rate limits (one per app, over the storage settings name)."""
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
 
 
 def get_database(request: Request) -> Database:
