@@ -165,6 +165,16 @@ def test_two_schedulers_at_once_never_run_one_job_twice(db: Database, workspace_
     assert _row(db, workspace_id, job.name).runs == 1
 
 
+def test_schedulers_that_sync_at_once_keep_one_row_per_job(db: Database, workspace_id: int) -> None:
+    job = Job(f"{__name__}:counting", every=timedelta(minutes=1))
+    first, second = _scheduler(db, workspace_id, job), _scheduler(db, workspace_id, job)
+    assert first.sync(NOW) == 1
+    assert second.sync(NOW) == 0  # finds the row
+    with db.reader() as session:
+        rows = session.scalars(select(ScheduledJob).where(ScheduledJob.workspace_id == workspace_id)).all()
+    assert len(rows) == 1
+
+
 def test_the_worker_schedule_names_the_segment_jobs() -> None:
     names = {job.name for job in SCHEDULE}
     assert set(segments.JOBS.values()) <= names

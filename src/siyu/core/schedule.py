@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, ForeignKey, Integer, String, Text, UniqueConstraint, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.core.db import Base, BigId, Database, UTCDateTime, is_postgres
@@ -153,8 +153,14 @@ class Scheduler:
     def sync(self, now: datetime | None = None) -> int:
         """Give every workspace a row per job and follow changed schedules and time zones; returns how
         many rows were added."""
-        now = now or utcnow()
         self._synced_at = clock.monotonic()
+        try:
+            return self._sync(now or utcnow())
+        except IntegrityError:  # another worker added the same rows at the same moment: they exist now
+            log.info("scheduler %s: another worker added the jobs first", self.name)
+            return 0
+
+    def _sync(self, now: datetime) -> int:
         with self.database.transaction() as session:
             pairs = [
                 (ws, tz)
@@ -294,6 +300,8 @@ class Scheduler:
                 self.run_due(stop=stop)
             except OperationalError as exc:  # the database restarting or busy: wait and look again
                 log.warning("scheduler %s: %s", self.name, str(exc).splitlines()[0])
+            except Exception:  # the thread must outlive any one round: logged, tried again next poll
+                log.exception("scheduler %s: a round failed", self.name)
             stop.wait(self.poll_seconds)
         log.info("scheduler %s stopped", self.name)
 

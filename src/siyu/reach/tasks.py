@@ -3,6 +3,9 @@
 short transaction per message. Every `results_poll_seconds` it also reads the send results of open WeCom
 mass messages (`poll_wecom_deliveries`).
 
+Beside it, in a thread of its own, runs the scheduler (`core.schedule`) with the jobs of `SCHEDULE`:
+live segment processing, the time sweep, the daily RFM, lifecycle, CLV and reconciliation runs.
+
 Several workers may run against one database (`siyu worker`, and the one inside `siyu serve`); claims
 are leases (`outbox.claim`), so no two hold the same message at once. The window of at-least-once
 delivery — a provider accepted a message and the worker died before recording it — is closed by the
