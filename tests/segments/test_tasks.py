@@ -61,8 +61,8 @@ def test_an_order_enters_its_segment_through_the_worker(db: Database, workspace_
     scheduler.run_due()  # the first round: every interval job, nothing pending
     customer_id = _place(db, workspace_id, next_phone(), "w1")
     assert customer_id not in _members(db, seg.id)  # the import path itself did not process
-    # one second later, the processing job is due again and the customer enters
-    ran = scheduler.run_due(datetime.now(UTC) + timedelta(seconds=1))
+    # half a second later, the processing job is due again and the customer enters
+    ran = scheduler.run_due(datetime.now(UTC) + timedelta(seconds=0.5))
     assert [o.name for o in ran] == [segments.JOBS["process"]] and ran[0].ok, ran
     assert ran[0].result == "events 2, entered 1, left 0"  # customer.created and order.placed
     assert customer_id in _members(db, seg.id)
@@ -73,7 +73,6 @@ def test_the_scheduler_thread_brings_a_member_in_about_a_second(db: Database, wo
     with db.transaction() as session:
         seg = segments.create_segment(session, actor=owner, name="买过", rule="order_count >= 1")
     scheduler = scheduler_for(db, workspace_id=workspace_id)
-    scheduler.poll_seconds = 0.1
     background = BackgroundScheduler(scheduler)
     background.start()
     try:
@@ -85,7 +84,8 @@ def test_the_scheduler_thread_brings_a_member_in_about_a_second(db: Database, wo
     finally:
         background.close()
     assert customer_id in _members(db, seg.id)
-    # not a timing assertion of the machine: the job runs every second, so a member comes within a few
+    # the job runs every half second (the thread looks every quarter): a member comes within a second
+    # on an idle machine; the bound is loose, as the machine is shared
     assert waited < 15
 
 

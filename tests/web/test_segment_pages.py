@@ -122,6 +122,6 @@ def test_the_list_page_and_the_cli_show_the_jobs(client: TestClient, db: Databas
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("job\tworkspace\tschedule\tlast run")
     process = next(line for line in lines if line.startswith(segments.JOBS["process"]))
-    assert f"\t{slug}\tevery 1s\t" in process and "\tok: events " in process
+    assert f"\t{slug}\tevery 0.5s\t" in process and "\tok: events " in process
     rfm = next(line for line in lines if line.startswith("siyu.rfm.tasks:compute"))
     assert "\tnever run\t" in rfm and "daily 03:00 Asia/Shanghai" in rfm

@@ -21,7 +21,18 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, ForeignKey, Integer, String, Text, UniqueConstraint, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -42,7 +53,7 @@ class ScheduledJob(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))  # "module:function"
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
-    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    every_seconds: Mapped[float | None] = mapped_column(Float)
     daily_at: Mapped[str | None] = mapped_column(String(5))  # "HH:MM" in `timezone`
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     next_run_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -138,7 +149,7 @@ class Scheduler:
         *,
         workspaces: Callable[[Session], Sequence[tuple[int, str]]],
         workspace_id: int | None = None,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 0.25,
         name: str | None = None,
     ) -> None:
         self.database = database
@@ -180,7 +191,7 @@ class Scheduler:
             added = 0
             for workspace_id, timezone in pairs:
                 for job in self.jobs.values():
-                    every = int(job.every.total_seconds()) if job.every is not None else None
+                    every = job.every.total_seconds() if job.every is not None else None
                     row = existing.get((job.name, workspace_id))
                     if row is None:
                         first = now if job.every is not None else job.next_after(now, timezone)
@@ -351,7 +362,7 @@ def statuses(
         JobStatus(
             name=row.name,
             workspace_id=row.workspace_id,
-            schedule=f"every {row.every_seconds}s"
+            schedule=f"every {row.every_seconds:g}s"
             if row.every_seconds is not None
             else f"daily {row.daily_at} {row.timezone}",
             last_started_at=row.last_started_at,

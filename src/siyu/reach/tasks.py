@@ -52,8 +52,8 @@ PERIODIC = ("siyu.broadcasts.tasks:run_due", "siyu.wecom.tasks:send_welcomes")
 # the jobs of the worker's scheduler, per workspace (core.schedule; named, not imported, as PERIODIC);
 # daily times are the workspace's own, spread so that the scores exist before segments read them
 SCHEDULE = (
-    # live membership: a change is visible about a second after the order (one cheap read when idle)
-    Job("siyu.segments.tasks:process_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)),
+    # live membership: a change is visible within a second of the order (each idle run costs a few ms)
+    Job("siyu.segments.tasks:process_events", every=timedelta(seconds=0.5), lease=timedelta(minutes=10)),
     Job("siyu.segments.tasks:sweep", every=timedelta(minutes=10), lease=timedelta(minutes=30)),
     Job("siyu.rfm.tasks:compute", daily_at=clock_time(3, 0)),
     Job("siyu.lifecycle.tasks:sweep", daily_at=clock_time(3, 15)),

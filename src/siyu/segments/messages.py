@@ -5,7 +5,7 @@ from __future__ import annotations
 MESSAGES: dict[str, tuple[str, str]] = {
     "segments.processing_current": (
         "后台任务正在实时处理分群：订单、事件等变化约一秒内反映到成员中。",
-        "The worker is keeping segments live: a change (an order, an event …) reaches the members within about a second.",
+        "The worker is keeping segments live: a change (an order, an event …) reaches the members within a second.",
     ),
     "segments.processing_stale": (
         "最近一分钟没有后台任务处理分群事件（或最近一次出错）：成员可能不是最新的。请启动 siyu worker 或 siyu serve。",

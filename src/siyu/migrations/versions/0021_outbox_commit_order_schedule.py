@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("every_seconds", sa.Integer(), nullable=True),
+        sa.Column("every_seconds", sa.Float(), nullable=True),
         sa.Column("daily_at", sa.String(length=5), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("next_run_at", siyu.core.db.UTCDateTime(timezone=True), nullable=False),
