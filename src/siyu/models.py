@@ -9,6 +9,7 @@ from siyu.content.models import MessageTemplate, ShortLink, Snippet
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor
+from siyu.core.schedule import ScheduledJob
 from siyu.coupons.models import Coupon, CouponEventCursor, CouponRedemption, CouponTemplate
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
@@ -124,6 +125,7 @@ __all__ = [
     "ReferralLink",
     "ReferralReward",
     "ReferralTier",
+    "ScheduledJob",
     "Segment",
     "SegmentMembership",
     "ShortLink",

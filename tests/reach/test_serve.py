@@ -32,4 +32,4 @@ def test_the_app_runs_a_worker_and_stops_it(db: Database, workspace_id: int) -> 
                 )
             time.sleep(0.05)
     assert status == "sent"  # the log sink took it: the outbox viewer shows it
-    assert not [t for t in threading.enumerate() if t.name == "reach-worker"]
+    assert not [t for t in threading.enumerate() if t.name in ("reach-worker", "scheduler")]

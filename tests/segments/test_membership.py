@@ -144,6 +144,8 @@ def test_only_affected_segments_and_customers_are_evaluated(db: Database, worksp
     _process(db, workspace_id)
     with db.transaction() as session:
         tags.tag_customer(session, actor=owner, customer_id=customer.id, tag_id=vip.id)
+    # a consumer reads committed events only (on PostgreSQL, below the oldest running transaction)
+    with db.transaction() as session:
         evaluated: list[tuple[int, set[int] | None]] = []
         original = membership._apply
 

@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
 
 from siyu.auth.models import Role
 from siyu.auth.service import actor_for
+from siyu.cli import app
 from siyu.core.db import Database
+from siyu.reach.tasks import scheduler_for
 from siyu.segments import service as segments
 from siyu.segments.views import lag_text
 from siyu.web import i18n
+from siyu.workspaces.models import Workspace
 from tests.factories import make_customer
 from tests.web.conftest import log_in, make_login
 from tests.web.test_browser import _log_in, _shot, browser, page  # noqa: F401  (fixtures)
@@ -87,6 +92,9 @@ def test_segment_pages_in_a_browser(page: Any, live_server: str, db: Database, w
     page.wait_for_url(f"{live_server}/segments")
     row = page.locator(f"tr[data-segment-id='{city_id}']")
     assert "55" in row.inner_text() and row.locator("[data-state=current]").count() == 1
+    # the worker's segment jobs: no worker serves this test's app, so processing shows as not current
+    assert page.locator("#segment-processing tr[data-job]").count() == 3
+    assert page.locator("#segment-processing").get_attribute("data-current") == "no"
     row.locator("a").click()
     page.wait_for_url(f"{live_server}/segments/{city_id}")
     page.wait_for_selector("#segment-chart svg")  # ECharts drew members over time
@@ -95,3 +103,25 @@ def test_segment_pages_in_a_browser(page: Any, live_server: str, db: Database, w
     page.click("#next-page")
     page.wait_for_url("**/segments/*?cursor=*")
     assert page.locator("#member-table tbody tr").count() == 5
+
+
+def test_the_list_page_and_the_cli_show_the_jobs(client: TestClient, db: Database, workspace_id: int) -> None:
+    login = make_login(db, workspace_id)
+    log_in(client, login)
+    listed = client.get("/segments")
+    assert listed.status_code == 200
+    assert 'data-current="no"' in listed.text  # no worker has run yet
+    scheduler_for(db, workspace_id=workspace_id).run_due()
+    listed = client.get("/segments")
+    assert 'data-current="yes"' in listed.text and 'data-job="process"' in listed.text
+    with db.reader() as session:
+        slug = session.scalar(select(Workspace.slug).where(Workspace.id == workspace_id))
+    assert slug
+    result = CliRunner().invoke(app, ["schedule", "status", "--workspace", slug])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("job\tworkspace\tschedule\tlast run")
+    process = next(line for line in lines if line.startswith(segments.JOBS["process"]))
+    assert f"\t{slug}\tevery 0.5s\t" in process and "\tok: events " in process
+    rfm = next(line for line in lines if line.startswith("siyu.rfm.tasks:compute"))
+    assert "\tnever run\t" in rfm and "daily 03:00 Asia/Shanghai" in rfm

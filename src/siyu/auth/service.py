@@ -276,6 +276,14 @@ def member_ids_by_email(session: Session, *, workspace_id: int) -> dict[str, int
     return {email.lower(): user_id for email, user_id in rows}
 
 
+def system_actor(*, workspace_id: int, display_name: str) -> Actor:
+    """The actor of work no person started (the worker's scheduled jobs): an admin of the workspace
+    with no user (audit rows name no one)."""
+    return Actor(
+        user_id=0, workspace_id=workspace_id, role=Role.ADMIN, display_name=display_name, via="system"
+    )
+
+
 def command_line_actor(session: Session, *, workspace_id: int, email: str | None = None) -> Actor:
     """Whom a CLI command acts as: the member with `email`, or else the workspace's first owner."""
     query = (

@@ -3,6 +3,9 @@
 short transaction per message. Every `results_poll_seconds` it also reads the send results of open WeCom
 mass messages (`poll_wecom_deliveries`).
 
+Beside it, in a thread of its own, runs the scheduler (`core.schedule`) with the jobs of `SCHEDULE`:
+live segment processing, the time sweep, the daily RFM, lifecycle, CLV and reconciliation runs.
+
 Several workers may run against one database (`siyu worker`, and the one inside `siyu serve`); claims
 are leases (`outbox.claim`), so no two hold the same message at once. The window of at-least-once
 delivery — a provider accepted a message and the worker died before recording it — is closed by the
@@ -21,18 +24,22 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from siyu.core.db import Database
 from siyu.core.errors import SiyuError
+from siyu.core.schedule import BackgroundScheduler, Job, Scheduler
 from siyu.core.timeutil import utcnow
 from siyu.reach import service
 from siyu.reach.adapters.base import BatchAdapter, OutboundMessage, SendResult
 from siyu.reach.adapters.registry import Adapters
 from siyu.reach.adapters.wecom import WecomMassAdapter
 from siyu.wecom import service as wecom
+from siyu.workspaces import service as workspaces
 
 log = logging.getLogger("siyu.reach.worker")
 RECORD_CHUNK = 500
@@ -44,6 +51,38 @@ PERIODIC = (
     "siyu.wecom.tasks:send_welcomes",
     "siyu.wecom.tasks:sync_live_codes",
 )
+
+
+# the jobs of the worker's scheduler, per workspace (core.schedule; named, not imported, as PERIODIC);
+# daily times are the workspace's own, spread so that the scores exist before segments read them
+SCHEDULE = (
+    # live membership: a change is visible within a second of the order (each idle run costs a few ms)
+    Job("siyu.segments.tasks:process_events", every=timedelta(seconds=0.5), lease=timedelta(minutes=10)),
+    Job("siyu.segments.tasks:sweep", every=timedelta(minutes=10), lease=timedelta(minutes=30)),
+    Job("siyu.rfm.tasks:compute", daily_at=clock_time(3, 0)),
+    Job("siyu.lifecycle.tasks:sweep", daily_at=clock_time(3, 15)),
+    Job("siyu.clv.tasks:score", daily_at=clock_time(3, 30)),
+    Job("siyu.segments.tasks:reconcile", daily_at=clock_time(4, 30), lease=timedelta(hours=1)),
+)
+
+
+def workspace_zones(session: Session) -> list[tuple[int, str]]:
+    """Every workspace with its time zone: whom the scheduler's jobs run for."""
+    return [(ws.id, ws.timezone) for ws in workspaces.list_workspaces(session)]
+
+
+def background_scheduler(database: Database) -> BackgroundScheduler | None:
+    """The scheduler thread of `siyu worker` and `siyu serve`, unless SIYU_SCHEDULE_ENABLED=false."""
+    from siyu.core.config import get_settings
+
+    return BackgroundScheduler(scheduler_for(database)) if get_settings().schedule_enabled else None
+
+
+def scheduler_for(
+    database: Database, *, workspace_id: int | None = None, jobs: Sequence[Job] = SCHEDULE
+) -> Scheduler:
+    """The worker's scheduler (every workspace, or one: tests)."""
+    return Scheduler(database, jobs, workspaces=workspace_zones, workspace_id=workspace_id)
 
 
 def periodic_tasks(names: Sequence[str] = PERIODIC) -> list[Callable[[Database], object]]:

@@ -264,8 +264,8 @@ def _evaluate(
         segment.evaluated_at = now
 
 
-def _lock(session: Session, *, workspace_id: int) -> int:
-    return domain_events.claim_cursor(session, consumer=CONSUMER, workspace_id=workspace_id)
+def _lock(session: Session, *, workspace_id: int) -> None:
+    domain_events.lock(session, consumer=CONSUMER, workspace_id=workspace_id)
 
 
 # --- the verbs --------------------------------------------------------------------------------------
@@ -285,25 +285,16 @@ def process_pending(
     of the segments its event types can affect. A scheduler or worker calls this; so does `siyu segment
     process` and the end of an import."""
     now = now or utcnow()
-    after = _lock(session, workspace_id=workspace_id)
-    head, pending = session.execute(
-        select(func.max(DomainEvent.id), func.count()).where(
-            DomainEvent.workspace_id == workspace_id, DomainEvent.id > after
-        )
-    ).one()
-    run = Run(last_event_id=after)
-    if not pending:
+    batch = domain_events.read_after(
+        session, consumer=CONSUMER, workspace_id=workspace_id, limit=limit, count=True
+    )
+    run = Run(last_event_id=batch.start.event_id)
+    if not batch.pending:
         return run
     live = _segments_in_order(session, workspace_id=workspace_id)
-    if pending > max(bulk_threshold, limit):
-        types = set(
-            session.scalars(
-                select(DomainEvent.type)
-                .where(
-                    DomainEvent.workspace_id == workspace_id, DomainEvent.id > after, DomainEvent.id <= head
-                )
-                .distinct()
-            )
+    if batch.pending > max(bulk_threshold, limit):
+        head, types = domain_events.backlog(
+            session, workspace_id=workspace_id, after=batch.start, horizon=batch.horizon
         )
         touched = (
             set()
@@ -313,17 +304,14 @@ def process_pending(
         for item in live:
             if Family.ANY in touched or item.families & touched:
                 _evaluate(session, item.segment, scope=None, now=now, reason="event", run=run)
-        run.events, run.last_event_id, run.full = int(pending), int(head), True
+        run.events, run.last_event_id, run.full = batch.pending, head.event_id, True
+        position = head
     else:
-        events = session.execute(
-            select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.payload)
-            .where(DomainEvent.workspace_id == workspace_id, DomainEvent.id > after)
-            .order_by(DomainEvent.id)
-            .limit(limit)
-        ).all()
+        events = batch.events
         by_family: dict[Family, set[int]] = {}
         wide: set[Family] = set()
-        for _, type_, customer_id, payload in events:
+        for event in events:
+            type_, customer_id, payload = event.type, event.customer_id, event.payload
             wide |= WORKSPACE_EVENT_FAMILIES.get(type_, frozenset())
             changed = EVENT_FAMILIES.get(type_, frozenset())
             ids = {customer_id} if customer_id is not None else set()
@@ -340,11 +328,10 @@ def process_pending(
                 scope |= by_family.get(family, set())
             if scope:
                 _evaluate(session, item.segment, scope=scope, now=now, reason="event", run=run)
-        run.events, run.last_event_id = len(events), int(events[-1][0])
-        run.remaining = int(pending) - len(events)
-    domain_events.advance_cursor(
-        session, consumer=CONSUMER, workspace_id=workspace_id, last_event_id=run.last_event_id
-    )
+        run.events, run.last_event_id = len(events), batch.position.event_id
+        run.remaining = batch.pending - len(events)
+        position = batch.position
+    domain_events.advance(session, consumer=CONSUMER, workspace_id=workspace_id, position=position)
     return run
 
 
@@ -473,11 +460,11 @@ def statuses(
     is, and whether that is more than LAG_WARNING. Lag: how long the oldest event not yet handled (of
     the types that can change membership) has waited, and for time-dependent rules also how long since the last full evaluation."""
     now = now or utcnow()
-    cursor, _ = domain_events.cursor_position(session, consumer=CONSUMER, workspace_id=workspace_id)
+    cursor, _ = domain_events.position_of(session, consumer=CONSUMER, workspace_id=workspace_id)
     pending, oldest = session.execute(
         select(func.count(), func.min(DomainEvent.created_at)).where(
-            DomainEvent.workspace_id == workspace_id,
-            DomainEvent.id > cursor,
+            # every event after the cursor, committed or not yet readable: both are lag
+            domain_events.committed_after(workspace_id, cursor, None),
             # only what can change a rule's answer (not, e.g., the segment events themselves)
             DomainEvent.type.in_([*EVENT_FAMILIES, *WORKSPACE_EVENT_FAMILIES]),
         )

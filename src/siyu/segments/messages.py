@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    "segments.processing_current": (
+        "后台任务正在实时处理分群：订单、事件等变化约一秒内反映到成员中。",
+        "The worker is keeping segments live: a change (an order, an event …) reaches the members within a second.",
+    ),
+    "segments.processing_stale": (
+        "最近一分钟没有后台任务处理分群事件（或最近一次出错）：成员可能不是最新的。请启动 siyu worker 或 siyu serve。",
+        "No worker has processed segment events in the last minute (or its last run failed): members may be behind. Start siyu worker or siyu serve.",
+    ),
+    "segments.job": ("任务", "Job"),
+    "segments.job_schedule": ("频率", "Schedule"),
+    "segments.job_last_run": ("上次运行", "Last run"),
+    "segments.job_result": ("结果", "Result"),
+    "segments.job_next_run": ("下次运行", "Next run"),
+    "segments.job_failed": ("失败", "failed"),
+    "segments.job_never": ("尚未运行", "never"),
+    "segments.job.process": ("事件处理", "Event processing"),
+    "segments.job.sweep": ("时间扫描", "Time sweep"),
+    "segments.job.reconcile": ("对账", "Reconciliation"),
     "segments.new": ("新建分群", "New segment"),
     "segments.edit": ("编辑分群", "Edit segment"),
     "segments.builder_explain": (

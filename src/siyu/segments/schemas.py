@@ -83,6 +83,26 @@ class RuleTagIn(BaseModel):
     tag_id: int | None = Field(description="The tag members carry (source rule); null: no rule tag.")
 
 
+class ScheduledRun(BaseModel):
+    """One of the worker's scheduled jobs for the segments of a workspace."""
+
+    job: str = Field(description="process, sweep or reconcile")
+    schedule: str
+    last_started_at: datetime | None
+    last_status: str | None = Field(description="ok or error; null: never run")
+    last_result: str | None
+    last_error: str | None
+    next_run_at: datetime | None
+
+
+class Processing(BaseModel):
+    """Whether the worker keeps the workspace's segments current: its segment jobs and whether the
+    event processing ran recently (`current`)."""
+
+    current: bool = Field(description="Event processing ran within the last minute without an error.")
+    runs: list[ScheduledRun]
+
+
 class SegmentStatus(BaseModel):
     """A saved segment's live membership: size, how far behind it is, and what reconciliation found."""
 

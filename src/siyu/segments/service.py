@@ -8,7 +8,7 @@ only their own customers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -16,7 +16,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
-from siyu.core import audit, domain_events
+from siyu.core import audit, domain_events, schedule
 from siyu.core.domain_events import DomainEventType
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
@@ -38,10 +38,12 @@ from siyu.segments.rules import (
 from siyu.segments.schemas import (
     CountPoint,
     MembersPage,
+    Processing,
     RuleCount,
     RuleExplain,
     RuleSample,
     RunResult,
+    ScheduledRun,
     SegmentDrift,
     SegmentStatus,
 )
@@ -398,6 +400,48 @@ def reconcile(
             session, workspace_id=workspace_id, repair=repair, now=now, actor_user_id=actor_user_id
         )
     ]
+
+
+# the worker's jobs for segments (reach.tasks.SCHEDULE names them; segments.tasks holds them)
+JOBS = {
+    "process": "siyu.segments.tasks:process_events",
+    "sweep": "siyu.segments.tasks:sweep",
+    "reconcile": "siyu.segments.tasks:reconcile",
+}
+PROCESSING_STALE = timedelta(minutes=1)
+
+
+def processing(session: Session, *, actor: Actor, now: datetime | None = None) -> Processing:
+    """The worker's segment jobs of the actor's workspace, and whether event processing is current."""
+    actor.require(Permission.READ)
+    now = now or utcnow()
+    found = {
+        s.name: s
+        for s in schedule.statuses(session, workspace_id=actor.workspace_id)
+        if s.name in JOBS.values()
+    }
+    runs = []
+    for job, name in JOBS.items():
+        s = found.get(name)
+        runs.append(
+            ScheduledRun(
+                job=job,
+                schedule=s.schedule if s else "",
+                last_started_at=s.last_started_at if s else None,
+                last_status=s.last_status if s else None,
+                last_result=s.last_result if s else None,
+                last_error=s.last_error if s and s.failures else None,
+                next_run_at=s.next_run_at if s else None,
+            )
+        )
+    process = found.get(JOBS["process"])
+    current = bool(
+        process is not None
+        and process.last_started_at is not None
+        and process.failures == 0
+        and now - process.last_started_at <= PROCESSING_STALE
+    )
+    return Processing(current=current, runs=runs)
 
 
 def _visible(actor: Actor) -> Select[tuple[int]] | None:

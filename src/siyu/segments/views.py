@@ -37,10 +37,11 @@ def _drift(status: SegmentStatus) -> str | None:
 def segments_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
     actor.require(Permission.READ)
     statuses = service.segment_statuses(session, actor=actor)
+    processing = service.processing(session, actor=actor)
     return render(
         request,
         "segments/list.html",
-        {"statuses": statuses, "lag_text": lag_text, "drift": _drift},
+        {"statuses": statuses, "lag_text": lag_text, "drift": _drift, "processing": processing},
         session=session,
         actor=actor,
     )

@@ -88,15 +88,18 @@ class ConcurrencyLimit:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    background = journeys = None
+    background = journeys = scheduler = None
     if app.state.run_worker:
         from siyu.journeys.tasks import BackgroundEngine, JourneyEngine
-        from siyu.reach.tasks import BackgroundWorker, worker_from_settings
+        from siyu.reach.tasks import BackgroundWorker, background_scheduler, worker_from_settings
 
         background = BackgroundWorker(worker_from_settings(app.state.database))
         background.start()
         journeys = BackgroundEngine(JourneyEngine(app.state.database))
         journeys.start()
+        scheduler = background_scheduler(app.state.database)
+        if scheduler is not None:
+            scheduler.start()
     # Everything alive once the app is built (modules, routes, compiled statements) lives as long as the
     # process: moved out of the collector's sight, a full collection under load scans only what requests
     # allocate, instead of stalling every request in flight for tens of milliseconds.
@@ -109,6 +112,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             # stops between two messages: a send in flight finishes and is recorded first
             await asyncio.to_thread(background.close)
             await asyncio.to_thread(journeys.close)
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.close)
 
 
 def create_app(

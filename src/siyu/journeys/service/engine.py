@@ -28,7 +28,6 @@ from siyu.auth.models import Role
 from siyu.auth.service import Actor
 from siyu.core import domain_events
 from siyu.core.db import is_postgres
-from siyu.core.domain_events import DomainEvent
 from siyu.core.errors import SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -174,33 +173,18 @@ def consume_events(
     resumed waits and new enrolments; the cursor moves past them."""
     now = now or utcnow()
     run = EngineRun()
-    after = domain_events.claim_cursor(session, consumer=CONSUMER, workspace_id=workspace_id)
-    if after == 0:
+    start = None
+    if domain_events.lock(session, consumer=CONSUMER, workspace_id=workspace_id) == domain_events.START:
         # the first run in a workspace starts at its first journey: the history before it concerns none
         first = session.scalar(
             select(func.min(Journey.created_at)).where(Journey.workspace_id == workspace_id)
         )
         if first is not None:
-            after = int(
-                session.scalar(
-                    select(func.max(DomainEvent.id)).where(
-                        DomainEvent.workspace_id == workspace_id, DomainEvent.created_at < first
-                    )
-                )
-                or 0
-            )
-    events = session.execute(
-        select(
-            DomainEvent.id,
-            DomainEvent.type,
-            DomainEvent.customer_id,
-            DomainEvent.payload,
-            DomainEvent.created_at,
-        )
-        .where(DomainEvent.workspace_id == workspace_id, DomainEvent.id > after)
-        .order_by(DomainEvent.id)
-        .limit(limit)
-    ).all()
+            start = domain_events.position_before(session, workspace_id=workspace_id, created_before=first)
+    batch = domain_events.read_after(
+        session, consumer=CONSUMER, workspace_id=workspace_id, limit=limit, start=start
+    )
+    events = [(e.id, e.type, e.customer_id, e.payload, e.created_at) for e in batch.events]
     if not events:
         return run
     live = [
@@ -241,9 +225,7 @@ def consume_events(
             ):
                 run.enrolled += 1
         session.flush()
-    domain_events.advance_cursor(
-        session, consumer=CONSUMER, workspace_id=workspace_id, last_event_id=int(events[-1][0])
-    )
+    domain_events.advance(session, consumer=CONSUMER, workspace_id=workspace_id, position=batch.position)
     return run
 
 
