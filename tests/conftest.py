@@ -40,6 +40,22 @@ _PG_PROBLEM = _postgres_reachable()
 _counter = itertools.count()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL variants of browser tests, and the SQLite variants of tests marked
+    `postgres` (what they check exists on PostgreSQL only): deselected, not skipped, nothing is missing."""
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        engine = params.params.get("database") if params is not None else None
+        unfit = (engine == "postgres" and item.get_closest_marker("browser")) or (
+            engine == "sqlite" and item.get_closest_marker("postgres")
+        )
+        (dropped if unfit else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database" in metafunc.fixturenames:
         metafunc.parametrize("database", ["sqlite", "postgres"], indirect=True, scope="session")

@@ -36,9 +36,8 @@ def _process(db: Database, workspace_id: int) -> None:
         segments.process_pending(session, workspace_id=workspace_id)
 
 
+@pytest.mark.postgres  # SQLite has one writer at a time: ids commit in order there
 def test_an_event_committed_late_is_not_skipped(db: Database, workspace_id: int) -> None:
-    if not db.is_postgres:
-        pytest.skip("SQLite has one writer at a time: ids commit in order there")
     owner = member(db, workspace_id).actor
     with db.transaction() as session:
         vip = make_tag(session, actor=owner, name="VIP")
@@ -80,11 +79,10 @@ def test_an_event_committed_late_is_not_skipped(db: Database, workspace_id: int)
     assert _members(db, seg.id) == {late.id, early.id}
 
 
+@pytest.mark.postgres
 def test_a_transaction_of_another_database_does_not_hold_the_consumer(
     db: Database, workspace_id: int
 ) -> None:
-    if not db.is_postgres:
-        pytest.skip("PostgreSQL only")
     import psycopg
 
     from tests.conftest import PG_URL

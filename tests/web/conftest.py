@@ -29,18 +29,6 @@ PASSWORD = "correct-horse-42"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the PostgreSQL variants of browser tests (deselected, not skipped: nothing is missing)."""
-    keep, dropped = [], []
-    for item in items:
-        params = getattr(item, "callspec", None)
-        on_postgres = params is not None and params.params.get("database") == "postgres"
-        (dropped if on_postgres and item.get_closest_marker("browser") else keep).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-
 @dataclass(frozen=True)
 class Login:
     """A user who can log in through the page: email, password, and who they are in the workspace."""
