@@ -39,7 +39,12 @@ RECORD_CHUNK = 500
 
 # work of other domains the worker does on every poll, before it claims ("module:function", each called
 # with the Database): named, not imported, so that reach imports none of the domains that send through it
-PERIODIC = ("siyu.broadcasts.tasks:run_due", "siyu.wecom.tasks:send_welcomes")
+PERIODIC = (
+    "siyu.broadcasts.tasks:run_due",
+    "siyu.wecom.tasks:send_welcomes",
+    "siyu.wecom.tasks:follow_up",
+    "siyu.communities.tasks:run_group_posts",
+)
 
 
 def periodic_tasks(names: Sequence[str] = PERIODIC) -> list[Callable[[Database], object]]:
