@@ -434,6 +434,10 @@ def occurrences(
     return views
 
 
+def local_today(session: Session, *, workspace_id: int, now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(_zone(session, workspace_id)).date()
+
+
 def local_time(session: Session, *, workspace_id: int, at: datetime | None) -> str:
     """A UTC time as the workspace reads it (YYYY-MM-DD HH:MM), or an empty string."""
     if at is None:

@@ -28,6 +28,7 @@ from siyu.wecom.service.contact_ways import (
 from siyu.wecom.service.contacts import (
     WELCOME_WINDOW,
     Friend,
+    corp_tags,
     deleted_staff_everywhere,
     friend_spans,
     friends,
@@ -85,6 +86,7 @@ __all__ = [
     "apply_message",
     "client_for",
     "configured_workspaces",
+    "corp_tags",
     "create_contact_way",
     "create_moment",
     "delete_contact_way",
