@@ -167,3 +167,18 @@ def test_a_moment_with_images_is_not_scheduled_past_their_lifetime(db: Database,
         wecom.upload_moment_image(
             session, workspace_id=corp.workspace_id, filename="x.gif", content=b"GIF89a"
         )
+
+
+def test_a_poll_wecom_refuses_waits_its_turn_instead_of_repeating_on_every_poll(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        wecom.create_moment(session, workspace_id=corp.workspace_id, actor_user_id=None, text="a", now=now)
+    fake.moment_jobs.clear()  # WeCom forgot the job: every poll is refused
+    path = "/cgi-bin/externalcontact/get_moment_task_result"
+    assert len(tasks.follow_up(db, workspace_id=corp.workspace_id, now=now).failures) == 1
+    assert tasks.follow_up(db, workspace_id=corp.workspace_id, now=now + timedelta(seconds=5)).failures == []
+    assert fake.count(path) == 1
+    tasks.follow_up(db, workspace_id=corp.workspace_id, now=now + timedelta(seconds=31))
+    assert fake.count(path) == 2

@@ -96,6 +96,8 @@ def follow_up(database: Database, *, workspace_id: int | None = None, now: datet
             except SiyuError as exc:
                 log.warning("polling moment %s failed: %s", moment_id, exc)
                 total.failures.append((f"moment {moment_id}", str(exc)))
+                with database.transaction() as session:  # not again on every poll of the worker
+                    wecom.mark_moment_polled(session, workspace_id=ws, moment_id=moment_id, now=current)
         for message_id in messages:
             try:
                 with database.transaction() as session:
@@ -106,6 +108,10 @@ def follow_up(database: Database, *, workspace_id: int | None = None, now: datet
             except SiyuError as exc:
                 log.warning("polling mass message %s failed: %s", message_id, exc)
                 total.failures.append((f"mass message {message_id}", str(exc)))
+                with database.transaction() as session:  # not again on every poll of the worker
+                    wecom.mark_mass_message_polled(
+                        session, workspace_id=ws, message_id=message_id, now=current
+                    )
     return total
 
 

@@ -293,6 +293,11 @@ def poll_mass_message_results(
     )
 
 
+def mark_mass_message_polled(session: Session, *, workspace_id: int, message_id: int, now: datetime) -> None:
+    """Record a poll WeCom refused or did not answer, so the next try waits its turn."""
+    get_mass_message(session, workspace_id=workspace_id, message_id=message_id).polled_at = now
+
+
 def mass_messages_to_poll(session: Session, *, workspace_id: int, now: datetime) -> list[int]:
     """Mass messages created in the last 3 days whose results were not read in the last 5 minutes."""
     return list(

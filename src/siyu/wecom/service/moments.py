@@ -274,6 +274,11 @@ def poll_moment_result(
     return moment
 
 
+def mark_moment_polled(session: Session, *, workspace_id: int, moment_id: int, now: datetime) -> None:
+    """Record a poll WeCom refused or did not answer, so the next try waits its turn."""
+    get_moment(session, workspace_id=workspace_id, moment_id=moment_id).polled_at = now
+
+
 def moments_to_poll(session: Session, *, workspace_id: int, now: datetime) -> list[int]:
     """The submitted moments to ask WeCom about now: a running job every 30 seconds, a done one's
     staff every 5 minutes while staff may still publish it (3 days after submission)."""
