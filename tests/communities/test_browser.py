@@ -101,4 +101,5 @@ def test_a_group_post_made_in_the_page_is_listed_with_its_next_occurrence(
     row = page.locator("#group-post-list tr", has_text="每日午餐菜单")
     nxt = row.locator(".next-occurrence").inner_text()
     assert nxt.endswith("11:00") and nxt[:10] >= start
+    assert "徐汇店群" in row.inner_text()  # the group by its name
     _shot(page, "group-posts")

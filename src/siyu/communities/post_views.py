@@ -77,7 +77,13 @@ def _choices(session: Session, workspace_id: int) -> dict[str, Any]:
             for name in names
         }
     )
-    return {"groups": groups, "owners": sorted({g.owner for g in groups if g.owner}), "group_tags": tags}
+    names = {g.chat_id: g.name or g.chat_id for g in groups}
+    return {
+        "groups": groups,
+        "names": names,
+        "owners": sorted({g.owner for g in groups if g.owner}),
+        "group_tags": tags,
+    }
 
 
 def _list_page(
