@@ -4,7 +4,16 @@ from siyu.auth.models import ApiToken, Membership, User
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient
 from siyu.channels.models import Channel, ChannelCost, Store
 from siyu.clv.models import CustomerScore
-from siyu.communities.models import GroupCode, GroupCodeGroup, GroupCodeJoin, GroupQr, GroupTag
+from siyu.communities.models import (
+    GroupCode,
+    GroupCodeGroup,
+    GroupCodeJoin,
+    GroupPost,
+    GroupPostOccurrence,
+    GroupPostSend,
+    GroupQr,
+    GroupTag,
+)
 from siyu.content.models import MessageTemplate, ShortLink, Snippet
 from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
@@ -90,6 +99,9 @@ __all__ = [
     "GroupCode",
     "GroupCodeGroup",
     "GroupCodeJoin",
+    "GroupPost",
+    "GroupPostOccurrence",
+    "GroupPostSend",
     "GroupQr",
     "GroupTag",
     "Identity",

@@ -76,3 +76,30 @@ def test_a_group_page_with_its_chart_tags_qr_and_a_group_code(
     _shot(page, "community-landing")
     page.goto(f"{live_server}/communities/codes")
     assert "静安福利群 (1)" in page.inner_text("#group-code-list")
+
+
+def test_a_group_post_made_in_the_page_is_listed_with_its_next_occurrence(
+    page: Any, live_server: str, db: Database, workspace_id: int
+) -> None:
+    owner = make_login(db, workspace_id, Role.OWNER, name="店长")
+    with db.transaction() as session:
+        chat_id = store(session, workspace_id, chat("徐汇店群", ["wmPost1"]))
+    _log_in(page, live_server, owner.email, owner.password)
+    page.goto(f"{live_server}/communities")
+    page.click("#group-posts")
+    page.wait_for_selector("#new-group-post")
+    page.fill("#post-name", "每日午餐菜单")
+    page.fill("#post-text", "今日午餐：番茄牛腩饭")
+    page.check(f"#new-group-post input[name=target_groups][value='{chat_id}']")
+    page.select_option("#post-repeat", "daily")
+    page.fill("#post-time", "11:00")
+    start = page.input_value("#post-start")  # today in the workspace's time zone
+    page.click("#create-post")
+    page.wait_for_selector("#post-next")
+    assert "11:00" in page.inner_text("#post-next")
+    page.click("text=全部群SOP")
+    row = page.locator("#group-post-list tr", has_text="每日午餐菜单")
+    nxt = row.locator(".next-occurrence").inner_text()
+    assert nxt.endswith("11:00") and nxt[:10] >= start
+    assert "徐汇店群" in row.inner_text()  # the group by its name
+    _shot(page, "group-posts")

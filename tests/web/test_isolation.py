@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from siyu.auth.models import ApiToken, Role
 from siyu.broadcasts import service as broadcasts
 from siyu.channels import service as channels
 from siyu.communities import codes as community_codes
+from siyu.communities import posts as community_posts
 from siyu.communities import service as communities
 from siyu.communities.schemas import GroupCodeIn
 from siyu.content import service as content
@@ -306,6 +308,28 @@ def _workspace_b(db: Database) -> Other:
         group_code = community_codes.create_code(
             session, actor=owner.actor, spec=GroupCodeIn(name=f"B群码{tag}", chat_ids=[chat_id])
         )
+        group_post = community_posts.create_post(
+            session,
+            actor=owner.actor,
+            spec=community_posts.PostSpec(
+                name=f"B群SOP{tag}",
+                text="B",
+                attachments=[],
+                target="groups",
+                target_values=[chat_id],
+                repeat="daily",
+                time_of_day="11:00",
+                weekdays=[],
+                start_on=date(2030, 1, 1),
+            ),
+        )
+        moment = wecom.create_moment(
+            session,
+            workspace_id=ws,
+            actor_user_id=owner.user_id,
+            text=f"B朋友圈{tag}",
+            scheduled_for=utcnow() + timedelta(days=30),
+        )
         journey = journeys.create_journey(
             session,
             actor=owner.actor,
@@ -350,6 +374,8 @@ def _workspace_b(db: Database) -> Other:
             "broadcast_id": broadcast.id,
             "chat_id": chat_id,
             "code_id": group_code.id,
+            "post_id": group_post.id,
+            "moment_id": moment.id,
             "journey_id": journey.id,
             "task_id": task.id,
             "user_id": owner.user_id,
@@ -408,6 +434,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/communities/groups/{chat_id}/tags/remove"): {"data": {"name": "hacked"}},
     ("POST", "/communities/groups/{chat_id}/qr"): {"files": {"image": ("q.png", b"x", "image/png")}},
     ("POST", "/communities/codes/{code_id}/active"): {"data": {"active": "0"}},
+    ("POST", "/group-posts/{post_id}/active"): {"data": {"active": "0"}},
     ("PATCH", "/api/tags/{tag_id}"): {"json": {"name": "hacked"}},
     ("PATCH", "/api/tag-groups/{group_id}"): {"json": {"name": "hacked"}},
     ("POST", "/api/tags/{tag_id}/customers/upload"): {

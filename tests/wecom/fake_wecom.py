@@ -39,6 +39,7 @@ class FakeWecom:
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     moments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uploads: list[str] = field(default_factory=list)  # media ids of accepted uploads
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -289,6 +290,20 @@ def _add_moment_task(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) 
     return _ok(jobid=jobid)
 
 
+def _upload_attachment(fake: FakeWecom, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    # media/upload_attachment: media_type image | video | file, attachment_type 1 (moments) or 2 (product
+    # albums), the file as the multipart part "media"
+    if query.get("media_type") not in ("image", "video", "file"):
+        return _bad("invalid media type", 40004)
+    if query.get("attachment_type") not in ("1", "2"):
+        return _bad("invalid attachment_type", 40058)
+    if not body.get("multipart") or not body.get("has_media"):
+        return _bad("media data missing", 41005)
+    media_id = "att" + uuid.uuid4().hex
+    fake.uploads.append(media_id)
+    return _ok(type=query["media_type"], media_id=media_id, created_at=int(time.time()))
+
+
 def _get_moment_task_result(fake: FakeWecom, query: dict[str, str], _body: dict[str, Any]) -> dict[str, Any]:
     job = fake.moment_jobs.get(query.get("jobid", ""))
     if job is None:
@@ -364,6 +379,7 @@ ENDPOINTS = {
     ("POST", "/cgi-bin/externalcontact/get_contact_way"): _get_contact_way,
     ("POST", "/cgi-bin/externalcontact/list_contact_way"): _list_contact_way,
     ("POST", "/cgi-bin/externalcontact/add_moment_task"): _add_moment_task,
+    ("POST", "/cgi-bin/media/upload_attachment"): _upload_attachment,
     ("GET", "/cgi-bin/externalcontact/get_moment_task_result"): _get_moment_task_result,
     ("POST", "/cgi-bin/externalcontact/get_moment_task"): _get_moment_task,
     ("POST", "/cgi-bin/externalcontact/groupchat/list"): _groupchat_list,
@@ -380,6 +396,11 @@ def _handler(fake: FakeWecom) -> type[BaseHTTPRequestHandler]:
             body: dict[str, Any] = {}
             if method == "POST":
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if (self.headers.get("Content-Type") or "").startswith("multipart/form-data"):
+                    # a media upload: what the endpoint checks is the part named "media" and its size
+                    body = {"multipart": True, "has_media": b'name="media"' in raw, "size": len(raw)}
+                    self._send(fake.handle(method, parts.path, query, body))
+                    return
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:

@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
 from siyu.auth.service import Actor, Permission
-from siyu.communities import codes, service, stats
+from siyu.communities import codes, post_views, service, stats
 from siyu.communities.schemas import GroupCodeIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
 from siyu.web.templating import csv_download, render, render_error
 
 router = APIRouter(include_in_schema=False)
+router.routes.extend(post_views.router.routes)  # group posts (群SOP): /group-posts (the app copies routes)
 LANDING_RATE = "30/minute"
 CHARTS = ("growth", "orders", "members")
 

@@ -50,6 +50,8 @@ PERIODIC = (
     "siyu.broadcasts.tasks:run_due",
     "siyu.wecom.tasks:send_welcomes",
     "siyu.wecom.tasks:sync_live_codes",
+    "siyu.wecom.tasks:follow_up",
+    "siyu.communities.tasks:run_group_posts",
 )
 
 

@@ -16,6 +16,7 @@ from siyu.livecodes.messages import MESSAGES as LIVECODE_MESSAGES
 from siyu.referrals.messages import MESSAGES as REFERRAL_MESSAGES
 from siyu.segments.messages import MESSAGES as SEGMENT_MESSAGES
 from siyu.tags.messages import MESSAGES as TAG_MESSAGES
+from siyu.wecom.messages import MESSAGES as WECOM_MESSAGES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -639,6 +640,7 @@ _MESSAGES.update(LIFECYCLE_MESSAGES)
 _MESSAGES.update(SEGMENT_MESSAGES)
 _MESSAGES.update(TAG_MESSAGES)
 _MESSAGES.update(JOURNEY_MESSAGES)
+_MESSAGES.update(WECOM_MESSAGES)
 
 
 def normalize(lang: str | None) -> str | None:

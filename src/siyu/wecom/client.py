@@ -105,9 +105,11 @@ class WecomClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, *, params: dict[str, Any], json: Any = None) -> dict[str, Any]:
+    def _send(
+        self, method: str, path: str, *, params: dict[str, Any], json: Any = None, files: Any = None
+    ) -> dict[str, Any]:
         try:
-            response = self._http.request(method, path, params=params, json=json)
+            response = self._http.request(method, path, params=params, json=json, files=files)
         except httpx.HTTPError as exc:
             raise WecomApiError(
                 f"WeCom did not answer {path}: {exc}",
@@ -142,13 +144,21 @@ class WecomClient:
         return self._tokens.get(self._key, self._fetch_token, stale=stale)
 
     def call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        files: Any = None,
     ) -> dict[str, Any]:
         """Call an API path with the access token; the answer's JSON once its errcode is 0."""
         token = self.access_token()
         busy_retried = token_retried = False
         while True:
-            body = self._send(method, path, params={**(params or {}), "access_token": token}, json=json)
+            body = self._send(
+                method, path, params={**(params or {}), "access_token": token}, json=json, files=files
+            )
             errcode = int(body.get("errcode", 0))
             if errcode == 0:
                 return body
@@ -172,6 +182,12 @@ class WecomClient:
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call("POST", path, json=body)
+
+    def upload(
+        self, path: str, *, filename: str, content: bytes, content_type: str, **params: Any
+    ) -> dict[str, Any]:
+        """POST one file as multipart form data (field `media`), as WeCom's media uploads take it."""
+        return self.call("POST", path, params=params, files={"media": (filename, content, content_type)})
 
 
 def _extra(body: dict[str, Any]) -> dict[str, Any]:

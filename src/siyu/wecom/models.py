@@ -173,6 +173,8 @@ class WecomMoment(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the worker's last poll
     created_by_user_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

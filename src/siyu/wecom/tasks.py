@@ -1,6 +1,7 @@
-"""Background work of the WeCom integration: scheduled moments, mass messages and moments followed as
-staff confirm them, live codes' welcome messages and contact ways. Each item runs in a transaction of
-its own, so one refusal by WeCom does not hold back the others."""
+"""Background work of the WeCom integration: submit scheduled moments when due, follow mass messages
+and moments as staff confirm them, send live codes' welcome messages and push their contact ways. Each
+item runs in a transaction of its own, so one refusal by WeCom does not hold back the others. The tasks
+run on every poll of the reach worker (reach.tasks.PERIODIC)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,53 @@ def run_round(db: Database, *, workspace_id: int, now: datetime | None = None) -
             log.warning("polling moment %s failed: %s", moment_id, exc)
             result.failures.append((f"moment {moment_id}", str(exc)))
     return result
+
+
+def follow_up(database: Database, *, workspace_id: int | None = None, now: datetime | None = None) -> Round:
+    """The worker's share of WeCom, for every workspace with WeCom settings (or one): due moments
+    submitted, running moment jobs polled every 30 seconds and moments' staff and mass messages'
+    results every 5 minutes, while staff may still act on them (3 days)."""
+    current = now or utcnow()
+    total = Round()
+    with database.reader() as session:
+        workspaces = [workspace_id] if workspace_id is not None else wecom.configured_workspaces(session)
+    for ws in workspaces:
+        try:
+            with database.transaction() as session:
+                total.moments_submitted += len(
+                    wecom.publish_due_moments(session, workspace_id=ws, now=current)
+                )
+        except SiyuError as exc:
+            log.warning("scheduled moments of workspace %s not submitted: %s", ws, exc)
+            total.failures.append((f"scheduled moments of workspace {ws}", str(exc)))
+        with database.reader() as session:
+            moments = wecom.moments_to_poll(session, workspace_id=ws, now=current)
+            messages = wecom.mass_messages_to_poll(session, workspace_id=ws, now=current)
+        for moment_id in moments:
+            try:
+                with database.transaction() as session:
+                    wecom.poll_moment_result(session, workspace_id=ws, moment_id=moment_id, now=current)
+                total.moments_polled += 1
+            except SiyuError as exc:
+                log.warning("polling moment %s failed: %s", moment_id, exc)
+                total.failures.append((f"moment {moment_id}", str(exc)))
+                with database.transaction() as session:  # not again on every poll of the worker
+                    wecom.mark_moment_polled(session, workspace_id=ws, moment_id=moment_id, now=current)
+        for message_id in messages:
+            try:
+                with database.transaction() as session:
+                    wecom.poll_mass_message_results(
+                        session, workspace_id=ws, message_id=message_id, now=current
+                    )
+                total.messages_polled += 1
+            except SiyuError as exc:
+                log.warning("polling mass message %s failed: %s", message_id, exc)
+                total.failures.append((f"mass message {message_id}", str(exc)))
+                with database.transaction() as session:  # not again on every poll of the worker
+                    wecom.mark_mass_message_polled(
+                        session, workspace_id=ws, message_id=message_id, now=current
+                    )
+    return total
 
 
 def send_welcomes(database: Database, *, now: datetime | None = None) -> int:

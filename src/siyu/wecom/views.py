@@ -13,9 +13,11 @@ from siyu.auth.service import Actor, Permission
 from siyu.core.errors import SiyuError
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render
+from siyu.wecom import moment_views
 from siyu.wecom import service as wecom
 
 router = APIRouter(include_in_schema=False)
+router.routes.extend(moment_views.router.routes)  # moments (朋友圈): /moments (the app copies routes)
 
 
 def _page(

@@ -4,7 +4,7 @@ confirmation and each recipient's result tracked through the send-result APIs.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +21,8 @@ from siyu.wecom.service.settings import wecom_client
 MAX_RECIPIENTS = 10000  # add_msg_template takes at most 10000 external_userid per call
 MAX_CHATS = 2000  # and at most 2000 chat_id_list entries
 PAGE = 1000
+FOLLOW_FOR = timedelta(days=3)  # staff confirm a mass message within days, if ever
+POLL_EVERY = timedelta(minutes=5)
 
 
 def _ts(value: Any) -> datetime | None:
@@ -253,7 +255,12 @@ def mass_message_results(
 
 
 def poll_mass_message_results(
-    session: Session, *, workspace_id: int, message_id: int, client: WecomClient | None = None
+    session: Session,
+    *,
+    workspace_id: int,
+    message_id: int,
+    now: datetime | None = None,
+    client: WecomClient | None = None,
 ) -> MassMessageStatus:
     """Read which staff sent the task (get_groupmsg_task) and its result per recipient
     (get_groupmsg_send_result), and keep them; safe to repeat."""
@@ -269,7 +276,7 @@ def poll_mass_message_results(
     for row in sends:
         recipient = row.get("external_userid") or row.get("chat_id") or ""
         _upsert_result(session, message, row["userid"], recipient, row)
-    message.polled_at = utcnow()
+    message.polled_at = now or utcnow()
     session.flush()
     rows = list(
         session.scalars(select(WecomMassMessageResult).where(WecomMassMessageResult.message_id == message.id))
@@ -284,3 +291,65 @@ def poll_mass_message_results(
         staff_sent=sum(1 for r in staff if r.status == 1),
         recipients_by_status=by_status,
     )
+
+
+def mark_mass_message_polled(session: Session, *, workspace_id: int, message_id: int, now: datetime) -> None:
+    """Record a poll WeCom refused or did not answer, so the next try waits its turn."""
+    get_mass_message(session, workspace_id=workspace_id, message_id=message_id).polled_at = now
+
+
+def mass_messages_to_poll(session: Session, *, workspace_id: int, now: datetime) -> list[int]:
+    """Mass messages created in the last 3 days whose results were not read in the last 5 minutes."""
+    return list(
+        session.scalars(
+            select(WecomMassMessage.id)
+            .where(
+                WecomMassMessage.workspace_id == workspace_id,
+                WecomMassMessage.created_at >= now - FOLLOW_FOR,
+                (WecomMassMessage.polled_at.is_(None)) | (WecomMassMessage.polled_at <= now - POLL_EVERY),
+            )
+            .order_by(WecomMassMessage.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """What the last poll kept of one mass message: the staff task's status (0 not sent, 1 sent) and
+    each recipient's (external userid or chat id → status)."""
+
+    staff: dict[str, int]
+    recipients: dict[str, int]
+    polled_at: datetime | None
+
+
+def stored_results(
+    session: Session, *, workspace_id: int, message_ids: list[int]
+) -> dict[int, StoredResults]:
+    """The kept results of the given mass messages (no call to WeCom)."""
+    if not message_ids:
+        return {}
+    polled = dict(
+        session.execute(
+            select(WecomMassMessage.id, WecomMassMessage.polled_at).where(
+                WecomMassMessage.workspace_id == workspace_id, WecomMassMessage.id.in_(message_ids)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    found: dict[int, StoredResults] = {
+        i: StoredResults(staff={}, recipients={}, polled_at=at) for i, at in polled.items()
+    }
+    for row in session.scalars(
+        select(WecomMassMessageResult).where(
+            WecomMassMessageResult.workspace_id == workspace_id,
+            WecomMassMessageResult.message_id.in_(list(found)),
+        )
+    ):
+        target = found[row.message_id]
+        if row.recipient:
+            target.recipients[row.recipient] = row.status
+        else:
+            target.staff[row.wecom_userid] = row.status
+    return found

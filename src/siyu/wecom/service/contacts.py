@@ -348,6 +348,22 @@ def wecom_tag_ids(session: Session, *, workspace_id: int, tag_ids: list[int], wh
     return {t: w for t, w in mapping.items() if t is not None}
 
 
+def corp_tags(session: Session, *, workspace_id: int) -> list[tuple[int, str, str]]:
+    """(siyu tag id, group name, name) of the synced WeCom corp tags, for choosing who sees a moment."""
+    return [
+        (int(tag_id), group, name)
+        for tag_id, group, name in session.execute(
+            select(WecomCorpTag.tag_id, WecomCorpTag.group_name, WecomCorpTag.name)
+            .where(
+                WecomCorpTag.workspace_id == workspace_id,
+                WecomCorpTag.deleted.is_(False),
+                WecomCorpTag.tag_id.is_not(None),
+            )
+            .order_by(WecomCorpTag.group_name, WecomCorpTag.name)
+        )
+    ]
+
+
 def mark_tag(
     session: Session,
     *,

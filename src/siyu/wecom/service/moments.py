@@ -3,10 +3,11 @@ tag, submitted now or when scheduled; the async job's result and each staff memb
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.core import audit
@@ -20,6 +21,47 @@ from siyu.wecom.service.settings import wecom_client
 MAX_MOMENT_IMAGES = 9
 PAGE = 1000
 JOB_DONE = 3
+# media uploaded for a moment (upload_attachment) is valid for 3 days: a post scheduled later than that
+# would be submitted with a media_id WeCom no longer knows
+MEDIA_LIFETIME = timedelta(days=3)
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+FOLLOW_FOR = timedelta(days=3)  # staff publish a moment within days, if ever
+JOB_POLL_EVERY = timedelta(seconds=30)  # the async job is done within seconds to minutes
+STAFF_POLL_EVERY = timedelta(minutes=5)
+_IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def upload_moment_image(
+    session: Session,
+    *,
+    workspace_id: int,
+    filename: str,
+    content: bytes,
+    client: WecomClient | None = None,
+) -> str:
+    """Upload a JPEG or PNG for a moment (media/upload_attachment, media_type image, attachment_type 1
+    for moments) and return its media_id, valid for three days."""
+    kind = next((t for magic, t in _IMAGE_TYPES.items() if content.startswith(magic)), None)
+    if kind is None:
+        raise ValidationFailed(f"{filename[:60]!r} is not a JPEG or PNG image", where="images")
+    if len(content) > MAX_IMAGE_BYTES:
+        raise ValidationFailed(
+            f"{filename[:60]!r} is {len(content)} bytes; WeCom takes images up to 10 MB", where="images"
+        )
+    wecom, own = wecom_client(session, workspace_id, client)
+    try:
+        answer = wecom.upload(
+            "/cgi-bin/media/upload_attachment",
+            filename=filename or "image",
+            content=content,
+            content_type=kind,
+            media_type="image",
+            attachment_type=1,
+        )
+    finally:
+        if own:
+            wecom.close()
+    return str(answer["media_id"])
 
 
 def moment_content(
@@ -109,6 +151,13 @@ def create_moment(
     current = now or utcnow()
     if scheduled_for is not None and scheduled_for.tzinfo is None:
         raise ValidationFailed("scheduled_for needs a time zone", where="scheduled_for")
+    has_media = bool(image_media_ids or video_media_id or link)
+    if has_media and scheduled_for is not None and scheduled_for > current + MEDIA_LIFETIME:
+        raise ValidationFailed(
+            "the images, video or link picture expire 3 days after upload, before the scheduled time",
+            where="scheduled_for",
+            hint="schedule a post with attachments within 3 days, or upload them closer to the day",
+        )
     moment = WecomMoment(
         workspace_id=workspace_id,
         request_key=request_key,
@@ -142,20 +191,24 @@ def _submit(session: Session, moment: WecomMoment, client: WecomClient | None) -
         if own:
             wecom.close()
     moment.jobid, moment.job_status = answer["jobid"], 1
+    moment.submitted_at = utcnow()
     session.flush()
 
 
 def publish_due_moments(
     session: Session, *, workspace_id: int, now: datetime | None = None, client: WecomClient | None = None
 ) -> list[WecomMoment]:
-    """Submit the scheduled moments whose time has come."""
+    """Submit the scheduled moments whose time has come. The rows are locked (skipping those another
+    worker holds), so two workers never submit one moment twice."""
     due = list(
         session.scalars(
-            select(WecomMoment).where(
+            select(WecomMoment)
+            .where(
                 WecomMoment.workspace_id == workspace_id,
                 WecomMoment.jobid.is_(None),
                 WecomMoment.scheduled_for <= (now or utcnow()),
             )
+            .with_for_update(skip_locked=True)
         )
     )
     for moment in due:
@@ -171,7 +224,12 @@ def get_moment(session: Session, *, workspace_id: int, moment_id: int) -> WecomM
 
 
 def poll_moment_result(
-    session: Session, *, workspace_id: int, moment_id: int, client: WecomClient | None = None
+    session: Session,
+    *,
+    workspace_id: int,
+    moment_id: int,
+    now: datetime | None = None,
+    client: WecomClient | None = None,
 ) -> WecomMoment:
     """Read the async job (get_moment_task_result); once done, each staff member's publish status
     (get_moment_task). Safe to repeat."""
@@ -211,8 +269,83 @@ def poll_moment_result(
     finally:
         if own:
             wecom.close()
+    moment.polled_at = now or utcnow()
     session.flush()
     return moment
+
+
+def mark_moment_polled(session: Session, *, workspace_id: int, moment_id: int, now: datetime) -> None:
+    """Record a poll WeCom refused or did not answer, so the next try waits its turn."""
+    get_moment(session, workspace_id=workspace_id, moment_id=moment_id).polled_at = now
+
+
+def moments_to_poll(session: Session, *, workspace_id: int, now: datetime) -> list[int]:
+    """The submitted moments to ask WeCom about now: a running job every 30 seconds, a done one's
+    staff every 5 minutes while staff may still publish it (3 days after submission)."""
+    return list(
+        session.scalars(
+            select(WecomMoment.id)
+            .where(
+                WecomMoment.workspace_id == workspace_id,
+                WecomMoment.jobid.is_not(None),
+                WecomMoment.submitted_at >= now - FOLLOW_FOR,
+                or_(
+                    WecomMoment.polled_at.is_(None),
+                    and_(WecomMoment.job_status != JOB_DONE, WecomMoment.polled_at <= now - JOB_POLL_EVERY),
+                    and_(WecomMoment.job_status == JOB_DONE, WecomMoment.polled_at <= now - STAFF_POLL_EVERY),
+                ),
+            )
+            .order_by(WecomMoment.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class MomentRow:
+    """A moment as the list shows it: its state (scheduled, submitted, published) and how many of its
+    staff published it."""
+
+    moment: WecomMoment
+    state: str
+    staff_total: int
+    staff_published: int
+
+
+def moment_state(moment: WecomMoment) -> str:
+    if moment.jobid is None:
+        return "scheduled"
+    return "published" if moment.job_status == JOB_DONE and moment.moment_id else "submitted"
+
+
+def list_moments(session: Session, *, workspace_id: int, limit: int = 200) -> list[MomentRow]:
+    """The workspace's moments, newest first, with their staff counts."""
+    counts = dict(
+        (row[0], (row[1], row[2]))
+        for row in session.execute(
+            select(
+                WecomMomentStaff.moment_id,
+                func.count(),
+                func.sum(WecomMomentStaff.publish_status),
+            )
+            .where(WecomMomentStaff.workspace_id == workspace_id)
+            .group_by(WecomMomentStaff.moment_id)
+        )
+    )
+    moments = session.scalars(
+        select(WecomMoment)
+        .where(WecomMoment.workspace_id == workspace_id)
+        .order_by(WecomMoment.id.desc())
+        .limit(limit)
+    )
+    return [
+        MomentRow(
+            moment=m,
+            state=moment_state(m),
+            staff_total=int(counts.get(m.id, (0, 0))[0]),
+            staff_published=int(counts.get(m.id, (0, 0))[1] or 0),
+        )
+        for m in moments
+    ]
 
 
 def moment_staff(session: Session, *, workspace_id: int, moment_id: int) -> dict[str, int]:

@@ -166,6 +166,11 @@ def client_for(session: Session, *, workspace_id: int, timeout: float = 10.0) ->
     return WecomClient(corp_id=row.corp_id, secret=row.secret, base_url=row.api_base_url, timeout=timeout)
 
 
+def configured_workspaces(session: Session) -> list[int]:
+    """The workspaces that have WeCom settings (the worker's follow-up runs for each)."""
+    return list(session.scalars(select(WecomSettings.workspace_id).order_by(WecomSettings.workspace_id)))
+
+
 def wecom_client(session: Session, workspace_id: int, client: WecomClient | None) -> tuple[WecomClient, bool]:
     """The client given, or the workspace's own (True: the caller closes it)."""
     return (client, False) if client is not None else (client_for(session, workspace_id=workspace_id), True)
