@@ -58,17 +58,3 @@ def corp(db: Database, workspace_id: int, fake: FakeWecom) -> Corp:
         )
     crypt = MessageCrypt(token=TOKEN, encoding_aes_key=ENCODING_AES_KEY, receive_id=fake.corp_id)
     return Corp(workspace_id=workspace_id, owner=owner, callback_path=view.callback_path, crypt=crypt)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests run on SQLite only (as in tests/web): drop their PostgreSQL variants."""
-    dropped = [
-        item
-        for item in items
-        if item.get_closest_marker("browser")
-        and getattr(item, "callspec", None) is not None
-        and item.callspec.params.get("database") == "postgres"  # type: ignore[attr-defined]
-    ]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item not in dropped]

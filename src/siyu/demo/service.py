@@ -16,7 +16,7 @@ from siyu.auth.models import Role
 from siyu.channels import service as channels
 from siyu.core.db import Database
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
-from siyu.demo import engagement, generator, outreach
+from siyu.demo import audiences, engagement, generator, outreach
 from siyu.demo.generator import DemoFiles
 from siyu.ingest import service as ingest
 from siyu.ingest.schemas import ImportKind
@@ -71,6 +71,7 @@ class DemoBuild:
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
     engagement: engagement.Engagement | None = None
     outreach: outreach.Outreach | None = None
+    audiences: audiences.Audiences | None = None
 
     @property
     def owner(self) -> DemoLogin:
@@ -286,6 +287,18 @@ def build_demo(
         f"{reached.referral_invites} referral invites, {reached.journeys} live SOP journey, a broadcast to "
         f"{reached.broadcast_audience} customers in {seconds['outreach']:.1f}s"
     )
+    step = time.perf_counter()
+    with db.transaction() as session:
+        owner = auth.actor_for(session, user_id=owner_id, workspace_id=workspace_id, via="cli")
+        understood = audiences.build(session, owner=owner)
+    seconds["audiences"] = time.perf_counter() - step
+    say(
+        f"understood at {generator.ANCHOR_DATE}: RFM for {understood.rfm_scored} buyers, lifecycle stages of "
+        f"{understood.stages} customers, predicted value of {understood.clv_scored}; "
+        f"{len(understood.segments)} segments ("
+        + ", ".join(f"{name} {size}" for name, size in understood.segments.items())
+        + f") in {seconds['audiences']:.1f}s"
+    )
     seconds["total"] = time.perf_counter() - started
     return DemoBuild(
         workspace_id=workspace_id,
@@ -298,4 +311,5 @@ def build_demo(
         seconds=seconds,
         engagement=engaged,
         outreach=reached,
+        audiences=understood,
     )
