@@ -1,7 +1,7 @@
 """The page fixtures of tests/web (in-process client, live server, headless chromium) for the referral
 pages."""
 
-from tests.web.conftest import client, data_dir, live_server, pytest_collection_modifyitems
+from tests.web.conftest import client, data_dir, live_server
 from tests.web.test_browser import browser, page
 
-__all__ = ["browser", "client", "data_dir", "live_server", "page", "pytest_collection_modifyitems"]
+__all__ = ["browser", "client", "data_dir", "live_server", "page"]
