@@ -108,6 +108,8 @@ def test_the_daily_jobs_run_from_the_schedule(db: Database, workspace_id: int) -
     assert ran["siyu.rfm.tasks:compute"].ok and ran["siyu.rfm.tasks:compute"].result == "scored 1"
     assert ran["siyu.lifecycle.tasks:sweep"].ok, ran["siyu.lifecycle.tasks:sweep"]
     assert ran["siyu.clv.tasks:score"].ok and ran["siyu.clv.tasks:score"].result.startswith("skipped")
+    assert ran["siyu.membership.tasks:expire_points"].result == "points expired 0"
+    assert ran["siyu.membership.tasks:evaluate_tiers"].ok, ran["siyu.membership.tasks:evaluate_tiers"]
     assert ran[segments.JOBS["reconcile"]].ok
     assert ran[segments.JOBS["reconcile"]].result == "segments 1, drifted 0"
     with db.reader() as session:

@@ -23,3 +23,18 @@ def process_order_events(database: Database, *, workspace_id: int, now: datetime
         if read < BATCH:
             break
     return f"events {events}"
+
+
+def expire_points(database: Database, *, workspace_id: int, now: datetime) -> str:
+    """The daily expiry sweep (`siyu membership expire`): points past their expiry leave the balances."""
+    with database.transaction() as session:
+        points = service.expire_points(session, workspace_id=workspace_id, at=now)
+    return f"points expired {points}"
+
+
+def evaluate_tiers(database: Database, *, workspace_id: int, now: datetime) -> str:
+    """The daily tier review (`siyu membership tiers`): rolling spend or points that aged out downgrade,
+    with the history and benefits of each change."""
+    with database.transaction() as session:
+        changed = service.evaluate_tiers(session, workspace_id=workspace_id, at=now)
+    return f"tiers changed {changed}"

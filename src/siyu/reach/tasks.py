@@ -69,6 +69,9 @@ SCHEDULE = (
     ),
     Job("siyu.coupons.tasks:apply_order_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)),
     Job("siyu.referrals.tasks:process_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)),
+    # points that expire at midnight leave the balances before the tier review reads them
+    Job("siyu.membership.tasks:expire_points", daily_at=clock_time(0, 10)),
+    Job("siyu.membership.tasks:evaluate_tiers", daily_at=clock_time(0, 30)),
     Job("siyu.rfm.tasks:compute", daily_at=clock_time(3, 0)),
     Job("siyu.lifecycle.tasks:sweep", daily_at=clock_time(3, 15)),
     Job("siyu.clv.tasks:score", daily_at=clock_time(3, 30)),
