@@ -196,6 +196,20 @@ def test_past_the_window_fails_with_the_reason_without_a_call(
         assert words in reason
 
 
+def test_a_backlog_long_past_the_window_is_settled_without_a_message(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    state = _code_with_welcome(db, corp, "欢迎")
+    old = _add(db, corp, fake, state, ago=3600)  # the worker was down for an hour
+    worker = _worker(db, corp)
+    worker.run_once()
+    add = _the_add(db, old)
+    assert add.welcome_status == "failed" and _messages(db, corp, old) == []
+    assert fake.count(WELCOME_PATH) == 0
+    [reason] = _failure_reasons(db, corp, add.id)
+    assert "window passed" in reason
+
+
 def test_a_transient_wecom_error_is_retried_within_the_window_and_sent_once(
     db: Database, corp: Corp, fake: FakeWecom
 ) -> None:

@@ -22,6 +22,9 @@ from siyu.wecom.service.live_code_ways import ADD_PATH
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = timedelta(days=3)  # staff confirm a mass message or moment within days, if ever
+# an add older than this that was never handed to the gateway is settled failed without a message (a
+# younger one past the 20 s still goes, and fails there with the reason: the gateway accounts for it)
+STALE_WELCOME = timedelta(minutes=10)
 
 
 @dataclass
@@ -151,7 +154,8 @@ def send_welcomes(
     decided (`reach.send`, channel wecom_welcome, purpose transactional, due at once; the worker sends it
     right after its periodic tasks, through send_welcome_msg with the welcome code of the add callback);
     a settled message → the add becomes `sent`, or `failed` with the provider's error or the gateway's
-    reason (audited); a message still queued or retrying → left to the gateway. Each add in a transaction
+    reason (audited); a message still queued or retrying → left to the gateway; no message and older
+    than `STALE_WELCOME` → failed at once, without a message. Each add in a transaction
     of its own. `workspace_id`: that workspace only (tests). `siyu worker` and `siyu serve` call it."""
     current = now or utcnow()
     result = Welcomes()
@@ -167,7 +171,11 @@ def send_welcomes(
             continue  # queued, or retrying within the window: the gateway's worker has it
         try:
             with database.transaction() as session:
-                if outcome is None:
+                if outcome is None and item.added_at < current - STALE_WELCOME:
+                    # a backlog (the worker was down for long, demo adds): settled without a message,
+                    # so that it does not fill the gateway's dead letters with codes long expired
+                    sent, reason = False, "WeCom's 20-second welcome window passed before it could be sent"
+                elif outcome is None:
                     decided = reach.send(
                         session,
                         workspace_id=item.workspace_id,
