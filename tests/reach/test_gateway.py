@@ -288,3 +288,42 @@ def test_rows_per_send_are_one_per_customer(db: Database, workspace_id: int) -> 
     _send(db, workspace_id, ids * 3)
     with db.reader() as session:
         assert session.scalar(select(func.count()).where(ReachMessage.workspace_id == workspace_id)) == 3
+
+
+def _welcome(db: Database, workspace_id: int, ids: list[int], add: int):  # type: ignore[no-untyped-def]
+    return _send(
+        db, workspace_id, ids, source="live_code", source_ref="7", step="welcome",
+        idempotency_key=f"live_code_add:{add}", purpose="transactional",
+        channel_preference=[service.WELCOME_CHANNEL],
+        content={service.WELCOME_CHANNEL: {"text": "欢迎光临", "sender": "wangwu"}},
+    )  # fmt: skip
+
+
+def test_welcome_messages_are_transactional_replies_with_their_own_checks(
+    db: Database, workspace_id: int
+) -> None:
+    with db.transaction() as session:
+        silent = reachable(session, workspace_id=workspace_id, grants=())  # no marketing consent at all
+        out = reachable(session, workspace_id=workspace_id, grants=())
+        customers.record_system_consent(
+            session, workspace_id=workspace_id, customer_id=out, contact_channel="wecom",
+            purpose="transactional", status="withdrawn", source="test",
+        )  # fmt: skip
+    first = _welcome(db, workspace_id, [silent, out], add=1)
+    assert first.by_status == {"queued": 1, "suppressed": 1} and first.by_reason == {"consent_withdrawn": 1}
+    # a second add with the same text (another staff member) is another welcome: no duplicate by content
+    assert _welcome(db, workspace_id, [silent], add=2).by_status == {"queued": 1}
+    assert _welcome(db, workspace_id, [silent], add=2).existing == 1  # the same add: enqueued once
+    # the channel carries live codes' transactional welcomes only
+    for wrong in ({"source": "broadcast"}, {"purpose": "marketing"}):
+        with pytest.raises(ValidationFailed, match="welcome"):
+            _send(
+                db, workspace_id, [silent], **{"source": "live_code", "purpose": "transactional", **wrong},
+                channel_preference=[service.WELCOME_CHANNEL], source_ref="x",
+                content={service.WELCOME_CHANNEL: {"text": "欢迎", "sender": "wangwu"}},
+            )  # fmt: skip
+    with pytest.raises(ValidationFailed, match="sender"):
+        _send(
+            db, workspace_id, [silent], source="live_code", purpose="transactional", source_ref="y",
+            channel_preference=[service.WELCOME_CHANNEL], content={service.WELCOME_CHANNEL: {"text": "欢迎"}},
+        )  # fmt: skip

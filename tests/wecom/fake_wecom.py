@@ -40,6 +40,8 @@ class FakeWecom:
     moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     moments: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: list[str] = field(default_factory=list)  # media ids of accepted uploads
+    # path -> how many of its next calls answer WeCom's transient errcode -1 ("system busy, retry")
+    busy: dict[str, int] = field(default_factory=dict)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -79,6 +81,10 @@ class FakeWecom:
             return {"errcode": 40014, "errmsg": "invalid access_token"}
         if expiry <= time.time():
             return {"errcode": 42001, "errmsg": "access_token expired"}
+        with self.lock:
+            if self.busy.get(path, 0) > 0:
+                self.busy[path] -= 1
+                return {"errcode": -1, "errmsg": "system busy"}
         handler = ENDPOINTS.get((method, path))
         if handler is None:
             return {"errcode": 404, "errmsg": f"unknown endpoint {method} {path}"}

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     reach_channels: dict[str, str] = Field(
         default_factory=dict,
         description='Adapter per channel, e.g. {"email": "smtp", "sms": "aliyun-sms", "wecom": "wecom"}; '
-        "kinds: smtp, webhook, aliyun-sms, wecom, log. A channel not named goes to the outbox viewer only (log).",
+        "kinds: smtp, webhook, aliyun-sms, wecom, wecom-welcome, log. A channel not named goes to the outbox viewer "
+        "only (log), except wecom_welcome (live codes' welcome messages), which goes to WeCom's send_welcome_msg.",
     )
     smtp_host: str = Field("127.0.0.1", description="SMTP server of the email channel.")
     smtp_port: int = Field(587, description="SMTP port.")

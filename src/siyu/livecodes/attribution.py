@@ -43,9 +43,9 @@ SOURCE = "live_code"
 
 class WelcomeStatus:
     NONE = "none"  # the code has no welcome message
-    PENDING = "pending"  # queued on the add row: the WeCom worker sends it within WeCom's 20 s window
-    SENT = "sent"
-    FAILED = "failed"  # WeCom refused it, or its window passed (the reason is in the audit log)
+    PENDING = "pending"  # queued on the add row: the send gateway sends it within WeCom's 20 s window
+    SENT = "sent"  # the gateway's message was sent
+    FAILED = "failed"  # the gateway's message failed or was suppressed (the reason is in the audit log)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def record_add(
         is_new_customer=is_new,
         added_at=at,
         welcome_text=code.welcome_text,
-        # the seam of the send gateway: it sends pending welcome texts and marks them sent
+        # the seam of the send gateway: wecom's worker task enqueues it there and settles it from the outcome
         welcome_status=WelcomeStatus.PENDING if code.welcome_text else WelcomeStatus.NONE,
         created_at=utcnow(),
     )
@@ -294,51 +294,39 @@ class PendingWelcome:
     add_id: int
     workspace_id: int
     live_code_id: int
+    customer_id: int
     staff_wecom_userid: str
     external_userid: str
     text: str
     added_at: datetime
 
 
-def pending_welcomes(session: Session, *, since: datetime, limit: int = 200) -> list[PendingWelcome]:
-    """Welcome messages still to send, of adds at or after `since` (older ones cannot be sent: WeCom's
-    welcome code lives 20 seconds), oldest first, every workspace."""
-    rows = session.execute(
+def pending_welcomes(
+    session: Session, *, workspace_id: int | None = None, limit: int = 500
+) -> list[PendingWelcome]:
+    """Welcome messages not settled yet (`settle_welcome`), oldest first, of every workspace or one. The
+    send gateway decides and sends them; an add stays pending until its message's outcome is known."""
+    query = (
         select(LiveCodeAdd)
-        .where(LiveCodeAdd.welcome_status == WelcomeStatus.PENDING, LiveCodeAdd.added_at >= since)
+        .where(LiveCodeAdd.welcome_status == WelcomeStatus.PENDING)
         .order_by(LiveCodeAdd.added_at, LiveCodeAdd.id)
         .limit(limit)
-    ).scalars()
+    )
+    if workspace_id is not None:
+        query = query.where(LiveCodeAdd.workspace_id == workspace_id)
     return [
         PendingWelcome(
             add_id=a.id,
             workspace_id=a.workspace_id,
             live_code_id=a.live_code_id,
+            customer_id=a.customer_id,
             staff_wecom_userid=a.staff_wecom_userid,
             external_userid=a.external_userid,
             text=a.welcome_text,
             added_at=a.added_at,
         )
-        for a in rows
+        for a in session.scalars(query)
     ]
-
-
-def expire_welcomes(session: Session, *, before: datetime) -> int:
-    """Fail the welcome messages of adds before `before`, unsent when their window passed (each audited)."""
-    late = session.execute(
-        select(LiveCodeAdd.workspace_id, LiveCodeAdd.id).where(
-            LiveCodeAdd.welcome_status == WelcomeStatus.PENDING, LiveCodeAdd.added_at < before
-        )
-    ).all()
-    for workspace_id, add_id in late:
-        settle_welcome(
-            session,
-            workspace_id=workspace_id,
-            add_id=add_id,
-            sent=False,
-            reason="WeCom's 20-second welcome window passed before it could be sent",
-        )
-    return len(late)
 
 
 def settle_welcome(session: Session, *, workspace_id: int, add_id: int, sent: bool, reason: str = "") -> bool:

@@ -1,7 +1,8 @@
 """Background work of the WeCom integration: submit scheduled moments when due, follow mass messages
-and moments as staff confirm them, send live codes' welcome messages and push their contact ways. Each
-item runs in a transaction of its own, so one refusal by WeCom does not hold back the others. The tasks
-run on every poll of the reach worker (reach.tasks.PERIODIC)."""
+and moments as staff confirm them, hand live codes' welcome messages to the send gateway (settling each
+add from its message's outcome) and push their contact ways. Each item runs in a transaction of its
+own, so one refusal by WeCom does not hold back the others. The tasks run on every poll of the reach
+worker (reach.tasks.PERIODIC)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from siyu.core.db import Database
-from siyu.core.errors import Conflict, NotFound, SiyuError
+from siyu.core.errors import SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.livecodes import attribution as live_codes
 from siyu.livecodes import sync as live_code_sync
+from siyu.reach import service as reach
 from siyu.wecom import service as wecom
 from siyu.wecom.client import WecomApiError
 from siyu.wecom.service.live_code_ways import ADD_PATH
 
 log = logging.getLogger(__name__)
-FOLLOW_FOR = timedelta(days=3)
-# send_welcome_msg errors that a retry cannot mend: invalid or used welcome code, not a friend
-WELCOME_REFUSALS = frozenset({41051, 84061})  # staff confirm a mass message or moment within days, if ever
+FOLLOW_FOR = timedelta(days=3)  # staff confirm a mass message or moment within days, if ever
+# an add older than this that was never handed to the gateway is settled failed without a message (a
+# younger one past the 20 s still goes, and fails there with the reason: the gateway accounts for it)
+STALE_WELCOME = timedelta(minutes=10)
 
 
 @dataclass
@@ -117,46 +120,109 @@ def follow_up(database: Database, *, workspace_id: int | None = None, now: datet
     return total
 
 
-def send_welcomes(database: Database, *, now: datetime | None = None) -> int:
-    """Send the live codes' welcome messages (欢迎语) of friends just added, through send_welcome_msg
-    with the welcome code of their callback, inside WeCom's 20-second window; each in a transaction of
-    its own. A refusal that cannot change (no welcome code, the window passed) fails the message at
-    once; a transient one (WeCom or the network) is tried again on the next poll while the window lasts.
-    Returns how many were sent. `siyu worker` and `siyu serve` call it on every poll."""
+@dataclass
+class Welcomes:
+    """What one welcome round did: messages enqueued in the send gateway, and adds settled from their
+    messages' outcome (sent, or failed / suppressed)."""
+
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+
+
+def welcome_key(add_id: int) -> str:
+    """The idempotency key of a live-code add's welcome message: one message per add, however often a
+    poll (or a retried one) enqueues it."""
+    return f"live_code_add:{add_id}"
+
+
+def _welcome_message_key(item: live_codes.PendingWelcome) -> str:
+    return reach.message_key(
+        source=reach.Source.LIVE_CODE,
+        source_ref=str(item.live_code_id),
+        step="welcome",
+        idempotency_key=welcome_key(item.add_id),
+        customer_id=item.customer_id,
+    )
+
+
+def send_welcomes(
+    database: Database, *, workspace_id: int | None = None, now: datetime | None = None
+) -> Welcomes:
+    """Hand live codes' welcome messages (欢迎语) to the send gateway and keep each add's welcome status
+    from what became of its message. On every poll, for each add still pending: no message yet → one is
+    decided (`reach.send`, channel wecom_welcome, purpose transactional, due at once; the worker sends it
+    right after its periodic tasks, through send_welcome_msg with the welcome code of the add callback);
+    a settled message → the add becomes `sent`, or `failed` with the provider's error or the gateway's
+    reason (audited); a message still queued or retrying → left to the gateway; no message and older
+    than `STALE_WELCOME` → failed at once, without a message. Each add in a transaction
+    of its own. `workspace_id`: that workspace only (tests). `siyu worker` and `siyu serve` call it."""
     current = now or utcnow()
-    since = current - wecom.WELCOME_WINDOW
-    with database.transaction() as session:
-        live_codes.expire_welcomes(session, before=since)
+    result = Welcomes()
     with database.reader() as session:
-        pending = live_codes.pending_welcomes(session, since=since)
-    sent = 0
+        pending = live_codes.pending_welcomes(session, workspace_id=workspace_id)
+        outcomes: dict[str, reach.Outcome] = {}
+        for ws in sorted({item.workspace_id for item in pending}):
+            keys = [_welcome_message_key(i) for i in pending if i.workspace_id == ws]
+            outcomes.update(reach.outcomes_by_key(session, workspace_id=ws, keys=keys))
     for item in pending:
+        outcome = outcomes.get(_welcome_message_key(item))
+        if outcome is not None and not outcome.settled:
+            continue  # queued, or retrying within the window: the gateway's worker has it
         try:
             with database.transaction() as session:
-                wecom.send_welcome(
-                    session,
-                    workspace_id=item.workspace_id,
-                    wecom_userid=item.staff_wecom_userid,
-                    external_userid=item.external_userid,
-                    text=item.text,
-                    now=current,
-                )
-                live_codes.settle_welcome(
-                    session, workspace_id=item.workspace_id, add_id=item.add_id, sent=True
-                )
-            sent += 1
-        except (Conflict, NotFound, WecomApiError) as exc:
-            if isinstance(exc, WecomApiError) and exc.errcode not in WELCOME_REFUSALS:
-                # WeCom's passing error or the network: the next poll tries again within the window
-                log.warning("welcome message of live-code add %s not sent yet: %s", item.add_id, exc)
-                continue
-            with database.transaction() as session:  # no welcome code, the window passed, no friend
-                live_codes.settle_welcome(
+                if outcome is None and item.added_at < current - STALE_WELCOME:
+                    # a backlog (the worker was down for long, demo adds): settled without a message,
+                    # so that it does not fill the gateway's dead letters with codes long expired
+                    sent, reason = False, "WeCom's 20-second welcome window passed before it could be sent"
+                elif outcome is None:
+                    decided = reach.send(
+                        session,
+                        workspace_id=item.workspace_id,
+                        source=reach.Source.LIVE_CODE,
+                        source_ref=str(item.live_code_id),
+                        step="welcome",
+                        idempotency_key=welcome_key(item.add_id),
+                        customer_ids=[item.customer_id],
+                        content={
+                            reach.WELCOME_CHANNEL: {
+                                "text": item.text,
+                                "sender": item.staff_wecom_userid,
+                                "external_userid": item.external_userid,
+                            }
+                        },
+                        purpose="transactional",
+                        channel_preference=[reach.WELCOME_CHANNEL],
+                        now=current,
+                    )
+                    result.queued += decided.created
+                    if not decided.by_status.get("suppressed"):
+                        continue
+                    # do-not-contact, erased or merged away: settled at once, nothing will be sent
+                    reason = "suppressed by the send gateway: " + ", ".join(decided.by_reason)
+                    sent = False
+                else:
+                    sent = outcome.status in ("sent", "delivered")
+                    reason = (
+                        f"suppressed by the send gateway: {outcome.detail}"
+                        if outcome.status == "suppressed"
+                        else outcome.detail
+                    )
+                if live_codes.settle_welcome(
+                    session, workspace_id=item.workspace_id, add_id=item.add_id, sent=sent, reason=reason
+                ):
+                    if sent:
+                        result.sent += 1
+                    else:
+                        result.failed += 1
+        except SiyuError as exc:  # a request the gateway refuses will not change: the add fails with it
+            log.warning("welcome message of live-code add %s refused by the gateway: %s", item.add_id, exc)
+            with database.transaction() as session:
+                if live_codes.settle_welcome(
                     session, workspace_id=item.workspace_id, add_id=item.add_id, sent=False, reason=str(exc)
-                )
-        except SiyuError as exc:
-            log.warning("welcome message of live-code add %s not sent yet: %s", item.add_id, exc)
-    return sent
+                ):
+                    result.failed += 1
+    return result
 
 
 @dataclass

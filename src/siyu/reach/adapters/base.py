@@ -45,14 +45,17 @@ class SendResult:
     # the address itself is bad (a hard bounce): the gateway blocks it for this channel
     address_rejected: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    # when the provider's own deadline calls for it (a welcome code lives 20 s), how long to wait before
+    # the next attempt instead of the worker's exponential backoff
+    retry_after_seconds: float | None = None
 
     @classmethod
     def sent(cls, provider_message_id: str) -> SendResult:
         return cls(Outcome.SENT, provider_message_id=provider_message_id)
 
     @classmethod
-    def retry(cls, error: str) -> SendResult:
-        return cls(Outcome.RETRY, error=error)
+    def retry(cls, error: str, *, after_seconds: float | None = None) -> SendResult:
+        return cls(Outcome.RETRY, error=error, retry_after_seconds=after_seconds)
 
     @classmethod
     def failed(cls, error: str, *, address_rejected: bool = False) -> SendResult:

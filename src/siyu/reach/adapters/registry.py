@@ -13,12 +13,14 @@ from siyu.reach.adapters.email import SmtpAdapter, SmtpConfig
 from siyu.reach.adapters.log import LogAdapter
 from siyu.reach.adapters.webhook import WebhookAdapter
 from siyu.reach.adapters.wecom import WecomMassAdapter
+from siyu.reach.adapters.wecom_welcome import WecomWelcomeAdapter
 
 if TYPE_CHECKING:
     from siyu.core.db import Database
     from siyu.wecom.client import WecomClient
 
-KINDS = ("smtp", "webhook", "log", "aliyun-sms", "wecom")
+KINDS = ("smtp", "webhook", "log", "aliyun-sms", "wecom", "wecom-welcome")
+WELCOME_CHANNEL = "wecom_welcome"
 
 
 class Adapters:
@@ -48,9 +50,32 @@ def _wecom_client_factory(database: Database) -> Callable[[int], WecomClient]:
     return client_for
 
 
+def welcome_sender(database: Database) -> Callable[[OutboundMessage], None]:
+    """`send_welcome_msg` for one welcome message, in a transaction of its own: the welcome code is read
+    from the friend relation and marked used together with the call (wecom.service.send_welcome)."""
+
+    def send_welcome(message: OutboundMessage) -> None:
+        from siyu.wecom import service as wecom
+
+        content = message.content
+        with database.transaction() as session:
+            wecom.send_welcome(
+                session,
+                workspace_id=message.workspace_id,
+                wecom_userid=str(content.get("sender") or ""),
+                # the add's own external userid: the customer may hold more than one
+                external_userid=str(content.get("external_userid") or message.address),
+                text=str(content.get("text") or "") or None,
+                attachments=list(content.get("attachments") or []) or None,
+            )
+
+    return send_welcome
+
+
 def build_adapters(settings: Settings, *, database: Database | None = None) -> Adapters:
-    """The adapters `SIYU_REACH_CHANNELS` names; the wecom adapter reads each workspace's WeCom settings
-    through `database`."""
+    """The adapters `SIYU_REACH_CHANNELS` names; the wecom adapters read each workspace's WeCom settings
+    through `database`. With a database, live codes' welcome messages (channel wecom_welcome) go through
+    WeCom's send_welcome_msg unless the mapping names another adapter for them."""
     from siyu.reach import service
 
     def unsubscribe(message: OutboundMessage) -> str:
@@ -114,6 +139,14 @@ def build_adapters(settings: Settings, *, database: Database | None = None) -> A
                     where="SIYU_REACH_CHANNELS",
                 )
             built[channel] = WecomMassAdapter(client_for=_wecom_client_factory(database))
+        elif kind == "wecom-welcome":
+            if database is None:
+                raise ValidationFailed(
+                    f"channel {channel!r} uses the wecom-welcome adapter, which reads the welcome codes "
+                    "of WeCom's add callbacks: build the adapters with the database",
+                    where="SIYU_REACH_CHANNELS",
+                )
+            built[channel] = WecomWelcomeAdapter(send_welcome=welcome_sender(database))
         elif kind == "log":
             built[channel] = LogAdapter()
         else:
@@ -122,4 +155,7 @@ def build_adapters(settings: Settings, *, database: Database | None = None) -> A
                 where="SIYU_REACH_CHANNELS",
                 hint=", ".join(KINDS),
             )
+    if database is not None and WELCOME_CHANNEL not in built:
+        # a welcome is a reply WeCom itself carries: there is no other provider to choose
+        built[WELCOME_CHANNEL] = WecomWelcomeAdapter(send_welcome=welcome_sender(database))
     return Adapters(built)

@@ -13,6 +13,7 @@ from siyu.reach.service.contacts import (
 )
 from siyu.reach.service.gateway import (
     ADDRESS_KIND,
+    WELCOME_CHANNEL,
     Decision,
     SendSummary,
     Source,
@@ -50,10 +51,12 @@ from siyu.reach.service.providers import (
 )
 from siyu.reach.service.reads import (
     Accounting,
+    Outcome,
     accounting,
     delivered_by_step,
     get_message,
     list_messages,
+    outcomes_by_key,
     reached_customers,
     received_by_customer,
     requeue,
@@ -61,11 +64,13 @@ from siyu.reach.service.reads import (
 
 __all__ = [
     "ADDRESS_KIND",
+    "WELCOME_CHANNEL",
     "Accounting",
     "BatchOutcome",
     "Claimed",
     "Decision",
     "OpenBatch",
+    "Outcome",
     "Policy",
     "ReportCounts",
     "SendSummary",
@@ -91,6 +96,7 @@ __all__ = [
     "list_messages",
     "message_key",
     "open_wecom_batches",
+    "outcomes_by_key",
     "push_token",
     "push_urls",
     "quiet_until",

@@ -49,14 +49,20 @@ class Source(StrEnum):
     JOURNEY = "journey"  # a journey / SOP step
     STAFF = "staff"  # a member writing to one customer (1:1, not an enterprise mass message)
     API = "api"
+    LIVE_CODE = "live_code"  # a live code's welcome message (欢迎语), the reply to the customer's own add
 
 
+# WeCom's welcome message: send_welcome_msg with the welcome code of one add, within 20 s of it. Only a
+# live code's transactional reply uses it; it takes no marketing consent, budget, caps or de-duplication
+# by content (each add is its own welcome, de-duplicated by its idempotency key) — docs/reach.md
+WELCOME_CHANNEL = "wecom_welcome"
 PURPOSES = ("marketing", "transactional")
 # the identity kind that holds a channel's address; the webhook channel addresses the customer id
 ADDRESS_KIND: dict[str, str | None] = {
     "email": "email",
     "sms": "phone",
     "wecom": "wecom_external_userid",
+    WELCOME_CHANNEL: "wecom_external_userid",
     "official_account": "wechat_openid",
     "mini_program": "wechat_openid",
     "phone_call": "phone",
@@ -66,7 +72,10 @@ REQUIRED_CONTENT: dict[str, tuple[str, ...]] = {
     "email": ("subject", "text"),
     "sms": ("text",),
     "wecom": ("text",),
+    WELCOME_CHANNEL: ("text", "sender"),
 }
+# the channel whose consent a channel's messages follow: a welcome is a WeCom message
+CONSENT_CHANNEL = {WELCOME_CHANNEL: "wecom"}
 
 
 @dataclass
@@ -136,6 +145,12 @@ def _validate(
                 f"channel {channel!r} is not one reach can use",
                 where=f"channel_preference[{position}]",
                 hint=", ".join(ADDRESS_KIND),
+            )
+        if channel == WELCOME_CHANNEL and (source != Source.LIVE_CODE or purpose != "transactional"):
+            raise ValidationFailed(
+                f"channel {WELCOME_CHANNEL!r} carries live codes' welcome messages only",
+                where=f"channel_preference[{position}]",
+                hint="source live_code, purpose transactional: the reply to the customer's own add",
             )
         body = content.get(channel, content.get("default"))
         if not isinstance(body, dict):
@@ -282,7 +297,7 @@ def address_for(facts: ContactFacts, channel: str) -> str | None:
 def consent_reason(facts: ContactFacts, channel: str, purpose: str) -> Reason | None:
     """Marketing needs a grant in force for the channel (opt-in); transactional messages go unless the
     customer withdrew transactional consent for it."""
-    status = facts.consents.get((channel, purpose))
+    status = facts.consents.get((CONSENT_CHANNEL.get(channel, channel), purpose))
     if status == "withdrawn":
         return Reason.CONSENT_WITHDRAWN
     if purpose == "marketing" and status != "granted":
@@ -321,8 +336,10 @@ def decide(
         until = quiet_until(at, zone, policy.quiet_start, policy.quiet_end)
         if until is not None:
             status, planned = MessageStatus.DEFERRED, until
-    if policy.dedup_hours and any(
-        p.content_hash == digest for p in _near(past, planned, timedelta(hours=policy.dedup_hours))
+    if (
+        policy.dedup_hours
+        and WELCOME_CHANNEL not in channels
+        and any(p.content_hash == digest for p in _near(past, planned, timedelta(hours=policy.dedup_hours)))
     ):
         return Decision(MessageStatus.SUPPRESSED, planned, reason=Reason.DUPLICATE)
     marketing = [p for p in past if p.purpose == "marketing"]

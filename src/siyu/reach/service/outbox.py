@@ -258,7 +258,11 @@ def complete(
         policy = get_policy(session, workspace_id=message.workspace_id)
         if result.outcome is Outcome.RETRY and message.attempts < policy.max_attempts:
             message.status = MessageStatus.QUEUED.value
-            message.due_at = now + backoff(message.attempts, base_seconds=retry_base_seconds, rng=rng)
+            message.due_at = now + (
+                timedelta(seconds=result.retry_after_seconds)
+                if result.retry_after_seconds is not None
+                else backoff(message.attempts, base_seconds=retry_base_seconds, rng=rng)
+            )
             return message.status
         message.status = MessageStatus.FAILED.value
         message.failed_at = now

@@ -198,3 +198,45 @@ def delivered_by_step(session: Session, *, workspace_id: int, source: str, sourc
             .group_by(ReachMessage.step)
         )
     }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one message stands, for a source that follows its own messages (a live code's welcome):
+    `settled` once nothing more will happen to it (sent, delivered, failed, suppressed); `detail` says
+    why it failed (the provider's error) or was suppressed (the reason)."""
+
+    status: str
+    settled: bool
+    detail: str = ""
+
+
+_SETTLED = frozenset(
+    {
+        MessageStatus.SENT.value,
+        MessageStatus.DELIVERED.value,
+        MessageStatus.FAILED.value,
+        MessageStatus.SUPPRESSED.value,
+    }
+)
+
+
+def outcomes_by_key(session: Session, *, workspace_id: int, keys: list[str]) -> dict[str, Outcome]:
+    """The messages of the workspace with these idempotency keys (`message_key`), by key; a key with no
+    message is absent."""
+    found: dict[str, Outcome] = {}
+    for start in range(0, len(keys), 500):
+        for key, status, reason, error in session.execute(
+            select(
+                ReachMessage.idempotency_key,
+                ReachMessage.status,
+                ReachMessage.reason,
+                ReachMessage.last_error,
+            ).where(
+                ReachMessage.workspace_id == workspace_id,
+                ReachMessage.idempotency_key.in_(keys[start : start + 500]),
+            )
+        ):
+            detail = (reason or "") if status == MessageStatus.SUPPRESSED.value else (error or "")
+            found[key] = Outcome(status, status in _SETTLED, detail)
+    return found
