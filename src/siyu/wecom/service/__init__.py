@@ -1,6 +1,6 @@
 """WeCom verbs: settings and staff, the callback endpoint's work, friends and welcome messages, corp tags,
 mass messages (群发), moments (朋友圈), contact ways (活码, live codes' own ways too) and customer
-groups (客户群).
+groups (客户群) with their daily figures (群聊数据统计).
 
 Verbs that call WeCom take an optional `client` (a `WecomClient`); without one they build the
 workspace's own. They land their rows in the caller's transaction and never commit.
@@ -41,6 +41,14 @@ from siyu.wecom.service.contacts import (
     senders,
     sync_corp_tags,
     wecom_tag_ids,
+)
+from siyu.wecom.service.group_stats import (
+    GroupStatFetch,
+    day_range,
+    days_fetched,
+    fetch_group_stats,
+    group_stats,
+    wecom_yesterday,
 )
 from siyu.wecom.service.groups import (
     get_group,
@@ -87,6 +95,7 @@ __all__ = [
     "WELCOME_WINDOW",
     "CallbackResult",
     "Friend",
+    "GroupStatFetch",
     "MassMessageStatus",
     "MomentRow",
     "PushedWay",
@@ -101,8 +110,11 @@ __all__ = [
     "corp_tags",
     "create_contact_way",
     "create_moment",
+    "day_range",
+    "days_fetched",
     "delete_contact_way",
     "deleted_staff_everywhere",
+    "fetch_group_stats",
     "find_way",
     "friend_spans",
     "friends",
@@ -111,6 +123,7 @@ __all__ = [
     "get_mass_message",
     "get_moment",
     "group_members",
+    "group_stats",
     "is_friend",
     "list_contact_ways",
     "list_groups",
@@ -149,4 +162,5 @@ __all__ = [
     "view_settings",
     "wecom_tag_ids",
     "wecom_userids",
+    "wecom_yesterday",
 ]
