@@ -18,6 +18,7 @@ from siyu.wecom import service as wecom
 from siyu.wecom import tasks
 from siyu.wecom.client import WecomApiError
 from siyu.wecom.models import WecomGroupStat
+from siyu.wecom.service import group_stats
 from siyu.wecom.service.group_stats import STAT_PATH
 from siyu.workspaces import service as workspaces
 from tests.communities.helpers import chat, store
@@ -153,6 +154,29 @@ def test_owners_are_asked_a_hundred_at_a_time(db: Database, corp: Corp, fake: Fa
     assert (got.rows, got.calls) == (150, 2)
     sizes = [len(body["owner_filter"]["userid_list"]) for body in _stat_calls(fake)]  # type: ignore[index]
     assert sizes == [100, 50]
+
+
+def test_pages_are_followed_by_offset(
+    db: Database, corp: Corp, fake: FakeWecom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.stat_today = YESTERDAY + timedelta(days=1)
+    owners = [f"staff{i:03d}" for i in range(150)]
+    _owners(db, corp.workspace_id, *owners)
+    for n, owner in enumerate(owners):
+        fake.group_stats[(YESTERDAY, owner)] = _figures(n + 1)
+    monkeypatch.setattr(group_stats, "PAGE", 40)  # pages smaller than a batch of owners
+    with db.transaction() as session:
+        got = wecom.fetch_group_stats(session, workspace_id=corp.workspace_id, days=[YESTERDAY], now=NOW)
+    assert (got.rows, got.calls) == (150, 5)  # 100 owners in pages of 40, 40, 20; 50 in 40, 10
+    assert [(b["offset"], b["limit"]) for b in _stat_calls(fake)] == [
+        (0, 40),
+        (40, 40),
+        (80, 40),
+        (0, 40),
+        (40, 40),
+    ]
+    rows = _rows(db, corp.workspace_id)
+    assert len(rows) == 150 and rows[(YESTERDAY, "staff149")]["msg_total"] == 500 * 150
 
 
 def test_the_daily_job_fetches_yesterday_and_fills_the_week(

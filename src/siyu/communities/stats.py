@@ -334,7 +334,7 @@ def activity(session: Session, *, workspace_id: int, start: date, end: date) -> 
     (most messages first). Over several days a share is the sum of the days' numerators over the sum
     of their denominators, so a big day weighs more than a quiet one."""
     window(zone_of(session, workspace_id=workspace_id), start, end)  # the same period checks
-    stat = wecom.group_stats(workspace_id=workspace_id, start=start, end=end).subquery()
+    stat = wecom.daily_group_stats(workspace_id=workspace_id, start=start, end=end).subquery()
     columns = _activity_columns(stat)
     total = ActivityFigures(**_activity_figures(session.execute(select(*columns)).one()))
     by_day = {

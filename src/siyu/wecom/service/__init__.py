@@ -44,10 +44,10 @@ from siyu.wecom.service.contacts import (
 )
 from siyu.wecom.service.group_stats import (
     GroupStatFetch,
+    daily_group_stats,
     day_range,
     days_fetched,
     fetch_group_stats,
-    group_stats,
     wecom_yesterday,
 )
 from siyu.wecom.service.groups import (
@@ -110,6 +110,7 @@ __all__ = [
     "corp_tags",
     "create_contact_way",
     "create_moment",
+    "daily_group_stats",
     "day_range",
     "days_fetched",
     "delete_contact_way",
@@ -123,7 +124,6 @@ __all__ = [
     "get_mass_message",
     "get_moment",
     "group_members",
-    "group_stats",
     "is_friend",
     "list_contact_ways",
     "list_groups",

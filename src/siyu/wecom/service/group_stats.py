@@ -194,7 +194,9 @@ def days_fetched(session: Session, *, workspace_id: int, start: date, end: date)
     )
 
 
-def group_stats(*, workspace_id: int, start: date | None = None, end: date | None = None) -> Select[Any]:
+def daily_group_stats(
+    *, workspace_id: int, start: date | None = None, end: date | None = None
+) -> Select[Any]:
     """A selectable of the stored figures over [start, end]: `day`, `owner` and the eight figures
     (new_chat_cnt, chat_total, chat_has_msg_cnt, new_member_cnt, member_total, member_has_msg_cnt,
     msg_total, migrate_trainee_chat_cnt), `fetched_at`."""
