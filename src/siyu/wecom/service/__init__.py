@@ -48,6 +48,7 @@ from siyu.wecom.service.group_stats import (
     day_range,
     days_fetched,
     fetch_group_stats,
+    store_group_stats,
     wecom_yesterday,
 )
 from siyu.wecom.service.groups import (
@@ -153,6 +154,7 @@ __all__ = [
     "senders",
     "staff_user_ids",
     "store_group",
+    "store_group_stats",
     "stored_results",
     "sync_corp_tags",
     "sync_groups",

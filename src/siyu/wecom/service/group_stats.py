@@ -118,9 +118,17 @@ def _ask_day(client: WecomClient, *, day: date, owners: list[str]) -> tuple[list
         offset = next_offset
 
 
-def _store_day(
-    session: Session, *, workspace_id: int, day: date, items: Iterable[dict[str, Any]], fetched_at: datetime
+def store_group_stats(
+    session: Session,
+    *,
+    workspace_id: int,
+    day: date,
+    items: Iterable[dict[str, Any]],
+    fetched_at: datetime | None = None,
 ) -> int:
+    """Store one day's items as groupchat/statistic shapes them ({owner, data{the eight figures}}),
+    overwriting that day's rows of the same owners; how many were written."""
+    fetched_at = fetched_at or utcnow()
     existing = {
         row.owner: row
         for row in session.scalars(
@@ -170,7 +178,7 @@ def fetch_group_stats(
                 found, made = _ask_day(client, day=day, owners=owners[i : i + OWNERS_PER_CALL])
                 items.extend(found)
                 calls += made
-            rows += _store_day(
+            rows += store_group_stats(
                 session, workspace_id=workspace_id, day=day, items=items, fetched_at=now or utcnow()
             )
     finally:
