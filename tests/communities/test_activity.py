@@ -17,6 +17,7 @@ from siyu.core.db import Database
 from siyu.web.app import create_app
 from siyu.wecom import service as wecom
 from tests.communities.helpers import chat, store
+from tests.factories import api_client
 from tests.web.conftest import log_in, make_login
 from tests.wecom.conftest import Corp
 from tests.wecom.fake_wecom import FakeWecom
@@ -77,6 +78,15 @@ def test_activity_by_period_day_and_owner(db: Database, corp: Corp, fake: FakeWe
     )
     assert (li.owner, li.messages, li.group_share) == ("lisi", 50, 0.25)
     assert li.member_share is not None and abs(li.member_share - 5 / 120) < 1e-9
+    answer = api_client(db).get(
+        f"/api/communities/activity?start={first.isoformat()}&end={yesterday.isoformat()}",
+        headers=corp.owner.headers,
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["total"]["messages"], body["total"]["group_share"]) == (450, 0.45)
+    assert [d["messages"] for d in body["days"]] == [150, 0, 300]
+    assert [o["owner"] for o in body["owners"]] == ["zhangsan", "lisi"]
 
 
 def test_the_list_page_shows_activity_in_both_languages_with_csv(
