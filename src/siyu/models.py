@@ -19,7 +19,7 @@ from siyu.core.audit import AuditEntry
 from siyu.core.db import Base
 from siyu.core.domain_events import DomainEvent, DomainEventCursor
 from siyu.core.schedule import ScheduledJob
-from siyu.coupons.models import Coupon, CouponEventCursor, CouponRedemption, CouponTemplate
+from siyu.coupons.models import Coupon, CouponRedemption, CouponTemplate
 from siyu.customers.models import Consent, Customer, CustomerRollup, Identity, IdentityReview, MergeLog
 from siyu.events.models import CustomerEvent
 from siyu.experiments.models import Experiment, ExperimentVariant, Exposure
@@ -29,7 +29,6 @@ from siyu.lifecycle.models import CustomerStage, LifecycleSettings, StageTransit
 from siyu.livecodes.models import LiveCode, LiveCodeAdd, LiveCodeScan, LiveCodeStaff
 from siyu.membership.models import (
     CustomerTier,
-    MembershipEventCursor,
     PointsAccount,
     PointsEntry,
     PointsRules,
@@ -42,7 +41,6 @@ from siyu.referrals.models import (
     CommissionEntry,
     ReferralAgent,
     ReferralCampaign,
-    ReferralEventCursor,
     ReferralInvite,
     ReferralLink,
     ReferralReward,
@@ -80,7 +78,6 @@ __all__ = [
     "CommissionEntry",
     "Consent",
     "Coupon",
-    "CouponEventCursor",
     "CouponRedemption",
     "CouponTemplate",
     "Customer",
@@ -118,7 +115,6 @@ __all__ = [
     "LiveCodeScan",
     "LiveCodeStaff",
     "Membership",
-    "MembershipEventCursor",
     "MergeLog",
     "MessageTemplate",
     "Order",
@@ -132,7 +128,6 @@ __all__ = [
     "ReachPolicy",
     "ReferralAgent",
     "ReferralCampaign",
-    "ReferralEventCursor",
     "ReferralInvite",
     "ReferralLink",
     "ReferralReward",

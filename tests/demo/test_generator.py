@@ -35,7 +35,12 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path
     first = generator.generate(tmp_path / "a", customers=300, seed=3)
     second = generator.generate(tmp_path / "b", customers=300, seed=3)
     other = generator.generate(tmp_path / "c", customers=300, seed=4)
-    for name in (generator.CUSTOMERS_FILE, generator.ORDERS_FILE, generator.EVENTS_FILE):
+    for name in (
+        generator.CUSTOMERS_FILE,
+        generator.ORDERS_FILE,
+        generator.EVENTS_FILE,
+        generator.WECOM_FRIENDS_FILE,
+    ):
         assert (first.directory / name).read_bytes() == (second.directory / name).read_bytes(), name
         assert (first.directory / name).read_bytes() != (other.directory / name).read_bytes(), name
     assert (first.orders, first.events) == (second.orders, second.events)
@@ -55,7 +60,7 @@ def test_headers_are_chinese_and_auto_mapped(brand: DemoFiles) -> None:
     customers = pl.read_csv(brand.customers_csv, n_rows=1, infer_schema=False).columns
     detected = mapping.detect(customers, ImportKind.CUSTOMERS)
     assert detected["负责人"] == "owner_email"
-    assert detected["短信同意"] == "consent:sms"
+    assert detected["短信同意"] == "consent:sms" and detected["同意时间"] == "consent_at"
     assert detected["会员号"] == "shop_member_id"
     assert detected["会员等级"] == "attr:会员等级"
     first_event = _events(brand)[0]
@@ -200,3 +205,34 @@ def test_staff_owners_consent_and_costs(brand: DemoFiles) -> None:
 def test_too_small_a_brand_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 50"):
         generator.generate(tmp_path, customers=10)
+
+
+def test_consent_is_dated_from_joining_and_wecom_contacts_befriend_their_staff(brand: DemoFiles) -> None:
+    customers = pl.read_csv(brand.customers_csv, infer_schema=False).filter(
+        pl.col("姓名").str.starts_with("测试").not_()
+    )
+    assert (customers["短信同意"].is_null() == customers["同意时间"].is_null()).all()
+    times = customers.drop_nulls("同意时间").select(
+        "短信同意",
+        (pl.col("同意时间").str.to_datetime() - pl.col("创建时间").str.to_datetime()).alias("after"),
+        (pl.col("同意时间") == "2025-06-30 23:59:59").alias(
+            "at_the_end"
+        ),  # later ones wait for the window end
+    )
+    assert (times["after"] >= timedelta(0)).all()
+    granted = times.filter(pl.col("短信同意") == "是")["after"]
+    assert (granted < timedelta(minutes=10)).mean() > 0.6  # most agree when they sign up
+    withdrawn = times.filter(pl.col("短信同意") == "否")
+    assert ((withdrawn["after"] >= timedelta(days=3)) | withdrawn["at_the_end"]).all()
+
+    friends = pl.read_csv(brand.wecom_friends_csv, infer_schema=False)
+    assert tuple(friends.columns) == generator.WECOM_FRIEND_HEADERS and friends.height == brand.friendships
+    contacts = set(customers["企微外部联系人ID"].drop_nulls())
+    assert set(friends["external_userid"]) <= contacts and friends.height > len(contacts) // 2
+    staff = {s.email("demo.siyu.local") for s in generator.STAFF if s.role == "staff"}
+    assert set(friends["staff_email"]) <= staff
+    ended = friends.drop_nulls("removed_at")
+    assert ended.height == brand.ended_friendships and 0.1 < ended.height / friends.height < 0.6
+    assert set(ended["removed_by"]) == {"customer", "staff"}
+    assert (ended["removed_at"].str.to_datetime() > ended["added_at"].str.to_datetime()).all()
+    assert friends["added_at"].str.to_datetime().max() < datetime(2025, 7, 1)  # type: ignore[operator]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -22,8 +22,12 @@ from siyu.demo.service import DemoBuild
 from siyu.events.models import CustomerEvent
 from siyu.livecodes import attribution
 from siyu.livecodes import stats as livecode_stats
+from siyu.livecodes.models import LiveCodeAdd
 from siyu.membership import service as membership
+from siyu.metrics import service as metrics
 from siyu.orders.models import Order
+from siyu.overview import service as overview
+from siyu.wecom.models import WecomFollow
 from siyu.workspaces import service as workspaces
 
 CUSTOMERS = 500
@@ -272,3 +276,67 @@ def test_the_demo_brand_has_templates_a_referral_campaign_a_live_journey_and_a_b
     assert (
         progress.audience == reached.broadcast_audience and sum(progress.counts.values()) == progress.audience
     )
+
+
+DATA_END = datetime(2025, 7, 1, tzinfo=UTC)  # the demo's data ends on 2025-06-30
+
+
+def test_consents_are_dated_when_given_and_wecom_contacts_are_friends(
+    database: Database, built: DemoBuild
+) -> None:
+    assert built.files is not None
+    ws = built.workspace_id
+    with database.reader() as session:
+        latest_consent = session.scalar(
+            select(func.max(Consent.occurred_at)).where(Consent.workspace_id == ws)
+        )
+        follows = session.execute(
+            select(
+                WecomFollow.customer_id,
+                WecomFollow.added_at,
+                WecomFollow.removed_by,
+                WecomFollow.wecom_userid,
+                WecomFollow.external_userid,
+            ).where(WecomFollow.workspace_id == ws)
+        ).all()
+        adds = set(
+            session.execute(
+                select(LiveCodeAdd.staff_wecom_userid, LiveCodeAdd.external_userid).where(
+                    LiveCodeAdd.workspace_id == ws
+                )
+            ).tuples()
+        )
+    assert latest_consent is not None and latest_consent < DATA_END
+    history = [f for f in follows if f.added_at < DATA_END]
+    assert len(history) == built.files.friendships > 0
+    assert all(f.customer_id is not None for f in history)
+    ended = [f.removed_by for f in history if f.removed_by is not None]
+    assert len(ended) == built.files.ended_friendships and set(ended) == {"customer", "staff"}
+    # every live-code add is a friendship (one the history held already stays as it was)
+    assert adds and adds <= {(f.wecom_userid, f.external_userid) for f in follows}
+
+
+def test_pass_through_and_retention_look_like_a_real_brand(database: Database, built: DemoBuild) -> None:
+    with database.reader() as session:
+        actor = auth.command_line_actor(session, workspace_id=built.workspace_id)
+        dashboard = overview.get_dashboard(
+            session, actor=actor, months=12, today=date(2025, 6, 30), now=DATA_END
+        )
+        whole = metrics.pass_through(
+            session, actor=actor, start=datetime(2023, 7, 1, tzinfo=UTC), end=DATA_END, per_code=False
+        )
+        cohorts = metrics.cohort_table(
+            session,
+            actor=actor,
+            period="month",
+            first=date(2023, 7, 1),
+            last=date(2025, 5, 31),
+            horizon=1,
+            now=DATA_END,
+        )
+    cards = {card.key: card.value for card in dashboard.cards}
+    assert cards["pass_through"] is not None and 0.05 < cards["pass_through"] < 0.95
+    assert cards["retention"] is not None and 0.05 < cards["retention"] < 0.95
+    assert whole.rate is not None and 0.05 < whole.rate < 0.95
+    retained = sum(row.reachable[0] for row in cohorts) / sum(row.customers for row in cohorts)
+    assert all(row.days[0] == 30 for row in cohorts) and 0.05 < retained < 0.95

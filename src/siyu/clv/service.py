@@ -22,8 +22,9 @@ from siyu.clv.models import CustomerScore
 from siyu.clv.summary import PurchaseHistories, summarise
 from siyu.clv.value import CalibrationBucket, calibration_holdout, customer_lifetime_value
 from siyu.core import audit, domain_events
+from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
-from siyu.core.timeutil import utcnow
+from siyu.core.timeutil import as_utc, utcnow
 from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
@@ -60,16 +61,23 @@ def score_column(name: str, *, customer_id: Any) -> Any:
 
 def _purchase_log(session: Session, *, workspace_id: int, until: datetime) -> pl.DataFrame:
     """The workspace's transaction log before `until`: one row per customer and purchase day."""
-    rows = session.execute(orders.daily_purchases(session, workspace_id=workspace_id, until=until)).all()
+    # Core rows straight into a frame: the ORM's row objects and a Python loop per row cost three times
+    # the query itself (4.5 s against 1.2 s for 233k customer-days)
+    rows = (
+        session.connection()
+        .execute(orders.daily_purchases(session, workspace_id=workspace_id, until=until))
+        .fetchall()
+    )
     if len(rows) == 0:
         raise ValidationFailed("this workspace has no purchases to score", hint="import orders first")
-    return pl.DataFrame(
-        {
-            "customer_id": [int(r.customer_id) for r in rows],
-            "date": [r.day if isinstance(r.day, date) else date.fromisoformat(str(r.day)) for r in rows],
-            "amount": [int(r.net_cents or 0) / 100 for r in rows],
-        },
-        schema={"customer_id": pl.Int64, "date": pl.Date, "amount": pl.Float64},
+    day = pl.Date if is_postgres(session) else pl.Utf8  # SQLite's date() answers text
+    frame = pl.DataFrame(
+        rows, schema={"customer_id": pl.Int64, "date": day, "net_cents": pl.Int64}, orient="row"
+    )
+    return frame.select(
+        "customer_id",
+        pl.col("date").str.to_date("%Y-%m-%d") if day == pl.Utf8 else pl.col("date"),
+        (pl.col("net_cents").fill_null(0) / 100).alias("amount"),
     )
 
 
@@ -333,8 +341,10 @@ def calibration_check(
     as_of: datetime | None = None,
     model: PurchaseModel = "bgnbd",
 ) -> Calibration:
-    """Fit the purchase model on the purchases up to `holdout_days` before `as_of` (default now) and
-    compare, per calibration frequency, the purchases it predicts for the holdout with those made."""
+    """Fit the purchase model on the purchases up to `holdout_days` before `as_of` and compare, per
+    calibration frequency, the purchases it predicts for the holdout with those made. `as_of` defaults to
+    now, or to just after the newest order when orders stopped earlier (an import of past data): a
+    holdout after the data ends would hold no purchase and say nothing."""
     actor.require(Permission.READ)
     if not 7 <= holdout_days <= 730:
         raise ValidationFailed(
@@ -342,7 +352,9 @@ def calibration_check(
         )
     if model not in ("bgnbd", "pareto"):
         raise ValidationFailed(f"unknown purchase model {model!r}", where="model", hint="bgnbd or pareto")
-    as_of = as_of or utcnow()
+    if as_of is None:
+        newest = orders.last_order_at(session, workspace_id=actor.workspace_id)
+        as_of = utcnow() if newest is None else min(utcnow(), as_utc(newest) + timedelta(microseconds=1))
     zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
     log = _purchase_log(session, workspace_id=actor.workspace_id, until=as_of)
     holdout_end = (as_of - timedelta(microseconds=1)).astimezone(zone).date()

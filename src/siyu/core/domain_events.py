@@ -1,7 +1,8 @@
 """Domain events: every change to a customer is recorded as a typed event in the same transaction.
 
-The segment and journey engines consume them in commit order (an outbox, `read_after` / `advance`), each
-keeping its place in `domain_event_cursor`. Types are dotted names (`customer.created`, `order.placed` …).
+The segment and journey engines, points, coupon refunds and referrals consume them in commit order (an
+outbox, `read_after` / `advance`), each keeping its place in `domain_event_cursor`. Types are dotted
+names (`customer.created`, `order.placed` …).
 
 Commit order: on PostgreSQL an event's `id` comes from a sequence when the row is inserted, not when its
 transaction commits, so a long transaction's id 100 can become visible after a short one's 101. Every
@@ -292,6 +293,10 @@ def read_after(
     `limit`; of `types` only, when given), in the caller's transaction. Rows have id, tx_id, type,
     customer_id, payload, occurred_at, created_at. `start` overrides where a consumer at START begins.
     The caller handles the events, then `advance`s to `batch.position` in the same transaction.
+
+    With `types`, a read that found fewer than `limit` events has read every committed event of those
+    types up to the horizon, so `batch.position` moves to the last committed event of any type: a
+    consumer of a few types does not scan the same later events of other types on every run.
     """
     after = lock(session, consumer=consumer, workspace_id=workspace_id)
     if after == START and start is not None:
@@ -306,6 +311,15 @@ def read_after(
         )
     )
     position = Position(int(events[-1].tx_id), int(events[-1].id)) if events else after
+    if types is not None and len(events) < limit:
+        head = session.execute(
+            select(DomainEvent.tx_id, DomainEvent.id)
+            .where(committed_after(workspace_id, position, horizon))
+            .order_by(DomainEvent.tx_id.desc(), DomainEvent.id.desc())
+            .limit(1)
+        ).first()
+        if head is not None:
+            position = Position(int(head[0]), int(head[1]))
     batch = Batch(events=events, start=after, position=position, horizon=horizon)
     if count:
         batch.pending = (

@@ -126,15 +126,3 @@ class CouponRedemption(Base):
     redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reversal_reason: Mapped[str | None] = mapped_column(String(100))
-
-
-class CouponEventCursor(Base):
-    """How far the refund consumer has read the domain-event outbox of a workspace."""
-
-    __tablename__ = "coupon_event_cursor"
-
-    workspace_id: Mapped[int] = mapped_column(
-        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
-    )
-    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

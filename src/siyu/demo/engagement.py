@@ -10,8 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from siyu.coupons import service as coupons
 from siyu.coupons.schemas import TemplateIn
 from siyu.customers.models import IdentityKind
 from siyu.customers.service import facts as customer_facts
+from siyu.demo import generator
 from siyu.livecodes import attribution, qr, scans
 from siyu.livecodes import service as livecodes
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
@@ -66,6 +69,49 @@ class Engagement:
     group_members: int
 
 
+def staff_wecom_userid(user_id: int) -> str:
+    """The WeCom userid the demo gives a staff member (the demo has no WeCom corp to map them from)."""
+    return f"demo-staff-{user_id}"
+
+
+def record_wecom_friends(session: Session, *, workspace_id: int, path: Path, owner_user_id: int) -> int:
+    """The brand's WeCom friendships from the generated `wecom_friends.csv`, through wecom's bulk verb;
+    the number recorded."""
+    members = auth.member_ids_by_email(session, workspace_id=workspace_id)
+    frame = pl.read_csv(path, infer_schema=False)
+
+    def utc(column: str) -> pl.Expr:
+        return (
+            pl.col(column)
+            .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S")
+            .dt.replace_time_zone(generator.TIMEZONE)
+            .dt.convert_time_zone("UTC")
+        )
+
+    rows = frame.select(
+        "external_userid",
+        pl.col("staff_email").str.to_lowercase().replace_strict(members, default=None, return_dtype=pl.Int64),
+        utc("added_at"),
+        utc("removed_at"),
+        "removed_by",
+    )
+    return wecom.record_friendships(
+        session,
+        workspace_id=workspace_id,
+        friendships=[
+            wecom.FriendshipRecord(
+                wecom_userid=staff_wecom_userid(user_id if user_id is not None else owner_user_id),
+                external_userid=external,
+                added_at=added,
+                removed_at=removed,
+                removed_by=by,
+            )
+            for external, user_id, added, removed, by in rows.iter_rows()
+        ],
+        actor_user_id=owner_user_id,
+    )
+
+
 def _qr_image(text: str) -> bytes:
     """A stand-in for a group's join QR saved from WeCom: a real QR image of `text`."""
     return qr.png(text, size="screen")
@@ -101,6 +147,7 @@ def _live_codes(
     )
     channel_id = channels.channel_ids(session, workspace_id=owner.workspace_id).get(LIVE_CODE_CHANNEL)
     scans_made = adds = new = 0
+    follows: list[wecom.FriendshipRecord] = []
     for index, (name, placement, cost) in enumerate(LIVE_CODES):
         members = staff[index % len(staff) :] + staff[: index % len(staff)]
         code = livecodes.create_live_code(
@@ -132,17 +179,24 @@ def _live_codes(
             # most scanners are customers already in the pool (WeCom contacts); some are new to the brand
             known = rng.random() < 0.7 and externals
             external_userid = externals.pop()[1] if known else f"wmdemo{index}x{n:04d}"
+            staff_userid = staff_wecom_userid(scan.staff_user_id)
+            added_at = at + timedelta(minutes=rng.uniform(1, 30))
             added = attribution.record_add(
                 session,
                 workspace_id=owner.workspace_id,
                 state=code.state,
                 external_userid=external_userid,
-                staff_userid=f"demo-staff-{scan.staff_user_id}",
+                staff_userid=staff_userid,
                 staff_user_id=scan.staff_user_id,
-                occurred_at=at + timedelta(minutes=rng.uniform(1, 30)),
+                occurred_at=added_at,
             )
+            # the callback path records the friendship in wecom too; here it is the bulk verb, once
+            follows.append(wecom.FriendshipRecord(staff_userid, external_userid, added_at, state=code.state))
             adds += 1
             new += added.add.is_new_customer
+    wecom.record_friendships(
+        session, workspace_id=owner.workspace_id, friendships=follows, actor_user_id=owner.user_id
+    )
     return scans_made, adds, new
 
 
@@ -337,7 +391,7 @@ def build(session: Session, *, workspace_id: int, owner_user_id: int, seed: int 
     issued, redeemed = _coupons(session, owner=owner, buyers=buyers, rng=rng, now=now)
     points = _membership(session, owner=owner, buyers=buyers, rng=rng, now=now)
     groups, group_members = _groups(
-        session, owner=owner, owners=[f"demo-staff-{u}" for u in staff], rng=rng, now=now
+        session, owner=owner, owners=[staff_wecom_userid(u) for u in staff], rng=rng, now=now
     )
     # a generator of its own, so the figures above stay what they were
     _group_stats(session, workspace_id=workspace_id, rng=random.Random(seed + 1), now=now)

@@ -35,6 +35,7 @@ CURRENCY = "CNY"
 CUSTOMERS_FILE = "customers.csv"
 ORDERS_FILE = "orders.csv"
 EVENTS_FILE = "events.jsonl"
+WECOM_FRIENDS_FILE = "wecom_friends.csv"  # the brand's WeCom friendships (客户联系), not an import file
 
 # Chinese headers, as a POS / mini-program export writes them: the import maps them automatically.
 CUSTOMER_HEADERS = (
@@ -51,8 +52,14 @@ CUSTOMER_HEADERS = (
     "负责人",
     "创建时间",
     "短信同意",
+    "同意时间",
     "会员等级",
 )
+WECOM_FRIEND_HEADERS = ("external_userid", "staff_email", "added_at", "removed_at", "removed_by")
+# The share of WeCom friendships that end within the two years, and of those, the share the staff ended
+# (the rest: the customer deleted the staff member, the churn signal).
+FRIENDSHIP_END_SHARE = 0.35
+STAFF_REMOVAL_SHARE = 0.2
 ORDER_HEADERS = (
     "订单号",
     "下单时间",
@@ -296,6 +303,9 @@ class DemoFiles:
     orders_csv: Path
     events_jsonl: Path
     seed: int
+    wecom_friends_csv: Path | None = None
+    friendships: int = 0  # rows of wecom_friends.csv
+    ended_friendships: int = 0
     persons: int = 0  # distinct people: the customers the pool must hold after all three imports
     customer_rows: int = 0  # good rows of customers.csv
     orders: int = 0  # good orders in orders.csv
@@ -640,6 +650,9 @@ def generate(
     level = np.where(order_counts >= 12, "黑金", np.where(order_counts >= 4, "金卡", "银卡"))
     birthday = np.datetime64(ANCHOR_DATE.isoformat(), "D") - birth_age_days.astype("timedelta64[D]")
     consent = rng.choice(np.array(["是", "否", ""], dtype=object), size=n, p=[0.65, 0.15, 0.20])
+    # consent times and WeCom friendships draw from their own stream: orders and events stay as they were
+    later = np.random.default_rng([seed, 1])
+    consent_sec = acq_sec + _consent_delay(later, consent)
     m = members
     customers_frame = pl.DataFrame(
         {
@@ -656,13 +669,29 @@ def generate(
             "负责人": _or_null(owned[m], owner[m]),
             "创建时间": _local_time(acq_day[m], acq_sec[m]),
             "短信同意": consent[m].tolist(),
+            "同意时间": _local_time(acq_day[m], np.minimum(consent_sec[m], _LAST - 86_400 * acq_day[m])),
             "会员等级": level[m].tolist(),
         },
-        schema_overrides={h: pl.Utf8 for h in CUSTOMER_HEADERS if h != "创建时间"},
-    ).with_columns(pl.col("性别", "短信同意").replace("", None))
+        schema_overrides={h: pl.Utf8 for h in CUSTOMER_HEADERS if h not in ("创建时间", "同意时间")},
+    ).with_columns(
+        pl.col("性别", "短信同意").replace("", None),
+        pl.when(pl.col("短信同意") != "").then(pl.col("同意时间")).alias("同意时间"),
+    )
     dirty_customers = _dirty_customer_rows(customers_frame)
     customers_frame = _insert_rows(rng, customers_frame, dirty_customers)
     customers_frame.write_csv(directory / CUSTOMERS_FILE)
+
+    # --- WeCom friendships -----------------------------------------------------------------------------
+    friends = _write_wecom_friends(
+        later,
+        directory / WECOM_FRIENDS_FILE,
+        people=np.flatnonzero(has_wecom),
+        acq_day=acq_day,
+        acq_sec=acq_sec,
+        via_live_code=acq_channel == _WECOM,
+        external_userid=external_userid,
+        owner=owner,
+    )
 
     # --- events ---------------------------------------------------------------------------------------
     events, dirty_events = _write_events(
@@ -690,6 +719,9 @@ def generate(
         orders_csv=directory / ORDERS_FILE,
         events_jsonl=directory / EVENTS_FILE,
         seed=seed,
+        wecom_friends_csv=directory / WECOM_FRIENDS_FILE,
+        friendships=friends.height,
+        ended_friendships=int(friends["removed_at"].is_not_null().sum()),
         persons=int((member | (order_counts > 0)).sum()),
         customer_rows=int(members.size),
         orders=n_orders,
@@ -705,6 +737,69 @@ def generate(
         },
         revenue_cents=int((paid - refund).sum()),
     )
+
+
+_LAST = DAYS * 86_400 - 1  # the window's last second, counted from its start
+
+
+def _consent_delay(rng: np.random.Generator, consent: np.ndarray) -> np.ndarray:
+    """Seconds from joining to the consent status given: most agree when they sign up (a tick box at
+    the counter or in the mini program), some later; a no is a withdrawal days or months on."""
+    n = consent.size
+    at_signup = rng.integers(0, 600, size=n)
+    later = (rng.exponential(20.0, size=n) * 86_400).astype(np.int64)
+    granted = np.where(rng.random(n) < 0.8, at_signup, later)
+    withdrawn = (rng.uniform(3, 180, size=n) * 86_400).astype(np.int64)
+    return np.where(consent == "否", withdrawn, granted)
+
+
+def _write_wecom_friends(
+    rng: np.random.Generator,
+    path: Path,
+    *,
+    people: np.ndarray,
+    acq_day: np.ndarray,
+    acq_sec: np.ndarray,
+    via_live_code: np.ndarray,
+    external_userid: np.ndarray,
+    owner: np.ndarray,
+) -> pl.DataFrame:
+    """Each WeCom contact's friendship with their staff member (负责人, or one of their city's): added
+    minutes after joining through a live code, else days later; some ended, mostly by the customer."""
+    n = people.size
+    joined = acq_day[people].astype(np.int64) * 86_400 + acq_sec[people]
+    delay = np.where(
+        via_live_code[people],
+        rng.integers(0, 1_800, size=n),
+        (rng.exponential(7.0, size=n) * 86_400).astype(np.int64),
+    )
+    added = joined + delay
+    ends = rng.random(n) < FRIENDSHIP_END_SHARE
+    removed = added + (rng.exponential(120.0, size=n) * 86_400).astype(np.int64) + 3_600
+    ended = ends & (removed <= _LAST)
+    by_staff = rng.random(n) < STAFF_REMOVAL_SHARE
+    keep = added <= _LAST
+    zero = np.zeros(n, dtype=np.int64)
+    frame = pl.DataFrame(
+        {
+            "external_userid": external_userid[people].tolist(),
+            "staff_email": owner[people].tolist(),
+            "added_at": _local_time(zero, added),
+            "removed_at": _local_time(zero, np.where(ended, removed, added)),
+            "removed_by": np.where(by_staff, "staff", "customer").tolist(),
+            "ended": ended,
+            "keep": keep,
+        }
+    )
+    frame = frame.filter(pl.col("keep")).select(
+        "external_userid",
+        "staff_email",
+        "added_at",
+        pl.when(pl.col("ended")).then(pl.col("removed_at")).alias("removed_at"),
+        pl.when(pl.col("ended")).then(pl.col("removed_by")).alias("removed_by"),
+    )
+    frame.write_csv(path)
+    return frame
 
 
 def _insert_rows(rng: np.random.Generator, frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:

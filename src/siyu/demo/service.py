@@ -268,6 +268,17 @@ def build_demo(
                 hint="see the reject report next to the file",
             )
     step = time.perf_counter()
+    assert files.wecom_friends_csv is not None
+    with db.transaction() as session:
+        friends = engagement.record_wecom_friends(
+            session, workspace_id=workspace_id, path=files.wecom_friends_csv, owner_user_id=owner_id
+        )
+    seconds["wecom friends"] = time.perf_counter() - step
+    say(
+        f"WeCom friendships: {friends} ({files.ended_friendships} since ended) "
+        f"in {seconds['wecom friends']:.1f}s"
+    )
+    step = time.perf_counter()
     with db.transaction() as session:
         engaged = engagement.build(session, workspace_id=workspace_id, owner_user_id=owner_id, seed=seed)
     seconds["engagement"] = time.perf_counter() - step

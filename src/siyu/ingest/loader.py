@@ -632,7 +632,8 @@ def _load_customers(
     """Profiles: a later non-empty value wins (within the batch, the last row of the customer; against the
     store, the incoming value), except that the first channel is only set when it is not set yet.
     `attr:*` columns update single keys of `attributes`; `consent:*` columns add a consent record only
-    when the state in force changes. Customers are few next to orders, so this step is a plain pass."""
+    when the state in force changes, dated by `consent_at` when the file gives it (else now).
+    Customers are few next to orders, so this step is a plain pass."""
     chunk = chunk.filter(pl.col("customer_id").is_not_null())
     if chunk.height == 0:
         return set()
@@ -647,6 +648,7 @@ def _load_customers(
             _col(chunk, "city", pl.Utf8),
             pl.col("owner_user_id"),
             pl.col("channel_id").alias("first_channel_id"),
+            _col(chunk, "consent_at", pl.Datetime("us", "UTC")),
             *attr_columns,
             *consent_columns,
         )
@@ -743,28 +745,33 @@ def _record_consents(
     source: str,
     now: datetime,
 ) -> list[dict[str, Any]]:
+    """Consent records for the statuses that differ from the one in force, at the row's `consent_at`
+    (the import's time when the file has none). A status dated before the decision in force is older
+    news and is skipped: recording it would change nothing in force, and a re-import would add it again."""
     if not consent_columns:
         return []
     ids = incoming["customer_id"].to_list()
-    in_force: dict[tuple[int, str], str] = {}
+    in_force: dict[tuple[int, str], tuple[str, datetime]] = {}
     for start in range(0, len(ids), 5000):
         rows = session.execute(
-            select(Consent.customer_id, Consent.contact_channel, Consent.status)
+            select(Consent.customer_id, Consent.contact_channel, Consent.status, Consent.occurred_at)
             .where(
                 Consent.customer_id.in_(ids[start : start + 5000]),
                 Consent.purpose == ConsentPurpose.MARKETING.value,
             )
             .order_by(Consent.occurred_at, Consent.id)
         )
-        for customer_id, channel, status in rows:
-            in_force[(customer_id, channel)] = status
+        for customer_id, channel, status, occurred_at in rows:
+            in_force[(customer_id, channel)] = (status, occurred_at)
     new_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    for row in incoming.select("customer_id", *consent_columns).iter_rows(named=True):
+    for row in incoming.select("customer_id", "consent_at", *consent_columns).iter_rows(named=True):
+        at = row["consent_at"] or now
         for column in consent_columns:
             status = _consent_status(row[column]) if row[column] is not None else None
             channel = column[len(CONSENT_PREFIX) :]
-            if status is None or in_force.get((row["customer_id"], channel)) == status:
+            current = in_force.get((row["customer_id"], channel))
+            if status is None or (current is not None and (current[0] == status or at < current[1])):
                 continue
             new_rows.append(
                 {
@@ -774,7 +781,7 @@ def _record_consents(
                     "purpose": ConsentPurpose.MARKETING.value,
                     "status": status,
                     "source": source[:64],
-                    "occurred_at": now,
+                    "occurred_at": at,
                     "created_at": now,
                 }
             )
@@ -784,7 +791,7 @@ def _record_consents(
                     "type": DomainEventType.CONSENT_CHANGED,
                     "customer_id": row["customer_id"],
                     "payload": {"contact_channel": channel, "purpose": "marketing", "status": status},
-                    "occurred_at": now,
+                    "occurred_at": at,
                 }
             )
     if new_rows:

@@ -63,6 +63,9 @@ _KIND_ALIASES: dict[ImportKind, dict[str, tuple[str, ...]]] = {
         "owner_email": _aliases("负责人|归属员工|所属员工|跟进人|专属顾问|owner|owner_email"),
         "created_at": _aliases("创建时间|注册时间|加入时间|入会时间|created_at|registered_at|signup time"),
         **_CONSENT_ALIASES,
+        "consent_at": _aliases(
+            "同意时间|授权时间|同意日期|授权日期|consent time|consent_at|consented_at|consent date"
+        ),
     },
     ImportKind.ORDERS: {
         "external_id": _aliases(

@@ -51,6 +51,8 @@ CUSTOMER_FIELDS: dict[str, Any] = {
     "channel": pl.Utf8,  # channel key (resolved from name or alias)
     "owner_email": pl.Utf8,  # staff member the customer is assigned to
     "created_at": pl.Datetime("us", "UTC"),
+    # when the row's consent statuses were given; without it a consent change is dated by the import
+    "consent_at": pl.Datetime("us", "UTC"),
 }
 ORDER_FIELDS: dict[str, Any] = {
     "external_id": pl.Utf8,  # required: the shop's order number (订单号)

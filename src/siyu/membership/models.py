@@ -132,15 +132,3 @@ class TierChange(Base):
     basis: Mapped[str] = mapped_column(String(16))
     basis_value: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class MembershipEventCursor(Base):
-    """How far the points consumer has read the domain-event outbox of a workspace."""
-
-    __tablename__ = "membership_event_cursor"
-
-    workspace_id: Mapped[int] = mapped_column(
-        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
-    )
-    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,8 +4,8 @@ short transaction per message. Every `results_poll_seconds` it also reads the se
 mass messages (`poll_wecom_deliveries`).
 
 Beside it, in a thread of its own, runs the scheduler (`core.schedule`) with the jobs of `SCHEDULE`:
-live segment processing, the time sweep, the daily RFM, lifecycle, CLV and reconciliation runs, and the
-daily fetch of WeCom's group figures.
+live segment processing, the time sweep, points, coupon refunds and referrals from the outbox, the daily
+RFM, lifecycle, CLV and reconciliation runs, and the daily fetch of WeCom's group figures.
 
 Several workers may run against one database (`siyu worker`, and the one inside `siyu serve`); claims
 are leases (`outbox.claim`), so no two hold the same message at once. The window of at-least-once
@@ -62,6 +62,16 @@ SCHEDULE = (
     # live membership: a change is visible within a second of the order (each idle run costs a few ms)
     Job("siyu.segments.tasks:process_events", every=timedelta(seconds=0.5), lease=timedelta(minutes=10)),
     Job("siyu.segments.tasks:sweep", every=timedelta(minutes=10), lease=timedelta(minutes=30)),
+    # the other outbox consumers: an order earns its points, a refund takes them back and reverses its
+    # coupon redemptions, an invitee's order moves the referral on, within a second or two
+    Job(
+        "siyu.membership.tasks:process_order_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)
+    ),
+    Job("siyu.coupons.tasks:apply_order_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)),
+    Job("siyu.referrals.tasks:process_events", every=timedelta(seconds=1), lease=timedelta(minutes=10)),
+    # points that expire at midnight leave the balances before the tier review reads them
+    Job("siyu.membership.tasks:expire_points", daily_at=clock_time(0, 10)),
+    Job("siyu.membership.tasks:evaluate_tiers", daily_at=clock_time(0, 30)),
     Job("siyu.rfm.tasks:compute", daily_at=clock_time(3, 0)),
     Job("siyu.lifecycle.tasks:sweep", daily_at=clock_time(3, 15)),
     Job("siyu.clv.tasks:score", daily_at=clock_time(3, 30)),

@@ -188,15 +188,3 @@ class CommissionEntry(Base):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     source_key: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class ReferralEventCursor(Base):
-    """How far the referral consumer has read the domain-event outbox, per workspace."""
-
-    __tablename__ = "referral_event_cursor"
-
-    workspace_id: Mapped[int] = mapped_column(
-        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
-    )
-    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

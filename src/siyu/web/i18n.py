@@ -458,6 +458,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "field.channel": ("渠道", "Channel"),
     "field.owner_email": ("负责员工邮箱", "Owner's email"),
     "field.created_at": ("创建时间", "Created at"),
+    "field.consent_at": ("同意时间", "Consent given at"),
     "field.external_id": ("订单号 / 外部ID", "Order number / external id"),
     "field.status": ("状态", "Status"),
     "field.placed_at": ("下单时间", "Placed at"),

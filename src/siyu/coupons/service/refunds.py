@@ -1,26 +1,25 @@
-"""Refunds and merges read from the outbox: a refunded order's redemptions are reversed, a merged
-record's coupons go to the survivor."""
+"""Refunds and merges read from the outbox in commit order (the shared reader, consumer "coupons"): a
+refunded order's redemptions are reversed, a merged record's coupons go to the survivor."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import audit, domain_events
-from siyu.core.db import is_postgres
-from siyu.core.domain_events import DomainEvent, DomainEventType
+from siyu.core.domain_events import DomainEventType
 from siyu.core.timeutil import utcnow
 from siyu.coupons.models import (
     Coupon,
-    CouponEventCursor,
     CouponRedemption,
     CouponStatus,
 )
 from siyu.coupons.service.issuing import _locked_coupon_by_id
+
+CONSUMER = "coupons"  # its place in domain_event_cursor
+_EVENTS = (str(DomainEventType.ORDER_REFUNDED), str(DomainEventType.IDENTITY_MERGED))
 
 
 def reverse_redemptions(
@@ -70,16 +69,6 @@ def reverse_redemptions(
     return len(rows)
 
 
-def _cursor(session: Session, workspace_id: int) -> CouponEventCursor:
-    values = {"workspace_id": workspace_id, "last_event_id": 0, "updated_at": utcnow()}
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    session.execute(insert(CouponEventCursor).values(**values).on_conflict_do_nothing())
-    stmt = select(CouponEventCursor).where(CouponEventCursor.workspace_id == workspace_id)
-    if is_postgres(session):
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt.execution_options(populate_existing=True)).one()
-
-
 def _move_coupons(session: Session, *, workspace_id: int, from_id: int, to_id: int) -> None:
     """On a merge the merged record's coupons go to the survivor (an unmerge leaves them there)."""
     ids = list(
@@ -107,34 +96,25 @@ def _move_coupons(session: Session, *, workspace_id: int, from_id: int, to_id: i
 
 
 def apply_order_events(session: Session, *, workspace_id: int, batch: int = 5000) -> int:
-    """Read the workspace's `order.refunded` and `identity.merged` events after the cursor: a fully
+    """Read the workspace's next `order.refunded` and `identity.merged` events in commit order: a fully
     refunded order reverses the redemptions made on it (a partial refund keeps them); a merge moves the
-    merged record's coupons to the survivor. Returns how many events were read; call until it returns
-    0. Safe to run concurrently: the cursor row is locked."""
-    cursor = _cursor(session, workspace_id)
-    events = list(
-        session.execute(
-            select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.payload)
-            .where(
-                DomainEvent.workspace_id == workspace_id,
-                DomainEvent.id > cursor.last_event_id,
-                DomainEvent.type.in_(
-                    (str(DomainEventType.ORDER_REFUNDED), str(DomainEventType.IDENTITY_MERGED))
-                ),
-            )
-            .order_by(DomainEvent.id)
-            .limit(batch)
-        )
+    merged record's coupons to the survivor. Returns how many events were read; call until it reads
+    fewer than `batch`. Safe to run concurrently: the cursor row is locked."""
+    read = domain_events.read_after(
+        session, consumer=CONSUMER, workspace_id=workspace_id, limit=batch, types=_EVENTS
     )
-    for _id, type_, customer_id, payload in events:
-        if type_ == str(DomainEventType.IDENTITY_MERGED):
-            if customer_id is not None and payload.get("merged_id"):
+    if read.position != read.start:
+        domain_events.advance(session, consumer=CONSUMER, workspace_id=workspace_id, position=read.position)
+    for event in read.events:
+        payload = event.payload or {}
+        if event.type == str(DomainEventType.IDENTITY_MERGED):
+            if event.customer_id is not None and payload.get("merged_id"):
                 _move_coupons(
-                    session, workspace_id=workspace_id, from_id=int(payload["merged_id"]), to_id=customer_id
+                    session,
+                    workspace_id=workspace_id,
+                    from_id=int(payload["merged_id"]),
+                    to_id=event.customer_id,
                 )
         elif payload.get("status") == "refunded" and payload.get("external_id"):
             reverse_redemptions(session, workspace_id=workspace_id, order_ref=str(payload["external_id"]))
-    if events:
-        cursor.last_event_id = events[-1][0]
-        cursor.updated_at = utcnow()
-    return len(events)
+    return len(read.events)

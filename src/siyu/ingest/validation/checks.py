@@ -253,7 +253,7 @@ def check_common(
 ) -> list[str]:
     """Times, channel, identities, consent and free columns; returns the identity columns produced."""
     limit = now + FUTURE_TOLERANCE
-    for field in ("placed_at", "occurred_at", "created_at"):
+    for field in ("placed_at", "occurred_at", "created_at", "consent_at"):
         if check.has(field):
             times, problem = parse_times(check.text(field), zone)
             check.out[field] = times

@@ -1,5 +1,5 @@
-"""Points from orders and merges, read from the domain-event outbox with a cursor; new paid orders
-earn in bulk."""
+"""Points from orders and merges, read from the domain-event outbox in commit order (the shared reader,
+consumer "membership"); new paid orders earn in bulk."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session
 
 from siyu.core import domain_events
 from siyu.core.db import is_postgres
-from siyu.core.domain_events import DomainEvent, DomainEventType
+from siyu.core.domain_events import DomainEventType
 from siyu.core.timeutil import utcnow
 from siyu.membership.models import (
     EntryKind,
-    MembershipEventCursor,
     PointsAccount,
     PointsEntry,
     PointsRules,
@@ -30,6 +29,7 @@ _ORDER_EVENTS = (
     str(DomainEventType.ORDER_REFUNDED),
 )
 _MERGE_EVENTS = (str(DomainEventType.IDENTITY_MERGED), str(DomainEventType.IDENTITY_UNMERGED))
+CONSUMER = "membership"  # its place in domain_event_cursor
 _EARNING_STATUSES = ("paid", "partially_refunded")
 _ACCOUNTS: Table = PointsAccount.__table__  # type: ignore[assignment]
 
@@ -94,18 +94,6 @@ def record_order(
             )
         )
     return written
-
-
-def _cursor(session: Session, workspace_id: int) -> MembershipEventCursor:
-    session.execute(
-        _insert(session)(MembershipEventCursor)
-        .values(workspace_id=workspace_id, last_event_id=0, updated_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    stmt = select(MembershipEventCursor).where(MembershipEventCursor.workspace_id == workspace_id)
-    if is_postgres(session):
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt.execution_options(populate_existing=True)).one()
 
 
 def _transfer(
@@ -196,24 +184,23 @@ def _on_merge(
 
 
 def process_order_events(session: Session, *, workspace_id: int, batch: int = 2000) -> int:
-    """Read the workspace's order events (placed, updated, refunded) after the cursor and bring each
+    """Read the workspace's next order events (placed, updated, refunded) in commit order and bring each
     order's points in line (`record_order`); merges move points to the survivor and unmerges move them
     back. Then re-evaluate the tiers of the customers touched. Returns how many events were read; call
-    until 0. Concurrent runs wait for the cursor row's lock."""
-    cursor = _cursor(session, workspace_id)
-    rules = get_rules(session, workspace_id=workspace_id)
-    events = list(
-        session.execute(
-            select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.payload)
-            .where(
-                DomainEvent.workspace_id == workspace_id,
-                DomainEvent.id > cursor.last_event_id,
-                DomainEvent.type.in_(_ORDER_EVENTS + _MERGE_EVENTS),
-            )
-            .order_by(DomainEvent.id)
-            .limit(batch)
-        )
+    until it reads fewer than `batch`. Concurrent runs wait for the cursor row's lock."""
+    read = domain_events.read_after(
+        session,
+        consumer=CONSUMER,
+        workspace_id=workspace_id,
+        limit=batch,
+        types=_ORDER_EVENTS + _MERGE_EVENTS,
     )
+    if read.position != read.start:
+        domain_events.advance(session, consumer=CONSUMER, workspace_id=workspace_id, position=read.position)
+    if not read.events:
+        return 0
+    rules = get_rules(session, workspace_id=workspace_id)
+    events = [(e.id, e.type, e.customer_id, e.payload) for e in read.events]
     refs = sorted({str(p["external_id"]) for _i, _t, _c, p in events if p.get("external_id")})
     earned_refs = _earned_order_refs(session, workspace_id=workspace_id, refs=refs)
     touched: set[int] = set()
@@ -260,9 +247,6 @@ def process_order_events(session: Session, *, workspace_id: int, batch: int = 20
         if written:
             touched.add(customer_id)
     flush()
-    if events:
-        cursor.last_event_id = events[-1][0]
-        cursor.updated_at = utcnow()
     if touched and _tiers(session, workspace_id):
         for customer_id in sorted(touched):
             evaluate_tier(session, workspace_id=workspace_id, customer_id=customer_id)

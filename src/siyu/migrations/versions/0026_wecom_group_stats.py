@@ -1,7 +1,7 @@
 """wecom: daily group-chat statistics by owner (群聊数据统计)
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-02 05:47:52.345411
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import siyu.core.db
 
 revision: str = "0026"
-down_revision: str | None = "0023"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Role
 from siyu.core import audit
+from siyu.core.domain_events import DomainEventType, record_many
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.tags import service as tags
 from siyu.wecom.client import WecomClient
 from siyu.wecom.models import WecomCorpTag, WecomFollow
-from siyu.wecom.service.settings import client_for
+from siyu.wecom.service.settings import client_for, ensure_staff
 
 WELCOME_WINDOW = timedelta(seconds=20)  # WeCom: send_welcome_msg within 20 s of the event, once
 MAX_ATTACHMENTS = 9
@@ -128,6 +129,147 @@ def relink_follows(session: Session, *, workspace_id: int) -> int:
             relinked += 1
     session.flush()
     return relinked
+
+
+@dataclass(frozen=True)
+class FriendshipRecord:
+    """One friendship of a history given in bulk: added at `added_at`, and when it ended, by whom."""
+
+    wecom_userid: str
+    external_userid: str
+    added_at: datetime
+    removed_at: datetime | None = None
+    removed_by: str | None = None  # staff | customer, with removed_at
+    state: str | None = None  # the contact way's state, when the add came through one
+
+
+REMOVED_BY = ("staff", "customer")
+
+
+def _check_friendship(index: int, record: FriendshipRecord) -> None:
+    where = f"friendships[{index}]"
+    for name in ("wecom_userid", "external_userid"):
+        value = getattr(record, name)
+        if not value or len(value) > 64:
+            raise ValidationFailed(f"a WeCom {name} has 1 to 64 characters", where=f"{where}.{name}")
+    if record.added_at.tzinfo is None or (record.removed_at is not None and record.removed_at.tzinfo is None):
+        raise ValidationFailed("give the times with a time zone", where=f"{where}.added_at")
+    if record.removed_at is None:
+        if record.removed_by is not None:
+            raise ValidationFailed("removed_by without removed_at", where=f"{where}.removed_by")
+        return
+    if record.removed_at < record.added_at:
+        raise ValidationFailed(
+            f"removed at {record.removed_at} before being added at {record.added_at}",
+            where=f"{where}.removed_at",
+        )
+    if record.removed_by not in REMOVED_BY:
+        raise ValidationFailed(
+            f"removed_by is {record.removed_by!r}", where=f"{where}.removed_by", hint="staff or customer"
+        )
+
+
+def record_friendships(
+    session: Session,
+    *,
+    workspace_id: int,
+    friendships: Iterable[FriendshipRecord],
+    actor_user_id: int | None = None,
+) -> int:
+    """Record a history of WeCom friendships at once (an export of 客户联系, a migration, the demo brand);
+    the number recorded.
+
+    Set-based: customers are resolved by `wecom_external_userid`, follows are inserted in bulk, and the
+    domain events the callbacks emit (`wecom.friend_added`, then `wecom.friend_deleted` or
+    `wecom.staff_deleted` for an ended friendship) are recorded at the friendship's own times, with one
+    audit row. A (staff, contact) pair already known is left as it is, so recording the same history
+    twice changes nothing. Unlike a callback, no customer event is written and no live code is credited:
+    the history is facts about the past, not an add happening now (the callbacks stay the live path).
+    """
+    records = list(friendships)
+    for index, record in enumerate(records):
+        _check_friendship(index, record)
+    pairs = list(dict.fromkeys((r.wecom_userid, r.external_userid) for r in records))
+    known: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), _CHUNK):
+        known.update(
+            session.execute(
+                select(WecomFollow.wecom_userid, WecomFollow.external_userid).where(
+                    WecomFollow.workspace_id == workspace_id,
+                    tuple_(WecomFollow.wecom_userid, WecomFollow.external_userid).in_(
+                        pairs[start : start + _CHUNK]
+                    ),
+                )
+            ).tuples()
+        )
+    fresh: dict[tuple[str, str], FriendshipRecord] = {}
+    for record in records:
+        fresh.setdefault((record.wecom_userid, record.external_userid), record)
+    rows = [r for pair, r in fresh.items() if pair not in known]
+    if not rows:
+        return 0
+    system = Actor(user_id=0, workspace_id=workspace_id, role=Role.OWNER, display_name="WeCom", via="system")
+    holders, _missing = customers.customer_ids_by_identity(
+        session, actor=system, kind="wecom_external_userid", values=[r.external_userid for r in rows]
+    )
+    for userid in sorted({r.wecom_userid for r in rows}):
+        ensure_staff(session, workspace_id=workspace_id, wecom_userid=userid)
+    session.execute(
+        insert(WecomFollow),
+        [
+            {
+                "workspace_id": workspace_id,
+                "wecom_userid": r.wecom_userid,
+                "external_userid": r.external_userid,
+                "customer_id": holders.get(r.external_userid),
+                "state": r.state,
+                "added_at": r.added_at,
+                "removed_at": r.removed_at,
+                "removed_by": r.removed_by,
+            }
+            for r in rows
+        ],
+    )
+    events: list[dict[str, Any]] = []
+    for r in rows:
+        customer_id = holders.get(r.external_userid)
+        payload: dict[str, Any] = {"staff": r.wecom_userid}
+        added = {**payload, "state": r.state, "contact_way_id": None, "channel_id": None}
+        events.append(
+            {
+                "workspace_id": workspace_id,
+                "type": DomainEventType.WECOM_FRIEND_ADDED,
+                "customer_id": customer_id,
+                "payload": added,
+                "occurred_at": r.added_at,
+            }
+        )
+        if r.removed_at is not None:
+            events.append(
+                {
+                    "workspace_id": workspace_id,
+                    "type": DomainEventType.WECOM_FRIEND_DELETED
+                    if r.removed_by == "staff"
+                    else DomainEventType.WECOM_STAFF_DELETED,
+                    "customer_id": customer_id,
+                    "payload": payload,
+                    "occurred_at": r.removed_at,
+                }
+            )
+    record_many(session, events)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor_user_id=actor_user_id,
+        action="wecom.friendships_recorded",
+        target_type="wecom_follow",
+        detail={
+            "recorded": len(rows),
+            "ended": sum(r.removed_at is not None for r in rows),
+            "already_known": len(fresh) - len(rows),
+        },
+    )
+    return len(rows)
 
 
 @dataclass(frozen=True)
