@@ -1,6 +1,6 @@
 """In chromium: the communities list, a group's page with its growth chart drawn, a tag added, its
 join QR uploaded, the members' orders and a CSV download; then a group code made on its page and its
-landing page handing out the group's QR.
+landing page handing out the group's QR; the list page's activity chart drawn from WeCom's figures.
 
 SQLite only (browser tests are deselected on PostgreSQL by tests/web/conftest.py's hook); skipped, with
 the reason, when chromium or playwright is missing.
@@ -16,10 +16,13 @@ import pytest
 
 from siyu.auth.models import Role
 from siyu.core.db import Database
+from siyu.wecom import service as wecom
 from tests.communities.helpers import chat, png, store
 from tests.factories import make_customer, make_order
 from tests.web.conftest import make_login
 from tests.web.test_browser import _log_in, _shot
+from tests.wecom.conftest import Corp
+from tests.wecom.fake_wecom import FakeWecom
 
 pytestmark = pytest.mark.browser
 
@@ -103,3 +106,27 @@ def test_a_group_post_made_in_the_page_is_listed_with_its_next_occurrence(
     assert nxt.endswith("11:00") and nxt[:10] >= start
     assert "徐汇店群" in row.inner_text()  # the group by its name
     _shot(page, "group-posts")
+
+
+def test_the_list_page_draws_the_activity_chart(
+    page: Any, live_server: str, db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    owner = make_login(db, corp.workspace_id, Role.OWNER, name="店长")
+    yesterday = wecom.wecom_yesterday()
+    fake.group_stats[(yesterday, "zhangsan")] = {
+        "chat_total": 5,
+        "chat_has_msg_cnt": 2,
+        "member_total": 80,
+        "member_has_msg_cnt": 12,
+        "msg_total": 260,
+    }
+    with db.transaction() as session:
+        store(session, corp.workspace_id, chat("活跃群", ["wmAct1"], owner="zhangsan"))
+        wecom.fetch_group_stats(session, workspace_id=corp.workspace_id, days=[yesterday])
+    _log_in(page, live_server, owner.email, owner.password)
+    page.goto(f"{live_server}/communities?start={yesterday.isoformat()}&end={yesterday.isoformat()}")
+    page.wait_for_selector("#activity-chart svg path", state="attached")  # ECharts drew it
+    assert page.inner_text("#activity-totals [data-figure=messages] .value") == "260"
+    assert page.inner_text("#activity-totals [data-figure=group_share] .value") == "40.0%"
+    assert page.inner_text("#activity-totals [data-figure=member_share] .value") == "15.0%"
+    _shot(page, "community-activity")

@@ -221,9 +221,16 @@ def test_the_demo_brand_has_live_codes_coupons_points_and_groups(
         groups = community_stats.group_summaries(
             session, workspace_id=built.workspace_id, start=today - timedelta(days=59), end=today
         )
+        activity = community_stats.activity(
+            session, workspace_id=built.workspace_id, start=today - timedelta(days=29), end=today
+        )
         codes = livecode_stats.totals_by_code(session, workspace_id=built.workspace_id)
         tiers = membership.list_tiers(session, workspace_id=built.workspace_id)
     assert len(groups) == engaged.groups == 6
+    # 群聊数据统计 of the owners: every day up to WeCom's yesterday has messages and both shares
+    assert activity.total.messages > 0 and activity.owners
+    counted = [d for d in activity.days if d.groups]
+    assert len(counted) >= 28 and all(0 < (d.member_share or 0) < 1 for d in counted)
     assert sum(g.customers for g in groups) > 0 and all(g.has_qr and g.tags for g in groups)
     assert sum(g.joins for g in groups) > 0 and sum(g.leaves for g in groups) > 0
     assert sum(f.scans for f in codes.values()) == engaged.scans

@@ -10,11 +10,25 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 WELCOME_CODE_SECONDS = 20
+STAT_ZONE = ZoneInfo("Asia/Shanghai")  # the statistics' days and midnights are China Standard Time
+STAT_FIGURES = (
+    "new_chat_cnt",
+    "chat_total",
+    "chat_has_msg_cnt",
+    "new_member_cnt",
+    "member_total",
+    "member_has_msg_cnt",
+    "msg_total",
+    "migrate_trainee_chat_cnt",
+)
+STAT_ORDER = {1: "new_chat_cnt", 2: "chat_total", 3: "new_member_cnt", 4: "member_total"}
 
 
 @dataclass
@@ -42,6 +56,9 @@ class FakeWecom:
     uploads: list[str] = field(default_factory=list)  # media ids of accepted uploads
     # path -> how many of its next calls answer WeCom's transient errcode -1 ("system busy, retry")
     busy: dict[str, int] = field(default_factory=dict)
+    # 群聊数据统计: (day of China Standard Time, owner userid) -> the eight figures of that day
+    group_stats: dict[tuple[date, str], dict[str, int]] = field(default_factory=dict)
+    stat_today: date | None = None  # today in China Standard Time (None: the real one)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -372,6 +389,78 @@ def _externalcontact_get(fake: FakeWecom, query: dict[str, str], _b: dict[str, A
     return _ok(external_contact=contact, follow_user=follow, next_cursor="")
 
 
+def _stat_range(
+    fake: FakeWecom, body: dict[str, Any]
+) -> tuple[list[date], list[str] | None] | dict[str, Any]:
+    """The days and owners a statistics call asks for, or WeCom's refusal: timestamps are taken down to
+    their day's midnight, the range is both ends inclusive, at most 30 days, from yesterday back to 180
+    days (600018 otherwise); userid_list holds at most 100 owners."""
+    try:
+        begin_ts = int(body["day_begin_time"])
+        end_ts = int(body.get("day_end_time") or begin_ts)
+    except (KeyError, TypeError, ValueError):
+        return _bad("day_begin_time required", 40058)
+    begin = datetime.fromtimestamp(begin_ts, tz=STAT_ZONE).date()
+    end = datetime.fromtimestamp(end_ts, tz=STAT_ZONE).date()
+    yesterday = (fake.stat_today or datetime.now(STAT_ZONE).date()) - timedelta(days=1)
+    if end < begin or end > yesterday or begin < yesterday - timedelta(days=179):
+        return _bad("invalid start endtime", 600018)
+    if (end - begin).days + 1 > 30:
+        return _bad("invalid start endtime: the span is over 30 days", 600018)
+    owners = (body.get("owner_filter") or {}).get("userid_list")
+    if owners is not None and len(owners) > 100:
+        return _bad("userid_list holds at most 100", 40058)
+    return [begin + timedelta(days=i) for i in range((end - begin).days + 1)], owners
+
+
+def _sum_stats(fake: FakeWecom, days: list[date], owners: set[str]) -> dict[str, int]:
+    data = dict.fromkeys(STAT_FIGURES, 0)
+    for (day, owner), figures in fake.group_stats.items():
+        if day in days and owner in owners:
+            for name in STAT_FIGURES:
+                data[name] += figures.get(name, 0)
+    return data
+
+
+def _groupchat_statistic(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    asked = _stat_range(fake, body)
+    if isinstance(asked, dict):
+        return asked
+    days, owners = asked
+    known = sorted({owner for _day, owner in fake.group_stats})
+    chosen = [o for o in known if owners is None or o in owners]
+    if owners is None and len(chosen) > 1000:
+        return _bad("too many owners: give owner_filter", 81017)
+    limit = int(body.get("limit") or 500)
+    offset = int(body.get("offset") or 0)
+    if not 1 <= limit <= 1000 or offset < 0:
+        return _bad("limit must be 1..1000", 40058)
+    key = STAT_ORDER.get(int(body.get("order_by") or 1))
+    if key is None:
+        return _bad("invalid order_by", 40058)
+    items = [{"owner": o, "data": _sum_stats(fake, days, {o})} for o in chosen]
+    items.sort(key=lambda item: (item["data"][key], item["owner"]), reverse=not body.get("order_asc"))
+    page = items[offset : offset + limit]
+    return _ok(total=len(items), next_offset=min(offset + limit, len(items)), items=page)
+
+
+def _groupchat_statistic_by_day(fake: FakeWecom, _q: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    asked = _stat_range(fake, body)
+    if isinstance(asked, dict):
+        return asked
+    days, owners = asked
+    chosen = {o for _day, o in fake.group_stats if owners is None or o in owners}
+    return _ok(
+        items=[
+            {
+                "stat_time": int(datetime(d.year, d.month, d.day, tzinfo=STAT_ZONE).timestamp()),
+                "data": _sum_stats(fake, [d], chosen),
+            }
+            for d in days
+        ]
+    )
+
+
 ENDPOINTS = {
     ("POST", "/cgi-bin/externalcontact/add_msg_template"): _add_msg_template,
     ("POST", "/cgi-bin/externalcontact/get_groupmsg_task"): _get_groupmsg_task,
@@ -390,6 +479,8 @@ ENDPOINTS = {
     ("POST", "/cgi-bin/externalcontact/get_moment_task"): _get_moment_task,
     ("POST", "/cgi-bin/externalcontact/groupchat/list"): _groupchat_list,
     ("POST", "/cgi-bin/externalcontact/groupchat/get"): _groupchat_get,
+    ("POST", "/cgi-bin/externalcontact/groupchat/statistic"): _groupchat_statistic,
+    ("POST", "/cgi-bin/externalcontact/groupchat/statistic_group_by_day"): _groupchat_statistic_by_day,
     ("GET", "/cgi-bin/externalcontact/get"): _externalcontact_get,
 }
 

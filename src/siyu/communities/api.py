@@ -1,5 +1,6 @@
-"""JSON routes of communities: sync the groups, the groups with their figures, one group's members,
-growth and members' orders, group tags, a group's join QR image, and group live codes with their QR."""
+"""JSON routes of communities: sync the groups, the groups with their figures, the activity of a
+period, one group's members, growth and members' orders, group tags, a group's join QR image, and
+group live codes with their QR."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from pydantic import BaseModel
 
 from siyu.auth.service import Actor, Permission
 from siyu.communities import codes, service, stats
-from siyu.communities.schemas import GroupCodeIn, GroupCodeOut, GroupDetail, GroupSummary, Member, TagIn
+from siyu.communities.schemas import (
+    Activity,
+    GroupCodeIn,
+    GroupCodeOut,
+    GroupDetail,
+    GroupSummary,
+    Member,
+    TagIn,
+)
 from siyu.core.errors import ValidationFailed
 from siyu.livecodes import qr
 from siyu.web.deps import DbSession, require
@@ -47,6 +56,19 @@ def list_groups(
     """Every group with members, customers matched, joins, leaves and members' orders over [start, end]."""
     start, end = stats.period(session, workspace_id=actor.workspace_id, start=start, end=end)
     return stats.group_summaries(session, workspace_id=actor.workspace_id, start=start, end=end)
+
+
+@router.get("/activity", response_model=Activity)
+def activity(
+    session: DbSession,
+    actor: Actor = require(Permission.READ),
+    start: date | None = None,
+    end: date | None = None,
+) -> Activity:
+    """Activity (群活跃度) over [start, end] from WeCom's daily group figures: messages, active groups and
+    active members for the period, per day and per owner (docs/communities.md)."""
+    start, end = stats.period(session, workspace_id=actor.workspace_id, start=start, end=end)
+    return stats.activity(session, workspace_id=actor.workspace_id, start=start, end=end)
 
 
 @router.get("/groups/{chat_id}", response_model=GroupDetail)

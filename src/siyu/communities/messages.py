@@ -102,9 +102,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "communities.group_title": ("客户群", "Customer group"),
     "communities.growth_title": ("每日进群、退群与成员数", "Joins, leaves and members by day"),
     "communities.activity_note": (
-        "活跃度：暂无群消息数据，以每日进群、退群计。",
-        "Activity: no group message data is kept, so joins and leaves by day stand for it.",
+        "企业微信按群主统计群消息（群聊数据统计），不分单个群：消息数与活跃占比见社群列表页；本图为每日进群、退群。",
+        "WeCom counts group messages per owner (群聊数据统计), not per group: messages and active shares are on the communities list page; this chart shows joins and leaves by day.",
     ),
+    "communities.activity_title": ("群活跃度", "Community activity (群活跃度)"),
+    "communities.activity_help": (
+        "来自企业微信「群聊数据统计」，每天 06:00 取前一天（并补齐最近 7 天），也可运行 siyu wecom group-stats --days N。活跃群占比 = 有消息的群 / 群总数；活跃成员占比 = 发过消息的成员 / 群成员总数；多天合计时分子、分母各自相加。",
+        "From WeCom's group-chat statistics (群聊数据统计), fetched daily at 06:00 for the day before (and any missing day of the last week), or with siyu wecom group-stats --days N. Active groups = groups with messages / groups; active members = members who spoke / members; over several days the numerators and the denominators are summed.",
+    ),
+    "communities.activity_none": (
+        "这段时间还没有群聊数据统计：连接企业微信后由每日任务获取，或运行 siyu wecom group-stats。",
+        "No group-chat statistics for this period yet: with WeCom connected the daily job fetches them, or run siyu wecom group-stats.",
+    ),
+    "communities.messages": ("群消息数", "Messages"),
+    "communities.group_share": ("活跃群占比", "Active groups"),
+    "communities.member_share": ("活跃成员占比", "Active members"),
+    "communities.groups_with_messages": ("有消息的群 / 群", "Groups with messages / groups"),
+    "communities.members_who_spoke": ("发言成员 / 成员", "Members who spoke / members"),
+    "communities.activity_by_owner": ("按群主", "By owner"),
     "communities.orders_title": (
         "成员带来的订单（对比未入群客户）",
         "What the group brings: members' orders against customers in no group",

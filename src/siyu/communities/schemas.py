@@ -106,3 +106,33 @@ class HandOut(BaseModel):
     chat_id: str | None
     group_name: str | None
     qr_id: int | None
+
+
+class ActivityFigures(BaseModel):
+    """Activity (群活跃度) from WeCom's daily group figures, summed over the days it covers: messages,
+    group-days and member-days in all, and those with messages; a share is with-messages / all (None
+    when there is nothing to divide)."""
+
+    messages: int
+    groups: int  # sum of each day's groups
+    groups_with_messages: int
+    group_share: float | None  # 活跃群占比
+    members: int  # sum of each day's members
+    members_who_spoke: int
+    member_share: float | None  # 活跃成员占比
+
+
+class ActivityDay(ActivityFigures):
+    day: date
+
+
+class ActivityOwner(ActivityFigures):
+    owner: str  # the groups' owner (userid)
+
+
+class Activity(BaseModel):
+    start: date
+    end: date
+    total: ActivityFigures
+    days: list[ActivityDay]  # every day of the period, zeros where WeCom gave nothing
+    owners: list[ActivityOwner]  # most messages first

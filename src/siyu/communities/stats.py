@@ -1,6 +1,7 @@
 """The figures of communities, in SQL: members and customers matched to the pool, joins, leaves and net
-growth by day in the workspace's calendar, and the purchases of members (since they joined) against
-customers in no group. Definitions in docs/communities.md."""
+growth by day in the workspace's calendar, the purchases of members (since they joined) against
+customers in no group, and activity (群活跃度) from WeCom's daily group figures. Definitions in
+docs/communities.md."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from sqlalchemy.orm import Session
 
 from siyu.communities import service
 from siyu.communities.models import GroupCodeJoin
-from siyu.communities.schemas import GroupDetail, GroupSummary, GrowthDay, MemberOrders, OrderFigures
+from siyu.communities.schemas import (
+    Activity,
+    ActivityDay,
+    ActivityFigures,
+    ActivityOwner,
+    GroupDetail,
+    GroupSummary,
+    GrowthDay,
+    MemberOrders,
+    OrderFigures,
+)
 from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
@@ -281,3 +292,74 @@ def code_joins_by_day(
         .order_by(day)
     )
     return [(_as_date(d), chat, int(n)) for d, chat, n in rows]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _activity_columns(stat: Any) -> list[Any]:
+    return [
+        func.coalesce(func.sum(stat.c.msg_total), 0).label("messages"),
+        func.coalesce(func.sum(stat.c.chat_total), 0).label("groups"),
+        func.coalesce(func.sum(stat.c.chat_has_msg_cnt), 0).label("groups_with_messages"),
+        func.coalesce(func.sum(stat.c.member_total), 0).label("members"),
+        func.coalesce(func.sum(stat.c.member_has_msg_cnt), 0).label("members_who_spoke"),
+    ]
+
+
+def _activity_figures(row: Any) -> dict[str, Any]:
+    messages, groups, active_groups, members, speakers = (
+        int(row.messages),
+        int(row.groups),
+        int(row.groups_with_messages),
+        int(row.members),
+        int(row.members_who_spoke),
+    )
+    return {
+        "messages": messages,
+        "groups": groups,
+        "groups_with_messages": active_groups,
+        "group_share": _share(active_groups, groups),
+        "members": members,
+        "members_who_spoke": speakers,
+        "member_share": _share(speakers, members),
+    }
+
+
+def activity(session: Session, *, workspace_id: int, start: date, end: date) -> Activity:
+    """Activity over [start, end] from the daily figures WeCom counts (群聊数据统计, fetched by the
+    daily job): messages, groups with messages / groups (活跃群占比) and members who spoke / members
+    (活跃成员占比), for the period, per day (every day, zeros where nothing was fetched) and per owner
+    (most messages first). Over several days a share is the sum of the days' numerators over the sum
+    of their denominators, so a big day weighs more than a quiet one."""
+    window(zone_of(session, workspace_id=workspace_id), start, end)  # the same period checks
+    stat = wecom.daily_group_stats(workspace_id=workspace_id, start=start, end=end).subquery()
+    columns = _activity_columns(stat)
+    total = ActivityFigures(**_activity_figures(session.execute(select(*columns)).one()))
+    by_day = {
+        _as_date(row.day): _activity_figures(row)
+        for row in session.execute(select(stat.c.day, *columns).group_by(stat.c.day))
+    }
+    empty = ActivityFigures(
+        messages=0,
+        groups=0,
+        groups_with_messages=0,
+        group_share=None,
+        members=0,
+        members_who_spoke=0,
+        member_share=None,
+    ).model_dump()
+    days = [
+        ActivityDay(day=on, **by_day.get(on, empty))
+        for on in (start + timedelta(days=i) for i in range((end - start).days + 1))
+    ]
+    owners = [
+        ActivityOwner(owner=row.owner, **_activity_figures(row))
+        for row in session.execute(
+            select(stat.c.owner, *columns)
+            .group_by(stat.c.owner)
+            .order_by(func.sum(stat.c.msg_total).desc(), stat.c.owner)
+        )
+    ]
+    return Activity(start=start, end=end, total=total, days=days, owners=owners)

@@ -1,7 +1,7 @@
-"""Community pages: the groups with their figures (and a sync button), one group's page (members
-matched to the pool, growth chart, members' orders against non-members', tags, join QR upload, CSV of
-each chart), group live codes (create, list, detail with QR), and the public landing `/g/{token}` that
-hands out the current group's join QR.
+"""Community pages: the groups with their figures and the period's activity (chart, by owner, CSV) and a
+sync button, one group's page (members matched to the pool, growth chart, members' orders against
+non-members', tags, join QR upload, CSV of each chart), group live codes (create, list, detail with QR),
+and the public landing `/g/{token}` that hands out the current group's join QR.
 
 Writes run in the request's transaction and redirect (post/redirect/get); a refused form is shown
 again with the reason, inside a savepoint so nothing of it is written.
@@ -21,7 +21,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from siyu.auth.service import Actor, Permission
 from siyu.communities import codes, post_views, service, stats
-from siyu.communities.schemas import GroupCodeIn
+from siyu.communities.schemas import ActivityFigures, GroupCodeIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
 from siyu.web.templating import csv_download, render, render_error
@@ -69,6 +69,7 @@ def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Resp
     try:
         start, end = _period(request, session, actor)
         groups = stats.group_summaries(session, workspace_id=actor.workspace_id, start=start, end=end)
+        activity = stats.activity(session, workspace_id=actor.workspace_id, start=start, end=end)
     except ValidationFailed as error:
         return render_error(request, error, session=session, actor=actor)
     return render(
@@ -76,6 +77,13 @@ def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Resp
         "communities/list.html",
         {
             "groups": groups,
+            "activity": activity,
+            "activity_chart": {
+                "days": [d.day.isoformat() for d in activity.days],
+                "messages": [d.messages for d in activity.days],
+                "group_share": [_percent(d.group_share) for d in activity.days],
+                "member_share": [_percent(d.member_share) for d in activity.days],
+            },
             "start": start,
             "end": end,
             "synced": request.query_params.get("synced"),
@@ -84,6 +92,49 @@ def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Resp
         session=session,
         actor=actor,
     )
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 1)
+
+
+def _ratio(share: float | None) -> str:
+    return "" if share is None else f"{share:.4f}"
+
+
+@router.get("/communities/activity.csv")
+def activity_csv(request: Request, session: DbSession, actor: CurrentActor) -> Response:
+    """The list page's activity as CSV over its period: `by` = day (the chart) or owner (the table)."""
+    actor.require(Permission.READ)
+    by = request.query_params.get("by", "day")
+    try:
+        if by not in ("day", "owner"):
+            raise ValidationFailed(
+                f"{by[:20]!r} is not a breakdown of activity", where="by", hint="day, owner"
+            )
+        start, end = _period(request, session, actor)
+        found = stats.activity(session, workspace_id=actor.workspace_id, start=start, end=end)
+    except ValidationFailed as error:
+        return render_error(request, error, session=session, actor=actor)
+    keyed: list[tuple[str, ActivityFigures]] = (
+        [(d.day.isoformat(), d) for d in found.days] if by == "day" else [(o.owner, o) for o in found.owners]
+    )
+    header = [by, "messages", "groups", "groups_with_messages", "group_share", "members"]
+    header += ["members_who_spoke", "member_share"]
+    rows = [
+        (
+            key,
+            f.messages,
+            f.groups,
+            f.groups_with_messages,
+            _ratio(f.group_share),
+            f.members,
+            f.members_who_spoke,
+            _ratio(f.member_share),
+        )
+        for key, f in keyed
+    ]
+    return csv_download(f"community-activity-{by}-{start.isoformat()}-{end.isoformat()}.csv", header, rows)
 
 
 @router.post("/communities/sync")

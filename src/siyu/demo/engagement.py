@@ -344,6 +344,41 @@ def _groups(
     return len(chats), total
 
 
+def _group_stats(session: Session, *, workspace_id: int, rng: random.Random, now: datetime) -> int:
+    """WeCom's daily group figures (群聊数据统计) of the demo groups' owners for the last eight weeks, as
+    the daily job would have fetched them: busier at weekends, a fifth of members speaking on a day."""
+    by_owner: dict[str, list[int]] = {}
+    for group in wecom.list_groups(session, workspace_id=workspace_id):
+        by_owner.setdefault(group.owner, []).append(group.external_member_count + 1)
+    yesterday = wecom.wecom_yesterday(now)
+    rows = 0
+    for day in wecom.day_range(yesterday - timedelta(weeks=WEEKS) + timedelta(days=1), yesterday):
+        lively = 1.4 if day.weekday() >= 5 else 1.0
+        items = []
+        for staff, sizes in sorted(by_owner.items()):
+            members = sum(sizes)
+            spoke = min(members, int(members * rng.uniform(0.08, 0.3) * lively))
+            items.append(
+                {
+                    "owner": staff,
+                    "data": {
+                        "new_chat_cnt": 0,
+                        "chat_total": len(sizes),
+                        "chat_has_msg_cnt": min(len(sizes), rng.randint(1, len(sizes) + 1)),
+                        "new_member_cnt": rng.randrange(0, 6),
+                        "member_total": members,
+                        "member_has_msg_cnt": spoke,
+                        "msg_total": int(spoke * rng.uniform(2, 7)),
+                        "migrate_trainee_chat_cnt": 0,
+                    },
+                }
+            )
+        rows += wecom.store_group_stats(
+            session, workspace_id=workspace_id, day=day, items=items, fetched_at=now
+        )
+    return rows
+
+
 def build(session: Session, *, workspace_id: int, owner_user_id: int, seed: int = 7) -> Engagement:
     """Everything above for the demo workspace, in the caller's transaction."""
     rng = random.Random(seed)
@@ -358,6 +393,8 @@ def build(session: Session, *, workspace_id: int, owner_user_id: int, seed: int 
     groups, group_members = _groups(
         session, owner=owner, owners=[staff_wecom_userid(u) for u in staff], rng=rng, now=now
     )
+    # a generator of its own, so the figures above stay what they were
+    _group_stats(session, workspace_id=workspace_id, rng=random.Random(seed + 1), now=now)
     return Engagement(
         live_codes=len(LIVE_CODES),
         scans=scans_made,

@@ -5,7 +5,7 @@ mass messages (`poll_wecom_deliveries`).
 
 Beside it, in a thread of its own, runs the scheduler (`core.schedule`) with the jobs of `SCHEDULE`:
 live segment processing, the time sweep, points, coupon refunds and referrals from the outbox, the daily
-RFM, lifecycle, CLV and reconciliation runs.
+RFM, lifecycle, CLV and reconciliation runs, and the daily fetch of WeCom's group figures.
 
 Several workers may run against one database (`siyu worker`, and the one inside `siyu serve`); claims
 are leases (`outbox.claim`), so no two hold the same message at once. The window of at-least-once
@@ -76,6 +76,8 @@ SCHEDULE = (
     Job("siyu.lifecycle.tasks:sweep", daily_at=clock_time(3, 15)),
     Job("siyu.clv.tasks:score", daily_at=clock_time(3, 30)),
     Job("siyu.segments.tasks:reconcile", daily_at=clock_time(4, 30), lease=timedelta(hours=1)),
+    # WeCom's group figures of yesterday (群聊数据统计) are ready by then
+    Job("siyu.wecom.tasks:fetch_group_stats", daily_at=clock_time(6, 0)),
 )
 
 

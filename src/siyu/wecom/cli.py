@@ -1,9 +1,10 @@
 """`siyu wecom`: sync customer groups and corp tags from WeCom, and run a round of background work
-(scheduled moments, mass-message and moment results)."""
+(scheduled moments, mass-message and moment results), and fetch the groups' daily figures (群聊数据统计)."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import typer
 
@@ -65,6 +66,35 @@ def poll_command(
                 "failures": [{"item": item, "reason": reason} for item, reason in result.failures],
             },
             ensure_ascii=False,
+            indent=2,
+        )
+    )
+
+
+@wecom_app.command("group-stats")
+def group_stats_command(
+    days: int = typer.Option(
+        1, "--days", min=1, max=180, help="Days to fetch, ending yesterday (WeCom keeps 180)."
+    ),
+    workspace: str | None = typer.Option(None, "--workspace", help="Workspace slug (default: the only one)."),
+) -> None:
+    """The customer groups' daily figures (群聊数据统计) of the last N days, by owner, from WeCom; a day
+    fetched again is overwritten."""
+    database = get_database()
+    with database.reader() as session:
+        found = workspaces.workspace_for_command(session, slug=workspace)
+    yesterday = service.wecom_yesterday()
+    wanted = service.day_range(yesterday - timedelta(days=days - 1), yesterday)
+    result = tasks.fetch_group_stat_days(database, workspace_id=found.id, days=wanted)
+    typer.echo(
+        json.dumps(
+            {
+                "start": wanted[0].isoformat(),
+                "end": yesterday.isoformat(),
+                "owners": result.owners,
+                "rows": result.rows,
+                "calls": result.calls,
+            },
             indent=2,
         )
     )

@@ -1,13 +1,14 @@
 """WeCom (企业微信) tables: a workspace's settings and cached access token, staff, friend relations,
 received callbacks, mass messages (群发) with their results, contact ways (活码), moments (朋友圈) and
-customer groups (客户群) with their members and every join and leave."""
+customer groups (客户群) with their members and every join and leave, and the groups' daily figures
+(群聊数据统计) by owner."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core.db import Base, BigId, JsonDoc, UTCDateTime
@@ -269,3 +270,26 @@ class WecomCorpTag(Base):
     tag_id: Mapped[int | None] = mapped_column(ForeignKey("tag.id", ondelete="SET NULL"))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WecomGroupStat(Base):
+    """One day of one owner's customer groups as groupchat/statistic counts it (群聊数据统计): groups and
+    members (totals, new, and those with messages that day), messages, and groups handed over from
+    departed staff. `day` is a day of WeCom's calendar (China Standard Time); a re-fetch overwrites."""
+
+    __tablename__ = "wecom_group_stat"
+    __table_args__ = (UniqueConstraint("workspace_id", "day", "owner"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    owner: Mapped[str] = mapped_column(String(64))  # the group owner's userid
+    new_chat_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    chat_total: Mapped[int] = mapped_column(Integer, default=0)
+    chat_has_msg_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    new_member_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    member_total: Mapped[int] = mapped_column(Integer, default=0)
+    member_has_msg_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    msg_total: Mapped[int] = mapped_column(Integer, default=0)
+    migrate_trainee_chat_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,14 +1,15 @@
 """Background work of the WeCom integration: submit scheduled moments when due, follow mass messages
 and moments as staff confirm them, hand live codes' welcome messages to the send gateway (settling each
-add from its message's outcome) and push their contact ways. Each item runs in a transaction of its
-own, so one refusal by WeCom does not hold back the others. The tasks run on every poll of the reach
-worker (reach.tasks.PERIODIC)."""
+add from its message's outcome) and push their contact ways (on every poll of the reach worker,
+reach.tasks.PERIODIC), and fetch the groups' daily figures (群聊数据统计, a daily job of
+reach.tasks.SCHEDULE). Each item runs in a transaction of its own, so one refusal by WeCom does not hold
+back the others."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from siyu.core.db import Database
 from siyu.core.errors import SiyuError
@@ -17,7 +18,7 @@ from siyu.livecodes import attribution as live_codes
 from siyu.livecodes import sync as live_code_sync
 from siyu.reach import service as reach
 from siyu.wecom import service as wecom
-from siyu.wecom.client import WecomApiError
+from siyu.wecom.client import WecomApiError, WecomClient
 from siyu.wecom.service.live_code_ways import ADD_PATH
 
 log = logging.getLogger(__name__)
@@ -311,3 +312,47 @@ def sync_live_codes(
         for client in clients.values():
             client.close()
     return result
+
+
+BACKFILL_DAYS = 7  # the daily job also fetches the days of the last week that have no figures yet
+
+
+def fetch_group_stats(database: Database, *, workspace_id: int, now: datetime) -> str:
+    """The daily job (reach.tasks.SCHEDULE, 06:00): yesterday's group figures (群聊数据统计) from WeCom,
+    and any day of the last week still missing; a workspace without WeCom settings is skipped quietly.
+    Each day is stored in a transaction of its own, so a refusal keeps the days before it."""
+    with database.reader() as session:
+        if workspace_id not in wecom.configured_workspaces(session):
+            return "no WeCom settings"
+        yesterday = wecom.wecom_yesterday(now)
+        week = wecom.day_range(yesterday - timedelta(days=BACKFILL_DAYS - 1), yesterday)
+        have = wecom.days_fetched(session, workspace_id=workspace_id, start=week[0], end=yesterday)
+        client = wecom.client_for(session, workspace_id=workspace_id)
+    days = [d for d in week if d == yesterday or d not in have]
+    got = _fetch_days(database, workspace_id=workspace_id, days=days, client=client, now=now)
+    return f"days {got.days}, owners {got.owners}, rows {got.rows}, calls {got.calls}"
+
+
+def fetch_group_stat_days(
+    database: Database, *, workspace_id: int, days: list[date], now: datetime | None = None
+) -> wecom.GroupStatFetch:
+    """Fetch the group figures of `days` (`siyu wecom group-stats`), a transaction per day."""
+    with database.reader() as session:
+        client = wecom.client_for(session, workspace_id=workspace_id)
+    return _fetch_days(database, workspace_id=workspace_id, days=days, client=client, now=now)
+
+
+def _fetch_days(
+    database: Database, *, workspace_id: int, days: list[date], client: WecomClient, now: datetime | None
+) -> wecom.GroupStatFetch:
+    rows = calls = owners = 0
+    try:
+        for day in days:
+            with database.transaction() as session:
+                got = wecom.fetch_group_stats(
+                    session, workspace_id=workspace_id, days=[day], client=client, now=now
+                )
+            rows, calls, owners = rows + got.rows, calls + got.calls, got.owners
+    finally:
+        client.close()
+    return wecom.GroupStatFetch(days=len(days), owners=owners, rows=rows, calls=calls)

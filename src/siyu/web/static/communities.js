@@ -1,7 +1,35 @@
-// The daily chart of a group page (ECharts): joins and leaves per day (bars) and the members at the end of each day (line).
+// The daily charts of the community pages (ECharts): on a group page joins and leaves per day (bars) and
+// the members at the end of each day (line); on the list page messages per day (bars) and the shares of
+// active groups and members (lines, %).
 (function () {
   "use strict";
+  function drawActivity() {
+    var holder = document.getElementById("activity-chart");
+    var source = document.getElementById("activity-data");
+    var names = document.getElementById("activity-labels");
+    if (!holder || !source || !names || typeof window.echarts === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var label = JSON.parse(names.textContent);
+    var chart = window.echarts.init(holder, null, { renderer: "svg" });
+    chart.setOption({
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      grid: { left: 48, right: 48, top: 32, bottom: 28 },
+      xAxis: { type: "category", data: data.days },
+      yAxis: [
+        { type: "value", minInterval: 1 },
+        { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } }
+      ],
+      series: [
+        { name: label.messages, type: "bar", data: data.messages },
+        { name: label.group_share, type: "line", yAxisIndex: 1, connectNulls: false, data: data.group_share },
+        { name: label.member_share, type: "line", yAxisIndex: 1, connectNulls: false, data: data.member_share }
+      ]
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
   function draw() {
+    drawActivity();
     var holder = document.getElementById("community-chart");
     var source = document.getElementById("community-data");
     var names = document.getElementById("community-labels");

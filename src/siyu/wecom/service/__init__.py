@@ -1,6 +1,6 @@
 """WeCom verbs: settings and staff, the callback endpoint's work, friends and welcome messages, corp tags,
 mass messages (群发), moments (朋友圈), contact ways (活码, live codes' own ways too) and customer
-groups (客户群).
+groups (客户群) with their daily figures (群聊数据统计).
 
 Verbs that call WeCom take an optional `client` (a `WecomClient`); without one they build the
 workspace's own. They land their rows in the caller's transaction and never commit.
@@ -43,6 +43,15 @@ from siyu.wecom.service.contacts import (
     senders,
     sync_corp_tags,
     wecom_tag_ids,
+)
+from siyu.wecom.service.group_stats import (
+    GroupStatFetch,
+    daily_group_stats,
+    day_range,
+    days_fetched,
+    fetch_group_stats,
+    store_group_stats,
+    wecom_yesterday,
 )
 from siyu.wecom.service.groups import (
     get_group,
@@ -90,6 +99,7 @@ __all__ = [
     "CallbackResult",
     "Friend",
     "FriendshipRecord",
+    "GroupStatFetch",
     "MassMessageStatus",
     "MomentRow",
     "PushedWay",
@@ -104,8 +114,12 @@ __all__ = [
     "corp_tags",
     "create_contact_way",
     "create_moment",
+    "daily_group_stats",
+    "day_range",
+    "days_fetched",
     "delete_contact_way",
     "deleted_staff_everywhere",
+    "fetch_group_stats",
     "find_way",
     "friend_spans",
     "friends",
@@ -144,6 +158,7 @@ __all__ = [
     "senders",
     "staff_user_ids",
     "store_group",
+    "store_group_stats",
     "stored_results",
     "sync_corp_tags",
     "sync_groups",
@@ -153,4 +168,5 @@ __all__ = [
     "view_settings",
     "wecom_tag_ids",
     "wecom_userids",
+    "wecom_yesterday",
 ]
