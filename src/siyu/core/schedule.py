@@ -74,6 +74,22 @@ class JobFunction(Protocol):
     def __call__(self, database: Database, *, workspace_id: int, now: datetime) -> object: ...
 
 
+def drain(
+    database: Database, step: Callable[[Session, int], int], *, batch: int, max_rounds: int = 20
+) -> int:
+    """Run an outbox consumer's `step(session, batch)` (it returns how many events it read) a
+    transaction per batch until a batch comes back short, at most `max_rounds` times (a larger backlog
+    goes on at the next run); returns the events read."""
+    events = 0
+    for _ in range(max_rounds):
+        with database.transaction() as session:
+            read = step(session, batch)
+        events += read
+        if read < batch:
+            break
+    return events
+
+
 @dataclass(frozen=True)
 class Job:
     """A job's definition: `name` is "module:function", called with the Database, `workspace_id` and

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from siyu.core import schedule
 from siyu.core.db import Database
 from siyu.referrals import service
 
@@ -16,11 +17,10 @@ MAX_ROUNDS = 20  # a larger backlog goes on at the next run
 def process_events(database: Database, *, workspace_id: int, now: datetime) -> str:
     """Handle the workspace's pending order and merge events, a transaction per batch; cheap when none
     are new (one locked cursor row and two indexed reads)."""
-    events = 0
-    for _ in range(MAX_ROUNDS):
-        with database.transaction() as session:
-            read = service.process_events(session, workspace_id=workspace_id, batch=BATCH)
-        events += read
-        if read < BATCH:
-            break
+    events = schedule.drain(
+        database,
+        lambda session, batch: service.process_events(session, workspace_id=workspace_id, batch=batch),
+        batch=BATCH,
+        max_rounds=MAX_ROUNDS,
+    )
     return f"events {events}"

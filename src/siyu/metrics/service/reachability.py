@@ -102,6 +102,30 @@ class PassThrough:
     rate: float | None
 
 
+def _became_reachable(
+    session: Session, *, workspace_id: int, start: datetime, end: datetime, window_days: int
+) -> Any:
+    """The customers who joined in [start, end) and were reachable at some moment from joining until
+    `window_days` later, as one uncorrelated set: a correlated EXISTS would compute the spans (a window
+    function over the consents) again for every joiner. The joiners' range must not drive the join
+    (`core.db.unindexed`): the spans are read once and find their customer by key."""
+    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
+    spans = reachable_spans(workspace_id=workspace_id)
+    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
+    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
+    joined_at = unindexed(session, joiners.c.joined_at)
+    return (
+        select(spans.c.customer_id)
+        .join(joiners, joiners.c.customer_id == spans.c.customer_id)
+        .where(
+            joined_at >= start,
+            joined_at < end,
+            since < window_days,
+            spans.c.until_at.is_(None) | (until >= 0),
+        )
+    )
+
+
 def pass_through(
     session: Session,
     *,
@@ -129,21 +153,8 @@ def pass_through(
     filters = filters or MetricFilter()
     workspace_id = actor.workspace_id
     joins = customer_facts.joins(workspace_id=workspace_id).subquery()
-    # the joiners of the window who became reachable, as one uncorrelated set: a correlated EXISTS
-    # would compute the spans (a window function over the consents) again for every joiner
-    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
-    spans = reachable_spans(workspace_id=workspace_id)
-    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
-    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
-    became_reachable = (
-        select(spans.c.customer_id)
-        .join(joiners, joiners.c.customer_id == spans.c.customer_id)
-        .where(
-            unindexed(session, joiners.c.joined_at) >= start,
-            unindexed(session, joiners.c.joined_at) < end,
-            since < window_days,
-            spans.c.until_at.is_(None) | (until >= 0),
-        )
+    became_reachable = _became_reachable(
+        session, workspace_id=workspace_id, start=start, end=end, window_days=window_days
     )
     joined_flag = func.coalesce(func.sum(case((joins.c.customer_id.in_(became_reachable), 1), else_=0)), 0)
     channel_rows = session.execute(
@@ -210,19 +221,8 @@ def pass_through_by_period(
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=zone)
     end = datetime(after_day.year, after_day.month, after_day.day, tzinfo=zone)
     joins = customer_facts.joins(workspace_id=workspace_id).subquery()
-    joiners = customer_facts.joins(workspace_id=workspace_id).subquery()
-    spans = reachable_spans(workspace_id=workspace_id)
-    since = days_between(session, spans.c.from_at, joiners.c.joined_at)
-    until = days_between(session, spans.c.until_at, joiners.c.joined_at)
-    became_reachable = (
-        select(spans.c.customer_id)
-        .join(joiners, joiners.c.customer_id == spans.c.customer_id)
-        .where(
-            unindexed(session, joiners.c.joined_at) >= start,
-            unindexed(session, joiners.c.joined_at) < end,
-            since < window_days,
-            spans.c.until_at.is_(None) | (until >= 0),
-        )
+    became_reachable = _became_reachable(
+        session, workspace_id=workspace_id, start=start, end=end, window_days=window_days
     )
     index = period_index(session, joins.c.joined_at, period=period, zone=zone_name, at=start).label("period")
     joined_flag = func.coalesce(func.sum(case((joins.c.customer_id.in_(became_reachable), 1), else_=0)), 0)
