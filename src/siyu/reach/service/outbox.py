@@ -42,6 +42,11 @@ from siyu.reach.service.policy import get_policy
 from siyu.wecom import service as wecom
 
 MAX_BACKOFF = timedelta(hours=6)
+# what a rate-limited channel's bucket may bank beyond one send, in seconds of its rate: a provider's
+# limit holds for any one-second window, which then sees at most R·(1 + BURST_SECONDS) + 1 sends, even
+# right after a stall or an idle spell (a bucket of a whole second's worth allowed up to 2R); enough
+# to absorb a worker's usual lateness, so the steady rate stays R
+BURST_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ def backoff(attempts: int, *, base_seconds: float, rng: random.Random | None = N
     return timedelta(seconds=delay / 2 + (rng or random).uniform(0, delay / 2))
 
 
+def capacity(rate: float) -> float:
+    """How many sends a bucket of `rate` per second holds at most: one, and `BURST_SECONDS` of its
+    rate."""
+    return 1.0 + rate * BURST_SECONDS
+
+
 @dataclass(frozen=True)
 class Taken:
     """What a bucket paid for: `count` sends, and when it holds the next token if it could not pay for
@@ -69,16 +80,17 @@ class Taken:
 def _take_tokens(
     session: Session, *, workspace_id: int, channel: str, rate: float, wanted: int, now: datetime
 ) -> Taken:
-    """Take up to `wanted` sends from the workspace's bucket for the channel (capacity: one second's
-    worth); the row is locked, so every worker draws from the same bucket.
+    """Take up to `wanted` sends from the workspace's bucket for the channel (capacity `capacity(rate)`,
+    also its content when new); the row is locked, so every worker draws from the same bucket.
 
     The bucket's clock only moves forward: a worker whose `now` is older than the last refill (it read
     the clock, then waited for the lock behind another worker) refills nothing, and leaves the refill
     time where it was; moving it back would pay the same interval twice.
     """
+    full = capacity(rate)
     statement = (pg_insert if is_postgres(session) else sqlite_insert)(RateBucket).on_conflict_do_nothing()
     session.execute(
-        statement, [{"workspace_id": workspace_id, "channel": channel, "tokens": rate, "refilled_at": now}]
+        statement, [{"workspace_id": workspace_id, "channel": channel, "tokens": full, "refilled_at": now}]
     )
     bucket = session.scalars(
         select(RateBucket)
@@ -87,7 +99,7 @@ def _take_tokens(
     ).one()
     refilled_at = max(bucket.refilled_at, now)
     elapsed = (refilled_at - bucket.refilled_at).total_seconds()
-    tokens = min(max(rate, 1.0), bucket.tokens + elapsed * rate)
+    tokens = min(full, bucket.tokens + elapsed * rate)
     taken = min(wanted, int(tokens))
     bucket.tokens = tokens - taken
     bucket.refilled_at = refilled_at
