@@ -214,7 +214,8 @@ def test_an_expired_lease_is_claimed_again_and_the_old_result_is_refused(
 def test_rate_limit_is_shared_through_the_bucket(db: Database, workspace_id: int) -> None:
     owner = member(db, workspace_id)
     with db.transaction() as session:
-        service.update_policy(session, actor=owner.actor, changes={"rate_limits": {"sms": 3}})
+        # 20/s: the bucket holds 3 (1 + BURST_SECONDS of the rate)
+        service.update_policy(session, actor=owner.actor, changes={"rate_limits": {"sms": 20}})
     _broadcast(db, workspace_id, 10)
     now = utcnow()
     with db.transaction() as session:

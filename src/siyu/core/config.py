@@ -109,7 +109,10 @@ class Settings(BaseSettings):
     )
     reach_lease_seconds: float = Field(60.0, description="How long a worker holds a claimed message.")
     reach_batch_size: int = Field(50, ge=1, description="Messages a worker claims at once.")
-    reach_poll_seconds: float = Field(1.0, description="How long an idle worker waits before looking again.")
+    reach_poll_seconds: float = Field(
+        1.0,
+        description="How long an idle worker waits before looking again (a rate-limited one: until its next token).",
+    )
     schedule_enabled: bool = Field(
         True,
         description="Workers run the scheduled jobs (live segments, sweeps, daily scores, reconciliation).",

@@ -148,6 +148,8 @@ class Worker:
         self.results_poll_seconds = results_poll_seconds
         self.stats = WorkerStats()
         self.periodic = list(periodic)
+        # when the rate limits pay for the next message the last `run_once` held back (None: none was)
+        self.next_token_at: datetime | None = None
 
     def run_once(self) -> int:
         """Run the periodic tasks, then claim one batch per batch channel and one of the other channels,
@@ -165,26 +167,19 @@ class Worker:
             if isinstance(adapter, BatchAdapter)
         }
         total = 0
+        self.next_token_at = None
         for channel, adapter in batch_channels.items():
             with self.database.transaction() as session:
-                claimed = service.claim(
-                    session,
-                    limit=adapter.max_batch,
-                    lease_seconds=self.lease_seconds,
-                    workspace_id=self.workspace_id,
-                    channels=[channel],
+                claimed = self._claim(
+                    session, limit=adapter.max_batch, channels=[channel], exclude_channels=()
                 )
             if claimed:
                 results = self._send_batch(adapter, [item.message for item in claimed])
                 self._record_many(claimed, results)
             total += len(claimed)
         with self.database.transaction() as session:
-            claimed = service.claim(
-                session,
-                limit=self.batch_size,
-                lease_seconds=self.lease_seconds,
-                workspace_id=self.workspace_id,
-                exclude_channels=list(batch_channels),
+            claimed = self._claim(
+                session, limit=self.batch_size, channels=None, exclude_channels=list(batch_channels)
             )
         for item in claimed:
             single = self.adapters.for_channel(item.message.channel)
@@ -200,6 +195,35 @@ class Worker:
         total += len(claimed)
         self.stats.claimed += total
         return total
+
+    def _claim(
+        self,
+        session: Session,
+        *,
+        limit: int,
+        channels: Sequence[str] | None,
+        exclude_channels: Sequence[str],
+    ) -> list[service.Claimed]:
+        outcome = service.claim_due(
+            session,
+            limit=limit,
+            lease_seconds=self.lease_seconds,
+            workspace_id=self.workspace_id,
+            channels=channels,
+            exclude_channels=exclude_channels,
+        )
+        if outcome.next_token_at is not None:
+            self.next_token_at = min(self.next_token_at or outcome.next_token_at, outcome.next_token_at)
+        return outcome.leased
+
+    def idle_wait(self, now: datetime | None = None) -> float:
+        """How long to wait after a poll that claimed nothing: `poll_seconds`, or less when a rate limit
+        held messages back — until its next token, so that a limited channel sends at its rate rather
+        than in bursts a poll apart (at least a millisecond: never a busy loop)."""
+        if self.next_token_at is None:
+            return self.poll_seconds
+        until = (self.next_token_at - (now or utcnow())).total_seconds()
+        return min(self.poll_seconds, max(0.001, until))
 
     def _send_batch(self, adapter: BatchAdapter, messages: list[OutboundMessage]) -> list[SendResult]:
         try:
@@ -255,7 +279,7 @@ class Worker:
         return total
 
     def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set; waits `poll_seconds` whenever nothing is due."""
+        """Work until `stop` is set; waits `idle_wait()` whenever it claimed nothing."""
         log.info("reach worker %s started", self.name)
         polled_at = float("-inf")
         while not stop.is_set():
@@ -276,7 +300,7 @@ class Worker:
                 log.warning("reach worker %s: %s", self.name, str(exc).splitlines()[0])
                 claimed = 0
             if not claimed:
-                stop.wait(self.poll_seconds)
+                stop.wait(self.idle_wait())
         log.info("reach worker %s stopped at %s", self.name, utcnow().isoformat())
 
 

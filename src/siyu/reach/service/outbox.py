@@ -42,6 +42,11 @@ from siyu.reach.service.policy import get_policy
 from siyu.wecom import service as wecom
 
 MAX_BACKOFF = timedelta(hours=6)
+# what a rate-limited channel's bucket may bank beyond one send, in seconds of its rate: a provider's
+# limit holds for any one-second window, which then sees at most R·(1 + BURST_SECONDS) + 1 sends, even
+# right after a stall or an idle spell (a bucket of a whole second's worth allowed up to 2R); enough
+# to absorb a worker's usual lateness, so the steady rate stays R
+BURST_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,26 +62,59 @@ def backoff(attempts: int, *, base_seconds: float, rng: random.Random | None = N
     return timedelta(seconds=delay / 2 + (rng or random).uniform(0, delay / 2))
 
 
+def capacity(rate: float) -> float:
+    """How many sends a bucket of `rate` per second holds at most: one, and `BURST_SECONDS` of its
+    rate."""
+    return 1.0 + rate * BURST_SECONDS
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a bucket paid for: `count` sends, and when it holds the next token if it could not pay for
+    all that were wanted (None when it could)."""
+
+    count: int
+    next_token_at: datetime | None
+
+
 def _take_tokens(
     session: Session, *, workspace_id: int, channel: str, rate: float, wanted: int, now: datetime
-) -> int:
-    """Take up to `wanted` sends from the workspace's bucket for the channel (capacity: one second's
-    worth); the row is locked, so every worker draws from the same bucket."""
+) -> Taken:
+    """Take up to `wanted` sends from the workspace's bucket for the channel (capacity `capacity(rate)`,
+    also its content when new); the row is locked, so every worker draws from the same bucket.
+
+    The bucket's clock only moves forward: a worker whose `now` is older than the last refill (it read
+    the clock, then waited for the lock behind another worker) refills nothing, and leaves the refill
+    time where it was; moving it back would pay the same interval twice.
+    """
+    full = capacity(rate)
     statement = (pg_insert if is_postgres(session) else sqlite_insert)(RateBucket).on_conflict_do_nothing()
     session.execute(
-        statement, [{"workspace_id": workspace_id, "channel": channel, "tokens": rate, "refilled_at": now}]
+        statement, [{"workspace_id": workspace_id, "channel": channel, "tokens": full, "refilled_at": now}]
     )
     bucket = session.scalars(
         select(RateBucket)
         .where(RateBucket.workspace_id == workspace_id, RateBucket.channel == channel)
         .with_for_update()
     ).one()
-    elapsed = max(0.0, (now - bucket.refilled_at).total_seconds())
-    tokens = min(max(rate, 1.0), bucket.tokens + elapsed * rate)
+    refilled_at = max(bucket.refilled_at, now)
+    elapsed = (refilled_at - bucket.refilled_at).total_seconds()
+    tokens = min(full, bucket.tokens + elapsed * rate)
     taken = min(wanted, int(tokens))
     bucket.tokens = tokens - taken
-    bucket.refilled_at = now
-    return taken
+    bucket.refilled_at = refilled_at
+    if taken == wanted:
+        return Taken(taken, None)
+    return Taken(taken, refilled_at + timedelta(seconds=(1.0 - bucket.tokens) / rate))
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """The messages leased by one claim, and when the earliest message the rate limits held back can
+    have its token (None: none was held back); a worker with nothing to send waits until then."""
+
+    leased: list[Claimed]
+    next_token_at: datetime | None
 
 
 def claim(
@@ -97,6 +135,28 @@ def claim(
     suppressed instead (deferred messages never drop otherwise). Per-channel rate limits of the policy
     hold back what the bucket cannot pay for.
     """
+    return claim_due(
+        session,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        now=now,
+        workspace_id=workspace_id,
+        channels=channels,
+        exclude_channels=exclude_channels,
+    ).leased
+
+
+def claim_due(
+    session: Session,
+    *,
+    limit: int,
+    lease_seconds: float = 60.0,
+    now: datetime | None = None,
+    workspace_id: int | None = None,
+    channels: Sequence[str] | None = None,
+    exclude_channels: Sequence[str] = (),
+) -> ClaimOutcome:
+    """`claim`, telling also when the rate limits will pay for the next message they held back."""
     now = now or utcnow()
     query = (
         select(ReachMessage)
@@ -117,11 +177,12 @@ def claim(
         query = query.where(ReachMessage.channel.not_in(list(exclude_channels)))
     rows = list(session.scalars(query))
     if not rows:
-        return []
+        return ClaimOutcome([], None)
     by_workspace: dict[int, list[ReachMessage]] = {}
     for row in rows:
         by_workspace.setdefault(row.workspace_id, []).append(row)
     leased: list[Claimed] = []
+    next_token_at: datetime | None = None
     for ws, messages in by_workspace.items():
         policy = get_policy(session, workspace_id=ws)
         messages = _recheck(session, workspace_id=ws, messages=messages, now=now)
@@ -130,11 +191,12 @@ def claim(
             group = [m for m in messages if (m.channel or "") == channel]
             rate = policy.rate_limits.get(channel)
             if rate is not None:
-                group = group[
-                    : _take_tokens(
-                        session, workspace_id=ws, channel=channel, rate=rate, wanted=len(group), now=now
-                    )
-                ]
+                taken = _take_tokens(
+                    session, workspace_id=ws, channel=channel, rate=rate, wanted=len(group), now=now
+                )
+                group = group[: taken.count]
+                if taken.next_token_at is not None:
+                    next_token_at = min(next_token_at or taken.next_token_at, taken.next_token_at)
             allowed.extend(group)
         senders = _wecom_senders(session, workspace_id=ws, messages=allowed)
         for message in allowed:
@@ -165,7 +227,7 @@ def claim(
                 )
             )
     session.flush()
-    return leased
+    return ClaimOutcome(leased, next_token_at)
 
 
 def _wecom_senders(session: Session, *, workspace_id: int, messages: list[ReachMessage]) -> dict[str, str]:
