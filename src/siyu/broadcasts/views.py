@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -25,24 +25,13 @@ from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.coupons import service as coupons
 from siyu.segments import service as segments
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 from siyu.workspaces import service as workspaces
 
 router = APIRouter(include_in_schema=False)
 CHANNELS = ("wecom", "sms", "email")
 _SPLIT = re.compile(r"[\s,，;；]+")
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _number(text: str, *, where: str, default: float) -> float:
@@ -57,38 +46,40 @@ def _number(text: str, *, where: str, default: float) -> float:
 def _content(form: FormData, channels: list[str], suffix: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {}
     for channel in channels:
-        text = _field(form, f"{channel}_text{suffix}") or (_field(form, f"{channel}_text") if suffix else "")
+        text = form_text(form, f"{channel}_text{suffix}") or (
+            form_text(form, f"{channel}_text") if suffix else ""
+        )
         body[channel] = {"text": text}
         if channel == "email":
-            body[channel]["subject"] = _field(form, "email_subject")
+            body[channel]["subject"] = form_text(form, "email_subject")
     return body
 
 
 def _create_from_form(session: Session, actor: Actor, form: FormData) -> Broadcast:
-    channels = [c for c in (_field(form, "channel_1"), _field(form, "channel_2")) if c]
+    channels = [c for c in (form_text(form, "channel_1"), form_text(form, "channel_2")) if c]
     channels = list(dict.fromkeys(channels))
     content = _content(form, channels)
     variants = None
-    if any(_field(form, f"{c}_text_b") for c in channels):
+    if any(form_text(form, f"{c}_text_b") for c in channels):
         variants = {
             "a": {"weight": 1, "content": content},
             "b": {"weight": 1, "content": _content(form, channels, "_b")},
         }
     send_at = None
-    if _field(form, "send_at"):
+    if form_text(form, "send_at"):
         zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
         try:
-            send_at = datetime.fromisoformat(_field(form, "send_at")).replace(tzinfo=zone)
+            send_at = datetime.fromisoformat(form_text(form, "send_at")).replace(tzinfo=zone)
         except ValueError:
             raise ValidationFailed("the scheduled time is not a date and time", where="send_at") from None
     kwargs: dict[str, Any] = {}
-    if _field(form, "audience") == "list":
-        values = [v for v in _SPLIT.split(_field(form, "customer_list")) if v]
+    if form_text(form, "audience") == "list":
+        values = [v for v in _SPLIT.split(form_text(form, "customer_list")) if v]
         if not values:
             raise ValidationFailed(
                 "the list is empty", where="customer_list", hint="one id or phone per line"
             )
-        if _field(form, "list_kind") == "phone":
+        if form_text(form, "list_kind") == "phone":
             kwargs.update(identity_kind="phone", identity_values=values)
         else:
             if not all(v.isdigit() and len(v) <= 12 for v in values):
@@ -99,22 +90,24 @@ def _create_from_form(session: Session, actor: Actor, form: FormData) -> Broadca
                 )
             kwargs["customer_ids"] = [int(v) for v in values]
     else:
-        segment = _field(form, "segment_id")
+        segment = form_text(form, "segment_id")
         if not segment.isdigit():
             raise ValidationFailed("choose a segment", where="segment_id")
         kwargs["segment_id"] = int(segment)
     return service.create_broadcast(
         session,
         actor=actor,
-        name=_field(form, "name"),
-        purpose=_field(form, "purpose") or "marketing",
+        name=form_text(form, "name"),
+        purpose=form_text(form, "purpose") or "marketing",
         channel_preference=channels,
         content=content,
         variants=variants,
-        holdout_share=_number(_field(form, "holdout"), where="holdout", default=0.0) / 100,
+        holdout_share=_number(form_text(form, "holdout"), where="holdout", default=0.0) / 100,
         send_at=send_at,
-        conversion_window_days=int(_number(_field(form, "window"), where="window", default=7)),
-        coupon_template_id=int(coupon) if (coupon := _field(form, "coupon_template_id")).isdigit() else None,
+        conversion_window_days=int(_number(form_text(form, "window"), where="window", default=7)),
+        coupon_template_id=int(coupon)
+        if (coupon := form_text(form, "coupon_template_id")).isdigit()
+        else None,
         **kwargs,
     )
 
@@ -179,7 +172,7 @@ def create(request: Request, session: DbSession, actor: CurrentActor, form: Form
     try:
         with session.begin_nested():  # a savepoint: a refused form leaves nothing behind
             broadcast = _create_from_form(session, actor, form)
-            if _field(form, "start") == "1":
+            if form_text(form, "start") == "1":
                 service.start_broadcast(session, actor=actor, broadcast_id=broadcast.id)
     except SiyuError as error:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}

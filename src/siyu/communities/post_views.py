@@ -5,9 +5,9 @@ occurrences and each owner's send. Included in the communities router."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -16,21 +16,10 @@ from siyu.auth.service import Actor, Permission
 from siyu.communities import posts, service
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _list(form: FormData, name: str) -> list[str]:
@@ -152,7 +141,7 @@ def create_post(request: Request, session: DbSession, actor: CurrentActor, form:
         "time_of_day",
         "start_on",
     ]
-    values: dict[str, Any] = {name: _field(form, name) for name in fields}
+    values: dict[str, Any] = {name: form_text(form, name) for name in fields}
     values["weekdays"] = _list(form, "weekdays")
     values["targets"] = _list(form, f"target_{values['target']}") if values["target"] in posts.TARGETS else []
     try:
@@ -212,7 +201,7 @@ def toggle_post(
 ) -> Response:
     actor.require(Permission.WRITE)
     try:
-        posts.set_active(session, actor=actor, post_id=post_id, active=_field(form, "active") == "1")
+        posts.set_active(session, actor=actor, post_id=post_id, active=form_text(form, "active") == "1")
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)
     return RedirectResponse(f"/group-posts/{post_id}", status_code=303)

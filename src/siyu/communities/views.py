@@ -11,37 +11,26 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
 from siyu.auth.service import Actor, Permission
 from siyu.communities import codes, post_views, service, stats
 from siyu.communities.schemas import ActivityFigures, GroupCodeIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import csv_download, render, render_error
 
 router = APIRouter(include_in_schema=False)
 router.routes.extend(post_views.router.routes)  # group posts (群SOP): /group-posts (the app copies routes)
 LANDING_RATE = "30/minute"
 CHARTS = ("growth", "orders", "members")
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _date(text: str | None, *, where: str) -> date | None:
@@ -261,7 +250,7 @@ def add_tag(request: Request, session: DbSession, actor: CurrentActor, chat_id: 
         return missing
     try:
         with session.begin_nested():
-            service.add_tag(session, actor=actor, chat_id=chat_id, name=_field(form, "name"))
+            service.add_tag(session, actor=actor, chat_id=chat_id, name=form_text(form, "name"))
     except SiyuError as error:
         return _group_page(request, session, actor, chat_id, error=error)
     return RedirectResponse(f"/communities/groups/{chat_id}?saved=1#tags", status_code=303)
@@ -275,7 +264,7 @@ def remove_tag(
     missing = _group_or_error(request, session, actor, chat_id)
     if missing is not None:
         return missing
-    service.remove_tag(session, actor=actor, chat_id=chat_id, name=_field(form, "name"))
+    service.remove_tag(session, actor=actor, chat_id=chat_id, name=form_text(form, "name"))
     return RedirectResponse(f"/communities/groups/{chat_id}#tags", status_code=303)
 
 
@@ -290,7 +279,7 @@ def upload_qr(
     upload = form.get("image")
     try:
         image = upload.file.read(service.MAX_QR_BYTES + 1) if isinstance(upload, UploadFile) else b""
-        expires_text = _field(form, "expires_at")
+        expires_text = form_text(form, "expires_at")
         expires_at = None
         if expires_text:
             try:
@@ -370,16 +359,16 @@ def codes_page(request: Request, session: DbSession, actor: CurrentActor) -> Res
 def create_code(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
     actor.require(Permission.WRITE)
     chat_ids = [v for v in form.getlist("chat_ids") if isinstance(v, str) and v]
-    values = {"name": _field(form, "name"), "cap": _field(form, "cap"), "chat_ids": chat_ids}
+    values = {"name": form_text(form, "name"), "cap": form_text(form, "cap"), "chat_ids": chat_ids}
     try:
-        cap_text = _field(form, "cap") or str(codes.DEFAULT_CAP)
+        cap_text = form_text(form, "cap") or str(codes.DEFAULT_CAP)
         if not cap_text.isdigit() or len(cap_text) > 6:
             raise ValidationFailed(f"{cap_text[:20]!r} is not a whole number", where="cap")
         with session.begin_nested():
             code = codes.create_code(
                 session,
                 actor=actor,
-                spec=GroupCodeIn(name=_field(form, "name"), chat_ids=chat_ids[:100], cap=int(cap_text)),
+                spec=GroupCodeIn(name=form_text(form, "name"), chat_ids=chat_ids[:100], cap=int(cap_text)),
             )
     except SiyuError as error:
         return _codes_page(request, session, actor, values=values, error=error)
@@ -413,7 +402,7 @@ def toggle_code(
 ) -> Response:
     actor.require(Permission.WRITE)
     try:
-        codes.set_active(session, actor=actor, code_id=code_id, active=_field(form, "active") == "1")
+        codes.set_active(session, actor=actor, code_id=code_id, active=form_text(form, "active") == "1")
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)
     return RedirectResponse(f"/communities/codes/{code_id}", status_code=303)

@@ -8,9 +8,9 @@ again with every problem, inside a savepoint so nothing of it is written.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,45 +22,37 @@ from siyu.content.schemas import SnippetIn, TemplateIn
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.customers import service as customers
 from siyu.web.deps import CurrentActor, DbSession, get_database, rate_limits
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
 REDIRECT_RATE = "60/minute"  # visits of short links per client address (core.ratelimit)
 
 
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def variants_from_form(form: FormData) -> dict[str, dict[str, Any]]:
     """The channel variants of the edit form; a channel whose fields are all empty is left out."""
     variants: dict[str, dict[str, Any]] = {}
-    wecom_text = _field(form, "wecom_text")
+    wecom_text = form_text(form, "wecom_text")
     materials = [
-        k.strip() for k in _field(form, "wecom_materials").replace("，", ",").split(",") if k.strip()
+        k.strip() for k in form_text(form, "wecom_materials").replace("，", ",").split(",") if k.strip()
     ]
     if wecom_text or materials:
         variants["wecom"] = {"text": wecom_text, "attachments": [{"snippet": k} for k in materials]}
-    if _field(form, "sms_text"):
-        variants["sms"] = {"text": _field(form, "sms_text"), "sign_name": _field(form, "sms_sign_name")}
-    if _field(form, "email_subject") or _field(form, "email_text") or _field(form, "email_html"):
-        variants["email"] = {"subject": _field(form, "email_subject"), "text": _field(form, "email_text")}
-        if _field(form, "email_html"):
-            variants["email"]["html"] = _field(form, "email_html")
+    if form_text(form, "sms_text"):
+        variants["sms"] = {"text": form_text(form, "sms_text"), "sign_name": form_text(form, "sms_sign_name")}
+    if form_text(form, "email_subject") or form_text(form, "email_text") or form_text(form, "email_html"):
+        variants["email"] = {
+            "subject": form_text(form, "email_subject"),
+            "text": form_text(form, "email_text"),
+        }
+        if form_text(form, "email_html"):
+            variants["email"]["html"] = form_text(form, "email_html")
     return variants
 
 
 def _values(template: MessageTemplate | None, form: FormData | None = None) -> dict[str, Any]:
     if form is not None:
-        return {k: _field(form, k) for k in form}
+        return {k: form_text(form, k) for k in form}
     if template is None:
         return {}
     v = template.variants
@@ -130,7 +122,9 @@ def new_template_page(request: Request, session: DbSession, actor: CurrentActor)
 
 def _template_in(form: FormData) -> TemplateIn:
     return TemplateIn(
-        name=_field(form, "name"), description=_field(form, "description"), variants=variants_from_form(form)
+        name=form_text(form, "name"),
+        description=form_text(form, "description"),
+        variants=variants_from_form(form),
     )
 
 
@@ -242,18 +236,18 @@ def _library(
 
 
 def snippet_from_form(form: FormData) -> SnippetIn:
-    kind = _field(form, "kind") or "text"
+    kind = form_text(form, "kind") or "text"
     names = {
         "image": ("url",),
         "link": ("title", "url", "desc", "picurl"),
         "miniprogram": ("title", "appid", "page"),
     }
-    fields = {n: _field(form, f"field_{n}") for n in names.get(kind, ())}
-    tags = [t.strip() for t in _field(form, "tags").replace("，", ",").split(",") if t.strip()]
+    fields = {n: form_text(form, f"field_{n}") for n in names.get(kind, ())}
+    tags = [t.strip() for t in form_text(form, "tags").replace("，", ",").split(",") if t.strip()]
     try:
         return SnippetIn(
-            key=_field(form, "key"), kind=kind, title=_field(form, "title"), group_name=_field(form, "group_name"),
-            tags=tags, text=_field(form, "text"), fields={k: v for k, v in fields.items() if v},
+            key=form_text(form, "key"), kind=kind, title=form_text(form, "title"), group_name=form_text(form, "group_name"),
+            tags=tags, text=form_text(form, "text"), fields={k: v for k, v in fields.items() if v},
         )  # fmt: skip
     except ValueError as error:
         raise ValidationFailed(f"the form is not complete: {error}"[:300], where="snippet") from None
@@ -266,7 +260,7 @@ def create_snippet(request: Request, session: DbSession, actor: CurrentActor, fo
         with session.begin_nested():
             snippet = service.create_snippet(session, actor=actor, body=snippet_from_form(form))
     except SiyuError as error:
-        values = {k: _field(form, k) for k in form}
+        values = {k: form_text(form, k) for k in form}
         return _library(request, session, actor, values=values, error=error, status_code=error.status_code)
     return RedirectResponse(f"/content/library?saved={snippet.id}", status_code=303)
 
@@ -303,7 +297,7 @@ def update_snippet(
         with session.begin_nested():
             service.update_snippet(session, actor=actor, snippet_id=snippet_id, body=snippet_from_form(form))
     except SiyuError as error:
-        values = {k: _field(form, k) for k in form}
+        values = {k: form_text(form, k) for k in form}
         return _library(
             request,
             session,

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
 
 from siyu.auth import service as auth
 from siyu.auth.service import Actor, Permission
@@ -24,22 +23,11 @@ from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.journeys import service
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
 BOX_W, BOX_H, GAP = 260, 56, 34
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 @dataclass
@@ -196,7 +184,7 @@ def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Resp
 @router.post("/journeys")
 def create(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
     actor.require(Permission.WRITE)
-    values = {k: _field(form, k) for k in ("name", "template", "definition")}
+    values = {k: form_text(form, k) for k in ("name", "template", "definition")}
     try:
         if values["template"]:
             definition = service.template_definition(values["template"])
@@ -226,7 +214,7 @@ def save_definition(
     request: Request, session: DbSession, actor: CurrentActor, journey_id: int, form: Form
 ) -> Response:
     actor.require(Permission.WRITE)
-    text = _field(form, "definition")
+    text = form_text(form, "definition")
     try:
         with session.begin_nested():
             service.update_definition(
@@ -234,7 +222,7 @@ def save_definition(
                 actor=actor,
                 journey_id=journey_id,
                 definition=_parse(text, where="definition"),
-                in_flight=_field(form, "in_flight"),
+                in_flight=form_text(form, "in_flight"),
             )
     except SiyuError as error:
         return _journey_page(
@@ -290,5 +278,5 @@ def inbox(request: Request, session: DbSession, actor: CurrentActor, status: str
 
 @router.post("/tasks/{task_id}/complete")
 def complete(request: Request, session: DbSession, actor: CurrentActor, task_id: int, form: Form) -> Response:
-    service.complete_task(session, actor=actor, task_id=task_id, outcome=_field(form, "outcome"))
+    service.complete_task(session, actor=actor, task_id=task_id, outcome=form_text(form, "outcome"))
     return RedirectResponse("/tasks", status_code=303)

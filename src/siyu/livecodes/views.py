@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -31,25 +31,13 @@ from siyu.livecodes.models import LiveCode
 from siyu.livecodes.schemas import LiveCodeIn, StaffIn
 from siyu.tags import service as tags
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 from siyu.workspaces import service as workspaces
 
 router = APIRouter(include_in_schema=False)
 router.routes.extend(landing.router.routes)
 CHART_DAYS = 30
-
-
-async def form_data(request: Request) -> FormData:
-    """The submitted form (its fields depend on the workspace's members, so they are read by name)."""
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _int_or_none(text: str, *, where: str) -> int | None:
@@ -78,29 +66,29 @@ def spec_from_form(form: FormData, member_ids: list[int]) -> LiveCodeIn:
     """The form's fields as the service's input; a malformed number is refused with its field."""
     staff = []
     for user_id in member_ids:
-        if _field(form, f"staff_{user_id}") != "on":
+        if form_text(form, f"staff_{user_id}") != "on":
             continue
         staff.append(
             StaffIn(
                 user_id=user_id,
-                weight=_int_or_none(_field(form, f"weight_{user_id}"), where=f"weight_{user_id}") or 1,
-                daily_cap=_int_or_none(_field(form, f"cap_{user_id}"), where=f"cap_{user_id}"),
-                is_backup=_field(form, f"backup_{user_id}") == "on",
-                is_online=_field(form, f"offline_{user_id}") != "on",
-                weekdays=_field(form, f"days_{user_id}") or "1234567",
-                hours=_field(form, f"hours_{user_id}") or None,
-                contact_qr_url=_field(form, f"qr_{user_id}") or None,
+                weight=_int_or_none(form_text(form, f"weight_{user_id}"), where=f"weight_{user_id}") or 1,
+                daily_cap=_int_or_none(form_text(form, f"cap_{user_id}"), where=f"cap_{user_id}"),
+                is_backup=form_text(form, f"backup_{user_id}") == "on",
+                is_online=form_text(form, f"offline_{user_id}") != "on",
+                weekdays=form_text(form, f"days_{user_id}") or "1234567",
+                hours=form_text(form, f"hours_{user_id}") or None,
+                contact_qr_url=form_text(form, f"qr_{user_id}") or None,
             )
         )
-    strategy = _field(form, "strategy") or Strategy.ROUND_ROBIN.value
+    strategy = form_text(form, "strategy") or Strategy.ROUND_ROBIN.value
     if strategy not in {s.value for s in Strategy}:
         raise ValidationFailed(f"{strategy[:40]!r} is not a strategy", where="strategy")
-    cost = _field(form, "cost")
+    cost = form_text(form, "cost")
     return LiveCodeIn(
-        name=_field(form, "name"),
-        placement=_field(form, "placement"),
-        channel_id=_int_or_none(_field(form, "channel_id"), where="channel_id"),
-        store_id=_int_or_none(_field(form, "store_id"), where="store_id"),
+        name=form_text(form, "name"),
+        placement=form_text(form, "placement"),
+        channel_id=_int_or_none(form_text(form, "channel_id"), where="channel_id"),
+        store_id=_int_or_none(form_text(form, "store_id"), where="store_id"),
         strategy=Strategy(strategy),
         staff=staff,
         auto_tag_ids=[
@@ -108,10 +96,10 @@ def spec_from_form(form: FormData, member_ids: list[int]) -> LiveCodeIn:
             for v in form.getlist("auto_tag_ids")
             if isinstance(v, str) and v
         ],
-        welcome_text=_field(form, "welcome_text"),
+        welcome_text=form_text(form, "welcome_text"),
         cost_cents=_cents(cost, where="cost") if cost else 0,
-        wecom_remark=_field(form, "wecom_remark"),
-        wecom_skip_verify=_field(form, "wecom_skip_verify") == "on",
+        wecom_remark=form_text(form, "wecom_remark"),
+        wecom_skip_verify=form_text(form, "wecom_skip_verify") == "on",
     )
 
 
@@ -178,28 +166,28 @@ def _values_of(session: Session, code: LiveCode) -> dict[str, Any]:
 
 def _values_from_form(form: FormData, member_ids: list[int]) -> dict[str, Any]:
     return {
-        "name": _field(form, "name"),
-        "placement": _field(form, "placement"),
-        "channel_id": _field(form, "channel_id"),
-        "store_id": _field(form, "store_id"),
-        "strategy": _field(form, "strategy"),
+        "name": form_text(form, "name"),
+        "placement": form_text(form, "placement"),
+        "channel_id": form_text(form, "channel_id"),
+        "store_id": form_text(form, "store_id"),
+        "strategy": form_text(form, "strategy"),
         "auto_tag_ids": [int(v) for v in form.getlist("auto_tag_ids") if isinstance(v, str) and v.isdigit()],
-        "welcome_text": _field(form, "welcome_text"),
-        "cost": _field(form, "cost"),
-        "wecom_remark": _field(form, "wecom_remark"),
-        "wecom_skip_verify": _field(form, "wecom_skip_verify") == "on",
+        "welcome_text": form_text(form, "welcome_text"),
+        "cost": form_text(form, "cost"),
+        "wecom_remark": form_text(form, "wecom_remark"),
+        "wecom_skip_verify": form_text(form, "wecom_skip_verify") == "on",
         "staff": {
             uid: {
-                "weight": _field(form, f"weight_{uid}"),
-                "cap": _field(form, f"cap_{uid}"),
-                "backup": _field(form, f"backup_{uid}") == "on",
-                "offline": _field(form, f"offline_{uid}") == "on",
-                "days": _field(form, f"days_{uid}"),
-                "hours": _field(form, f"hours_{uid}"),
-                "qr": _field(form, f"qr_{uid}"),
+                "weight": form_text(form, f"weight_{uid}"),
+                "cap": form_text(form, f"cap_{uid}"),
+                "backup": form_text(form, f"backup_{uid}") == "on",
+                "offline": form_text(form, f"offline_{uid}") == "on",
+                "days": form_text(form, f"days_{uid}"),
+                "hours": form_text(form, f"hours_{uid}"),
+                "qr": form_text(form, f"qr_{uid}"),
             }
             for uid in member_ids
-            if _field(form, f"staff_{uid}") == "on"
+            if form_text(form, f"staff_{uid}") == "on"
         },
     }
 
@@ -294,7 +282,7 @@ def toggle_online(
             actor=actor,
             live_code_id=live_code_id,
             user_id=user_id,
-            online=_field(form, "online") == "1",
+            online=form_text(form, "online") == "1",
         )
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)
@@ -308,7 +296,7 @@ def toggle_active(
     actor.require(Permission.WRITE)
     try:
         service.set_active(
-            session, actor=actor, live_code_id=live_code_id, active=_field(form, "active") == "1"
+            session, actor=actor, live_code_id=live_code_id, active=form_text(form, "active") == "1"
         )
     except NotFound as error:
         return render_error(request, error, session=session, actor=actor)

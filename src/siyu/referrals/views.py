@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -29,6 +29,7 @@ from siyu.referrals.models import Qualification
 from siyu.referrals.schemas import AgentIn, BackgroundIn, CampaignIn, TierIn
 from siyu.referrals.service.poster import MAX_BACKGROUND_BYTES
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 from siyu.workspaces import service as workspaces
 
@@ -37,16 +38,8 @@ router.routes.extend(landing.router.routes)
 TIER_ROWS = 3
 
 
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
 def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip()[:400] if isinstance(value, str) else ""
+    return form_text(form, name)[:400]
 
 
 def _int_or_none(text: str, *, where: str) -> int | None:

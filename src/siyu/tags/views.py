@@ -9,12 +9,12 @@ again with the reason, inside a savepoint so nothing of it is written.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import SiyuError, ValidationFailed
@@ -22,23 +22,12 @@ from siyu.segments import service as segments
 from siyu.tags import service
 from siyu.tags.schemas import IdentityListResult, RowReject
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 LIST_KINDS = ("phone", "wecom_external_userid", "shop_member_id", "wechat_openid", "email")
 _IDS = re.compile(r"[\s,，;；]+")
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _number(text: str, *, where: str) -> int:
@@ -98,7 +87,10 @@ def _write(request: Request, session: Session, actor: Actor, action: Any) -> Res
 @router.post("/tag-groups")
 def create_group(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
     return _write(
-        request, session, actor, lambda: service.create_group(session, actor=actor, name=_field(form, "name"))
+        request,
+        session,
+        actor,
+        lambda: service.create_group(session, actor=actor, name=form_text(form, "name")),
     )
 
 
@@ -110,7 +102,7 @@ def create_tag(
         request,
         session,
         actor,
-        lambda: service.create_tag(session, actor=actor, group_id=group_id, name=_field(form, "name")),
+        lambda: service.create_tag(session, actor=actor, group_id=group_id, name=form_text(form, "name")),
     )
 
 
@@ -122,7 +114,7 @@ def rename_group(
         ids = service.tag_ids_of_group(session, workspace_id=actor.workspace_id, group_id=group_id)
         named_by = segments.tag_references(session, workspace_id=actor.workspace_id, tag_ids=ids)
         service.rename_group(
-            session, actor=actor, group_id=group_id, name=_field(form, "name"), named_by=named_by
+            session, actor=actor, group_id=group_id, name=form_text(form, "name"), named_by=named_by
         )
 
     return _write(request, session, actor, rename)
@@ -134,7 +126,9 @@ def rename_tag(
 ) -> Response:
     def rename() -> None:
         named_by = segments.tag_references(session, workspace_id=actor.workspace_id, tag_ids=[tag_id])
-        service.rename_tag(session, actor=actor, tag_id=tag_id, name=_field(form, "name"), named_by=named_by)
+        service.rename_tag(
+            session, actor=actor, tag_id=tag_id, name=form_text(form, "name"), named_by=named_by
+        )
 
     return _write(request, session, actor, rename)
 
@@ -193,7 +187,7 @@ def delete_tag(
 
     def drop() -> None:
         named_by = segments.tag_references(session, workspace_id=actor.workspace_id, tag_ids=[tag_id])
-        expected = _number(_field(form, "expected_customers"), where="expected_customers")
+        expected = _number(form_text(form, "expected_customers"), where="expected_customers")
         removed.append(
             service.delete_tag(
                 session, actor=actor, tag_id=tag_id, expected_customers=expected, named_by=named_by
@@ -213,7 +207,7 @@ def delete_group(
     def drop() -> None:
         ids = service.tag_ids_of_group(session, workspace_id=actor.workspace_id, group_id=group_id)
         named_by = segments.tag_references(session, workspace_id=actor.workspace_id, tag_ids=ids)
-        expected = _number(_field(form, "expected_customers"), where="expected_customers")
+        expected = _number(form_text(form, "expected_customers"), where="expected_customers")
         removed.append(
             service.delete_group(
                 session, actor=actor, group_id=group_id, expected_customers=expected, named_by=named_by
@@ -231,13 +225,13 @@ def bulk(request: Request, session: DbSession, actor: CurrentActor, form: Form) 
     upload = form.get("file")
     content = upload.file.read() if isinstance(upload, UploadFile) else b""
     filename = upload.filename if isinstance(upload, UploadFile) else None
-    remove = _field(form, "action") == "remove"
-    target = _field(form, "target")
+    remove = form_text(form, "action") == "remove"
+    target = form_text(form, "target")
     try:
         with session.begin_nested():
-            tag_id = _number(_field(form, "tag_id"), where="tag_id")
+            tag_id = _number(form_text(form, "tag_id"), where="tag_id")
             if target == "segment":
-                segment_id = _number(_field(form, "segment_id"), where="segment_id")
+                segment_id = _number(form_text(form, "segment_id"), where="segment_id")
                 segment = segments.get_segment(
                     session, workspace_id=actor.workspace_id, segment_id=segment_id
                 )
@@ -257,7 +251,7 @@ def bulk(request: Request, session: DbSession, actor: CurrentActor, form: Form) 
             elif target == "ids":
                 ids = [
                     _number(part, where="customer_ids")
-                    for part in _IDS.split(_field(form, "customer_ids"))
+                    for part in _IDS.split(form_text(form, "customer_ids"))
                     if part
                 ]
                 if not ids:
@@ -278,7 +272,7 @@ def bulk(request: Request, session: DbSession, actor: CurrentActor, form: Form) 
                     session,
                     actor=actor,
                     tag_id=tag_id,
-                    kind=_field(form, "kind") or "phone",
+                    kind=form_text(form, "kind") or "phone",
                     content=content,
                     filename=filename,
                     remove=remove,

@@ -6,10 +6,10 @@ each staff member's publish status. Included in the WeCom router."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
@@ -17,24 +17,13 @@ from starlette.datastructures import FormData, UploadFile
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import render, render_error
 from siyu.wecom import service as wecom
 from siyu.wecom.service.moments import MAX_MOMENT_IMAGES
 from siyu.workspaces import service as workspaces
 
 router = APIRouter(include_in_schema=False)
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _files(form: FormData, name: str) -> list[UploadFile]:
@@ -89,7 +78,7 @@ def _scheduled(session: Session, actor: Actor, text: str) -> datetime | None:
 def create_moment(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
     actor.require(Permission.WRITE)
     values: dict[str, Any] = {
-        name: _field(form, name) for name in ("text", "link_title", "link_url", "scheduled_for")
+        name: form_text(form, name) for name in ("text", "link_title", "link_url", "scheduled_for")
     }
     values["senders"] = [v for v in form.getlist("senders") if isinstance(v, str) and v]
     values["tags"] = [v for v in form.getlist("tags") if isinstance(v, str) and v.isdigit()]
