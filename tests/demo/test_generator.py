@@ -236,3 +236,12 @@ def test_consent_is_dated_from_joining_and_wecom_contacts_befriend_their_staff(b
     assert set(ended["removed_by"]) == {"customer", "staff"}
     assert (ended["removed_at"].str.to_datetime() > ended["added_at"].str.to_datetime()).all()
     assert friends["added_at"].str.to_datetime().max() < datetime(2025, 7, 1)  # type: ignore[operator]
+
+
+def test_repeat_scale_makes_the_benchmark_brand_buy_about_ten_times(brand: DemoFiles, tmp_path: Path) -> None:
+    loyal = generator.generate(tmp_path, customers=2000, seed=11, repeat_scale=2.0)
+    assert loyal.persons == brand.persons
+    assert 8 <= loyal.orders / loyal.persons <= 13
+    assert loyal.orders > 1.8 * brand.orders
+    with pytest.raises(ValueError, match="repeat_scale 9"):
+        generator.generate(tmp_path, customers=2000, repeat_scale=9)

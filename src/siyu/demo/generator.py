@@ -451,15 +451,24 @@ def channel_costs(*, customers: int = 50_000, seed: int = 7) -> list[ChannelCost
 
 
 def generate(
-    directory: Path, *, customers: int = 50_000, seed: int = 7, email_domain: str = "demo.siyu.local"
+    directory: Path,
+    *,
+    customers: int = 50_000,
+    seed: int = 7,
+    email_domain: str = "demo.siyu.local",
+    repeat_scale: float = 1.0,
 ) -> DemoFiles:
     """Write customers.csv, orders.csv and events.jsonl for a brand of about `customers` people.
 
     Deterministic: the same arguments give the same bytes. `email_domain` names the staff logins that
     customers are assigned to (负责人), so it must match the users the demo workspace creates.
+    `repeat_scale` makes customers buy more often and stay longer (purchase rate × s, dropout ÷ s^1.32):
+    1 gives about 4.8 orders per person, 2 about 10 (the benchmarks' 1M customers / 10M orders).
     """
     if customers < 50:
         raise ValueError("the demo brand needs at least 50 customers")
+    if not 0.2 <= repeat_scale <= 5:
+        raise ValueError(f"repeat_scale {repeat_scale} is out of range: use 0.2 to 5")
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n = customers
@@ -475,8 +484,8 @@ def generate(
     home_store = rng.choice(len(STORES), size=n, p=store_weights / store_weights.sum())
     home_city = np.array([CITY_NAMES.index(STORES[s].city) for s in range(len(STORES))])[home_store]
     is_lead = np.isin(acq_channel, [_WECOM, _ADS]) & (rng.random(n) < LEAD_SHARE)
-    rate = rng.gamma(GAMMA_R, 1.0 / GAMMA_ALPHA, size=n)
-    dropout = rng.beta(BETA_A, BETA_B, size=n)
+    rate = rng.gamma(GAMMA_R, 1.0 / GAMMA_ALPHA, size=n) * repeat_scale
+    dropout = rng.beta(BETA_A, BETA_B, size=n) / repeat_scale**1.32
 
     buyers = np.flatnonzero(~is_lead)
     later_person, later_day = _purchases(rng, acq_day[buyers], rate[buyers], dropout[buyers])

@@ -203,6 +203,7 @@ def build_demo(
     slug: str = DEFAULT_SLUG,
     password: str = DEMO_PASSWORD,
     report: Report | None = None,
+    repeat_scale: float = 1.0,
 ) -> DemoBuild:
     """Create the demo workspace `slug`, generate the brand's files into `directory` and import them.
 
@@ -225,7 +226,13 @@ def build_demo(
     )
 
     step = time.perf_counter()
-    files = generator.generate(directory, customers=customers, seed=seed, email_domain=email_domain_for(slug))
+    files = generator.generate(
+        directory,
+        customers=customers,
+        seed=seed,
+        email_domain=email_domain_for(slug),
+        repeat_scale=repeat_scale,
+    )
     seconds["generate"] = time.perf_counter() - step
     say(
         f"generated {files.persons} people, {files.orders} orders ({files.order_rows} lines), "
