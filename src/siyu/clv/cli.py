@@ -84,11 +84,15 @@ def fit(
 @clv_app.command("score")
 def score(
     workspace: str | None = typer.Option(None, "--workspace", help="Workspace slug (default: the only one)."),
-    model: str = typer.Option("bgnbd", "--model", help="Purchase model: bgnbd or pareto."),
+    model: str | None = typer.Option(
+        None, "--model", help="Purchase model: bgnbd or pareto (default: the workspace's settings)."
+    ),
     as_of: str | None = typer.Option(
         None, "--as-of", help="Score as of this day (YYYY-MM-DD); default: now."
     ),
-    horizon_months: int = typer.Option(12, "--horizon-months", help="Months of value to predict."),
+    horizon_months: int | None = typer.Option(
+        None, "--horizon-months", help="Months of value to predict (default: the settings')."
+    ),
     acting_as: str | None = typer.Option(
         None, "--as", help="Act as this member (email); default: the owner."
     ),
@@ -131,6 +135,49 @@ def score(
             indent=2,
         )
     )
+
+
+@clv_app.command("settings")
+def settings(
+    workspace: str | None = typer.Option(None, "--workspace", help="Workspace slug (default: the only one)."),
+    model: str | None = typer.Option(None, "--model", help="Purchase model: bgnbd or pareto."),
+    horizon_months: int | None = typer.Option(None, "--horizon-months", help="Months of value to predict."),
+    monthly_discount_rate: float | None = typer.Option(
+        None, "--monthly-discount-rate", help="Discount per month, e.g. 0.01."
+    ),
+    acting_as: str | None = typer.Option(
+        None, "--as", help="Act as this member (email); default: the owner."
+    ),
+) -> None:
+    """Print the workspace's scoring settings as JSON; with options, change those and save (audited).
+    The daily scoring and "score now" use them."""
+    from dataclasses import replace
+
+    from siyu.auth import service as auth
+    from siyu.clv import scoring_settings
+    from siyu.core.db import get_database
+    from siyu.workspaces import service as workspaces
+
+    given = {
+        name: value
+        for name, value in (
+            ("model", model),
+            ("horizon_months", horizon_months),
+            ("monthly_discount_rate", monthly_discount_rate),
+        )
+        if value is not None
+    }
+    with get_database().transaction() as session:
+        found = workspaces.workspace_for_command(session, slug=workspace)
+        actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)
+        config = scoring_settings.settings_of(session, workspace_id=found.id)
+        if given:
+            config = scoring_settings.update_settings(
+                session,
+                actor=actor,
+                config=replace(config, **given),  # type: ignore[arg-type]
+            )
+    typer.echo(json.dumps(config.as_dict(), indent=2))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -15,10 +15,12 @@ from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.service import Actor, Permission
+from siyu.clv import scoring_settings
 from siyu.clv.fitters.bgnbd import BetaGeoFitter
 from siyu.clv.fitters.gamma_gamma import GammaGammaFitter
 from siyu.clv.fitters.pareto_nbd import ParetoNBDFitter
 from siyu.clv.models import CustomerScore
+from siyu.clv.scoring_settings import PurchaseModel, ScoringConfig
 from siyu.clv.summary import PurchaseHistories, summarise
 from siyu.clv.value import CalibrationBucket, calibration_holdout, customer_lifetime_value
 from siyu.core import audit, domain_events
@@ -29,7 +31,6 @@ from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
 
-PurchaseModel = Literal["bgnbd", "pareto"]
 MIN_BUYERS = 20  # fewer buyers than this leave the models without the data to fit
 MIN_REPEAT_BUYERS = 5
 _CHUNK = 5_000
@@ -95,19 +96,29 @@ def score_workspace(
     *,
     actor: Actor,
     as_of: datetime | None = None,
-    model: PurchaseModel = "bgnbd",
-    horizon_months: int = 12,
-    monthly_discount_rate: float = 0.01,
+    model: PurchaseModel | None = None,
+    horizon_months: int | None = None,
+    monthly_discount_rate: float | None = None,
 ) -> ScoringRun:
     """Fit the purchase model (BG/NBD or Pareto/NBD) and Gamma-Gamma to the workspace's purchases before
-    `as_of` (default now; weeks of the workspace's calendar) and store every buyer's scores."""
+    `as_of` (default now; weeks of the workspace's calendar) and store every buyer's scores.
+
+    The model, horizon and discount rate default to the workspace's settings (`scoring_settings`)."""
     actor.require(Permission.WRITE)
-    if model not in ("bgnbd", "pareto"):
-        raise ValidationFailed(f"unknown purchase model {model!r}", where="model", hint="bgnbd or pareto")
-    if not 1 <= horizon_months <= 60:
-        raise ValidationFailed(
-            f"a horizon of {horizon_months} months is out of range", where="horizon_months"
-        )
+    saved = scoring_settings.settings_of(session, workspace_id=actor.workspace_id)
+    config = ScoringConfig(
+        model=model if model is not None else saved.model,
+        horizon_months=horizon_months if horizon_months is not None else saved.horizon_months,
+        monthly_discount_rate=(
+            monthly_discount_rate if monthly_discount_rate is not None else saved.monthly_discount_rate
+        ),
+    )
+    scoring_settings.check(config)
+    model, horizon_months, monthly_discount_rate = (
+        config.model,
+        config.horizon_months,
+        config.monthly_discount_rate,
+    )
     workspace_id = actor.workspace_id
     as_of = as_of or utcnow()
     zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=workspace_id).timezone)
@@ -170,7 +181,12 @@ def score_workspace(
         action="clv.score",
         target_type="workspace",
         target_id=workspace_id,
-        detail={"scored": run.scored, "model": model, "params": run.params, "spend_params": run.spend_params},
+        detail={
+            "scored": run.scored,
+            **config.as_dict(),
+            "params": run.params,
+            "spend_params": run.spend_params,
+        },
     )
     domain_events.record(
         session,

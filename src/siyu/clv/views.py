@@ -1,6 +1,7 @@
 """The CLV page (客户价值): the last scoring run, customers by predicted value and by P(alive), the
 top customers, and the calibration/holdout chart that shows whether the purchase model predicts well.
-Every chart's data downloads as CSV from the same service call that draws it."""
+Every chart's data downloads as CSV from the same service call that draws it. Managers set how the
+workspace scores (model, horizon, discount rate)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from siyu.auth.service import Actor, Permission
+from siyu.clv import scoring_settings
 from siyu.clv import service as clv
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import csv_download, render, render_error, yuan
 
 router = APIRouter(include_in_schema=False)
@@ -36,9 +39,24 @@ def clv_page(
     session: DbSession,
     actor: CurrentActor,
     holdout_days: int = DEFAULT_HOLDOUT_DAYS,
-    model: clv.PurchaseModel = "bgnbd",
+    model: clv.PurchaseModel | None = None,
 ) -> Response:
     actor.require(Permission.READ)
+    return _page(request, session, actor, holdout_days=holdout_days, model=model)
+
+
+def _page(
+    request: Request,
+    session: DbSession,
+    actor: Actor,
+    *,
+    holdout_days: int = DEFAULT_HOLDOUT_DAYS,
+    model: clv.PurchaseModel | None = None,
+    settings: dict[str, Any] | None = None,
+    error: ValidationFailed | None = None,
+) -> Response:
+    saved = scoring_settings.settings_of(session, workspace_id=actor.workspace_id)
+    model = model or saved.model
     summary = clv.score_summary(session, actor=actor)
     values = clv.value_distribution(session, actor=actor)
     alive = clv.p_alive_distribution(session, actor=actor)
@@ -78,16 +96,50 @@ def clv_page(
             "model": model,
             "at_risk_p_alive": clv.AT_RISK_P_ALIVE,
             "can_write": actor.can(Permission.WRITE),
+            "can_manage": actor.can(Permission.MANAGE),
+            "settings": settings or saved.as_dict(),
+            "models": scoring_settings.MODELS,
+            "error": error,
             "charts": charts,
         },
         session=session,
         actor=actor,
+        status_code=422 if error else 200,
     )
+
+
+@router.post("/clv/settings")
+def save_settings(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
+    """Save the scoring settings the form holds; a bad value shows the page again with what to fix."""
+    actor.require(Permission.MANAGE)
+    values = {name: form_text(form, name) for name in ("model", "horizon_months", "monthly_discount_rate")}
+    try:
+        try:
+            horizon = int(values["horizon_months"])
+        except ValueError:
+            raise ValidationFailed(
+                f"{values['horizon_months']!r} is not a whole number", where="horizon_months"
+            ) from None
+        try:
+            rate = float(values["monthly_discount_rate"])
+        except ValueError:
+            raise ValidationFailed(
+                f"{values['monthly_discount_rate']!r} is not a number", where="monthly_discount_rate"
+            ) from None
+        config = scoring_settings.ScoringConfig(
+            model=values["model"],  # type: ignore[arg-type]  # refused by name when unknown
+            horizon_months=horizon,
+            monthly_discount_rate=rate,
+        )
+        scoring_settings.update_settings(session, actor=actor, config=config)
+    except ValidationFailed as error:  # refused before anything is written
+        return _page(request, session, actor, settings=values, error=error)
+    return RedirectResponse("/clv", status_code=303)
 
 
 @router.post("/clv/score")
 def score_now(request: Request, session: DbSession, actor: CurrentActor) -> Response:
-    """Score every buyer again with BG/NBD and Gamma-Gamma, then show the page."""
+    """Score every buyer again with the workspace's settings, then show the page."""
     actor.require(Permission.WRITE)
     try:
         clv.score_workspace(session, actor=actor)

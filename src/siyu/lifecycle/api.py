@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.timeutil import utcnow
@@ -15,6 +15,19 @@ from siyu.lifecycle import service
 from siyu.web.deps import DbSession, require
 
 router = APIRouter(prefix="/api/lifecycle", tags=["lifecycle"])
+
+
+class SettingsIn(BaseModel):
+    loyal_orders: int = Field(4, description="Purchases from which a customer is loyal (at least 2).")
+    dormant_factor: float = Field(
+        3.0, description="Dormant after this many times the customer's own gap between purchases (> 1)."
+    )
+    dormant_days: int = Field(60, description="…or after this many days without a purchase.")
+    churn_days: int = Field(180, description="Churned after this many days without a purchase (> dormant).")
+
+
+class SettingsOut(SettingsIn):
+    pass
 
 
 class FunnelStepOut(BaseModel):
@@ -54,3 +67,18 @@ def flows(
         FlowOut(from_stage=f.from_stage, to_stage=f.to_stage, customers=f.customers)
         for f in service.flows(session, actor=actor, start=start, end=end)
     ]
+
+
+@router.get("/settings", response_model=SettingsOut)
+def get_settings(session: DbSession, actor: Actor = require(Permission.READ)) -> SettingsOut:
+    """The workspace's stage thresholds (the defaults while none are saved)."""
+    return SettingsOut(**service.settings_of(session, workspace_id=actor.workspace_id).__dict__)
+
+
+@router.put("/settings", response_model=SettingsOut)
+def put_settings(
+    body: SettingsIn, session: DbSession, actor: Actor = require(Permission.MANAGE)
+) -> SettingsOut:
+    """Save the workspace's stage thresholds; the next sweep (daily, or `siyu lifecycle`) applies them."""
+    saved = service.update_settings(session, actor=actor, thresholds=service.Thresholds(**body.model_dump()))
+    return SettingsOut(**saved.__dict__)

@@ -1,9 +1,11 @@
 """`siyu lifecycle`: sweep every customer into their lifecycle stage as of now (or `--now`);
-`siyu lifecycle-report`: stages, funnel and flows as JSON."""
+`siyu lifecycle-report`: stages, funnel and flows as JSON; `siyu lifecycle-settings`: the workspace's
+stage thresholds."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import typer
@@ -67,3 +69,48 @@ def register(app: typer.Typer) -> None:
                 ],
             }
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+    @app.command("lifecycle-settings")
+    def lifecycle_settings(
+        workspace: str | None = typer.Option(
+            None, "--workspace", help="Workspace slug (default: the only one)."
+        ),
+        loyal_orders: int | None = typer.Option(
+            None, "--loyal-orders", help="Purchases from which a customer is loyal."
+        ),
+        dormant_factor: float | None = typer.Option(
+            None, "--dormant-factor", help="Dormant after this many times the customer's own purchase gap."
+        ),
+        dormant_days: int | None = typer.Option(
+            None, "--dormant-days", help="…or this many days without a purchase."
+        ),
+        churn_days: int | None = typer.Option(
+            None, "--churn-days", help="Churned after this many days without one."
+        ),
+        acting_as: str | None = typer.Option(
+            None, "--as", help="Act as this member (email); default: the owner."
+        ),
+    ) -> None:
+        """Print the workspace's stage thresholds as JSON; with options, change those and save (audited).
+        The next sweep applies them."""
+        given = {
+            name: value
+            for name, value in (
+                ("loyal_orders", loyal_orders),
+                ("dormant_factor", dormant_factor),
+                ("dormant_days", dormant_days),
+                ("churn_days", churn_days),
+            )
+            if value is not None
+        }
+        with get_database().transaction() as session:
+            found = workspaces.workspace_for_command(session, slug=workspace)
+            actor = auth.command_line_actor(session, workspace_id=found.id, email=acting_as)
+            thresholds = service.settings_of(session, workspace_id=found.id)
+            if given:
+                thresholds = service.update_settings(
+                    session,
+                    actor=actor,
+                    thresholds=replace(thresholds, **given),  # type: ignore[arg-type]
+                )
+        typer.echo(json.dumps(thresholds.__dict__, indent=2))

@@ -34,4 +34,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lifecycle.end": ("结束", "End"),
     "lifecycle.show": ("查看", "Show"),
     "lifecycle.csv": ("下载 CSV", "Download CSV"),
+    "lifecycle.settings_title": ("阶段阈值设置", "Stage thresholds"),
+    "lifecycle.settings_explain": (
+        "每日 03:15 的扫描与 siyu lifecycle 使用这些阈值；保存后下一次扫描生效。",
+        "The daily sweep at 03:15 and siyu lifecycle use these thresholds; a save applies from the next sweep.",
+    ),
+    "lifecycle.loyal_orders": ("忠诚：购买次数 ≥", "Loyal at purchases ≥"),
+    "lifecycle.dormant_factor": ("沉睡：个人购买间隔的倍数", "Dormant: times the customer's own gap"),
+    "lifecycle.dormant_days": ("或未购买天数", "or days without a purchase"),
+    "lifecycle.churn_days": ("流失：未购买天数", "Churned: days without a purchase"),
+    "lifecycle.save_settings": ("保存阈值", "Save thresholds"),
 }

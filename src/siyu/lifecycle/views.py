@@ -1,5 +1,6 @@
 """The lifecycle page (生命周期): customers per stage, the funnel lead → new → active → loyal, and the
-moves between stages over a chosen period as a Sankey, each chart's data also as CSV."""
+moves between stages over a chosen period as a Sankey, each chart's data also as CSV; the workspace's
+stage thresholds, editable by managers."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.lifecycle import service
 from siyu.web.deps import CurrentActor, DbSession
+from siyu.web.forms import Form, form_text
 from siyu.web.templating import csv_download, render, render_error
 from siyu.workspaces import service as workspaces
 
@@ -57,10 +59,23 @@ def lifecycle_page(
     end: date | None = None,
 ) -> Response:
     actor.require(Permission.READ)
+    return _render(request, session, actor, start, end)
+
+
+def _render(
+    request: Request,
+    session: DbSession,
+    actor: Actor,
+    start: date | None,
+    end: date | None,
+    *,
+    settings: dict[str, Any] | None = None,
+    error: ValidationFailed | None = None,
+) -> Response:
     try:
         first_day, last_day, begin, finish = _period(session, actor, start, end)
-    except SiyuError as error:
-        return render_error(request, error, session=session, actor=actor)
+    except SiyuError as period_error:
+        return render_error(request, period_error, session=session, actor=actor)
     report = _report(session, actor, begin, finish)
     moves = [f for f in report["flows"] if f.from_stage != f.to_stage]
     chart = {
@@ -83,10 +98,35 @@ def lifecycle_page(
             "chart": chart,
             "first": FIRST,
             "thresholds": service.settings_of(session, workspace_id=actor.workspace_id),
+            "settings": settings or service.settings_of(session, workspace_id=actor.workspace_id).__dict__,
+            "error": error,
+            "can_manage": actor.can(Permission.MANAGE),
         },
         session=session,
         actor=actor,
+        status_code=422 if error else 200,
     )
+
+
+SETTING_FIELDS = {"loyal_orders": int, "dormant_factor": float, "dormant_days": int, "churn_days": int}
+
+
+@router.post("/lifecycle/settings")
+def save_settings(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
+    """Save the stage thresholds the form holds; a bad value shows the page again with what to fix."""
+    actor.require(Permission.MANAGE)
+    values = {name: form_text(form, name) for name in SETTING_FIELDS}
+    try:
+        parsed: dict[str, Any] = {}
+        for name, kind in SETTING_FIELDS.items():
+            try:
+                parsed[name] = kind(values[name])
+            except ValueError:
+                raise ValidationFailed(f"{values[name]!r} is not a number", where=name) from None
+        service.update_settings(session, actor=actor, thresholds=service.Thresholds(**parsed))
+    except ValidationFailed as error:  # refused before anything is written
+        return _render(request, session, actor, None, None, settings=values, error=error)
+    return RedirectResponse("/lifecycle", status_code=303)
 
 
 @router.get("/lifecycle/data.csv")

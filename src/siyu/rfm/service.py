@@ -1,16 +1,18 @@
 """Computing RFM for a workspace, inside the database: per buyer of the window, recency (days since
 their last purchase), frequency (purchases) and monetary value (net revenue); scores 1–5 by quintiles
 (the cumulative distribution, so equal values always get equal scores) or by the brand's own
-thresholds; and the eight layers, each score compared with the average score of the buyers.
+thresholds; and the eight layers, each score compared with the average score of the buyers or with a
+score the brand chooses (a score ≥ the cut is high).
 
 Recency ages with time: a run at a later `now` moves scores and layers without any new order, so the
-daily run is the time sweep. One run replaces the previous scores in one transaction.
+daily run is the time sweep. One run replaces the previous scores in one transaction. A workspace keeps
+its own settings (`update_settings`); the daily run, "score now" and `siyu rfm` use them.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -23,7 +25,7 @@ from siyu.core.db import UTCDateTime, days_between
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.orders import service as orders
-from siyu.rfm.models import CustomerRfm
+from siyu.rfm.models import CustomerRfm, RfmSettings
 
 Method = Literal["quintile", "threshold"]
 
@@ -52,6 +54,18 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class RfmConfig:
+    """How a workspace scores: purchases of the last `window_days`, scored by quintiles or by the cut
+    points in `thresholds`; a score is "high" for the layers above the buyers' mean score, or at least
+    `layer_cut` when one is set (e.g. 3: scores 3–5 are high)."""
+
+    window_days: int = 365
+    method: Method = "quintile"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    layer_cut: float | None = None
+
+
+@dataclass(frozen=True)
 class LayerCount:
     layer: str
     customers: int
@@ -66,6 +80,7 @@ class RfmRun:
     window_days: int
     now: datetime
     layers: list[LayerCount] = field(default_factory=list)
+    layer_cut: float | None = None
 
 
 def _check(thresholds: Thresholds) -> None:
@@ -75,6 +90,79 @@ def _check(thresholds: Thresholds) -> None:
             raise ValidationFailed(
                 f"the {name} thresholds {list(cuts)} are not four rising numbers", where=f"thresholds.{name}"
             )
+
+
+def _check_config(config: RfmConfig) -> None:
+    if not 7 <= config.window_days <= 3650:
+        raise ValidationFailed(
+            f"a window of {config.window_days} days is out of range", where="window_days", hint="7 to 3650"
+        )
+    if config.method not in ("quintile", "threshold"):
+        raise ValidationFailed(
+            f"unknown scoring method {config.method!r}", where="method", hint="quintile or threshold"
+        )
+    _check(config.thresholds)
+    if config.layer_cut is not None and not 1 < config.layer_cut <= 5:
+        raise ValidationFailed(
+            f"a layer cut of {config.layer_cut} splits no scores",
+            where="layer_cut",
+            hint="a score above 1 and at most 5 (scores at or above it are high), or none for the mean",
+        )
+
+
+def settings_of(session: Session, *, workspace_id: int) -> RfmConfig:
+    """The workspace's RFM settings (the defaults while it has saved none)."""
+    row = session.get(RfmSettings, workspace_id)
+    if row is None:
+        return RfmConfig()
+    return RfmConfig(
+        window_days=row.window_days,
+        method=row.method,  # type: ignore[arg-type]  # only valid methods are saved
+        thresholds=Thresholds(
+            recency_days=tuple(row.recency_cuts),  # type: ignore[arg-type]
+            frequency=tuple(row.frequency_cuts),  # type: ignore[arg-type]
+            monetary_yuan=tuple(row.monetary_cuts_yuan),  # type: ignore[arg-type]
+        ),
+        layer_cut=row.layer_cut,
+    )
+
+
+def update_settings(session: Session, *, actor: Actor, config: RfmConfig) -> RfmConfig:
+    """Save the workspace's RFM settings (audited); the next run uses them. Nothing is saved when any
+    value is out of range."""
+    actor.require(Permission.MANAGE)
+    _check_config(config)
+    row = session.get(RfmSettings, actor.workspace_id)
+    if row is None:
+        row = RfmSettings(workspace_id=actor.workspace_id)
+        session.add(row)
+    row.window_days, row.method, row.layer_cut = config.window_days, config.method, config.layer_cut
+    row.recency_cuts = [float(v) for v in config.thresholds.recency_days]
+    row.frequency_cuts = [float(v) for v in config.thresholds.frequency]
+    row.monetary_cuts_yuan = [float(v) for v in config.thresholds.monetary_yuan]
+    row.updated_at = utcnow()
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor_user_id=actor.user_id,
+        action="rfm.settings",
+        target_type="workspace",
+        target_id=actor.workspace_id,
+        detail=settings_detail(config),
+    )
+    return config
+
+
+def settings_detail(config: RfmConfig) -> dict[str, Any]:
+    """The settings as plain JSON (the API's and the CLI's form)."""
+    return {
+        "window_days": config.window_days,
+        "method": config.method,
+        "recency_days": list(config.thresholds.recency_days),
+        "frequency": list(config.thresholds.frequency),
+        "monetary_yuan": list(config.thresholds.monetary_yuan),
+        "layer_cut": config.layer_cut,
+    }
 
 
 def _by_cuts(value: Any, cuts: tuple[float, ...], *, high_is_low: bool) -> Any:
@@ -97,22 +185,25 @@ def compute_rfm(
     *,
     actor: Actor,
     now: datetime | None = None,
-    window_days: int = 365,
-    method: Method = "quintile",
+    window_days: int | None = None,
+    method: Method | None = None,
     thresholds: Thresholds | None = None,
+    config: RfmConfig | None = None,
 ) -> RfmRun:
-    """Score every customer who bought in (now − window_days, now] and store their scores and layer."""
+    """Score every customer who bought in (now − window_days, now] and store their scores and layer.
+
+    `config` defaults to the workspace's settings; `window_days`, `method` and `thresholds` override it.
+    """
     actor.require(Permission.WRITE)
-    if not 7 <= window_days <= 3650:
-        raise ValidationFailed(
-            f"a window of {window_days} days is out of range", where="window_days", hint="7 to 3650"
-        )
-    if method not in ("quintile", "threshold"):
-        raise ValidationFailed(
-            f"unknown scoring method {method!r}", where="method", hint="quintile or threshold"
-        )
-    thresholds = thresholds or Thresholds()
-    _check(thresholds)
+    config = config or settings_of(session, workspace_id=actor.workspace_id)
+    overrides = {
+        name: value
+        for name, value in (("window_days", window_days), ("method", method), ("thresholds", thresholds))
+        if value is not None
+    }
+    config = replace(config, **overrides)  # type: ignore[arg-type]
+    _check_config(config)
+    window_days, method, thresholds = config.window_days, config.method, config.thresholds
     now = now or utcnow()
     if now.tzinfo is None:
         raise ValidationFailed("give `now` with a time zone", where="now")
@@ -146,9 +237,12 @@ def compute_rfm(
     rows = session.execute(select(scored)).all()
     session.execute(delete(CustomerRfm).where(CustomerRfm.workspace_id == workspace_id))
     count = max(len(rows), 1)
-    mean_r = sum(row.r for row in rows) / count
-    mean_f = sum(row.f for row in rows) / count
-    mean_m = sum(row.m for row in rows) / count
+    if config.layer_cut is None:  # a score is high above the buyers' mean score
+        split_r = sum(row.r for row in rows) / count
+        split_f = sum(row.f for row in rows) / count
+        split_m = sum(row.m for row in rows) / count
+    else:  # high at or above the cut: scores are whole numbers, so "above just under the cut"
+        split_r = split_f = split_m = config.layer_cut - 1e-9
     computed_at = utcnow()
     records: list[dict[str, Any]] = [
         {
@@ -160,7 +254,7 @@ def compute_rfm(
             "r": int(row.r),
             "f": int(row.f),
             "m": int(row.m),
-            "layer": LAYERS[(row.r > mean_r, row.f > mean_f, row.m > mean_m)],
+            "layer": LAYERS[(row.r > split_r, row.f > split_f, row.m > split_m)],
             "computed_at": computed_at,
         }
         for row in rows
@@ -185,7 +279,7 @@ def compute_rfm(
         action="rfm.compute",
         target_type="workspace",
         target_id=workspace_id,
-        detail={"scored": len(records), "method": method, "window_days": window_days},
+        detail={"scored": len(records), **settings_detail(config)},
     )
     domain_events.record(
         session,
@@ -196,10 +290,18 @@ def compute_rfm(
             "scored": len(records),
             "method": method,
             "window_days": window_days,
+            "layer_cut": config.layer_cut,
             "now": now.isoformat(),
         },
     )
-    return RfmRun(scored=len(records), method=method, window_days=window_days, now=now, layers=layers)
+    return RfmRun(
+        scored=len(records),
+        method=method,
+        window_days=window_days,
+        now=now,
+        layers=layers,
+        layer_cut=config.layer_cut,
+    )
 
 
 RFM_COLUMNS = {"r": CustomerRfm.r, "f": CustomerRfm.f, "m": CustomerRfm.m, "layer": CustomerRfm.layer}
