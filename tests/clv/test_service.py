@@ -198,6 +198,21 @@ def test_the_calibration_check_compares_holdout_purchases_per_frequency(
     assert check.buckets[-1].predicted > check.buckets[0].predicted
 
 
+def test_the_calibration_of_a_brand_whose_orders_stopped_ends_at_its_newest_order(
+    db: Database, workspace_id: int
+) -> None:
+    """An imported past brand (its orders stop months before today): the default holdout ends just after
+    the newest order, so it holds purchases, and two checks of the same data agree exactly."""
+    actor, _, _ = _pool(db, workspace_id, seed=14)
+    newest = AS_OF + timedelta(days=2)  # the pool's last order, by the customer who came later
+    with db.reader() as session:
+        first = clv.calibration_check(session, actor=actor, holdout_days=90)  # type: ignore[arg-type]
+        again = clv.calibration_check(session, actor=actor, holdout_days=90)  # type: ignore[arg-type]
+    assert first.holdout_end == newest.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    assert sum(b.actual * b.customers for b in first.buckets) > 0  # the holdout holds purchases
+    assert first == again
+
+
 def test_the_calibration_check_refuses_what_it_cannot_fit(db: Database, workspace_id: int) -> None:
     actor, _, _ = _pool(db, workspace_id, seed=12)
     with db.reader() as session:

@@ -26,7 +26,7 @@ from siyu.clv.value import CalibrationBucket, calibration_holdout, customer_life
 from siyu.core import audit, domain_events
 from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
-from siyu.core.timeutil import utcnow
+from siyu.core.timeutil import as_utc, utcnow
 from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.workspaces import service as workspaces
@@ -357,8 +357,10 @@ def calibration_check(
     as_of: datetime | None = None,
     model: PurchaseModel = "bgnbd",
 ) -> Calibration:
-    """Fit the purchase model on the purchases up to `holdout_days` before `as_of` (default now) and
-    compare, per calibration frequency, the purchases it predicts for the holdout with those made."""
+    """Fit the purchase model on the purchases up to `holdout_days` before `as_of` and compare, per
+    calibration frequency, the purchases it predicts for the holdout with those made. `as_of` defaults to
+    now, or to just after the newest order when orders stopped earlier (an import of past data): a
+    holdout after the data ends would hold no purchase and say nothing."""
     actor.require(Permission.READ)
     if not 7 <= holdout_days <= 730:
         raise ValidationFailed(
@@ -366,7 +368,9 @@ def calibration_check(
         )
     if model not in ("bgnbd", "pareto"):
         raise ValidationFailed(f"unknown purchase model {model!r}", where="model", hint="bgnbd or pareto")
-    as_of = as_of or utcnow()
+    if as_of is None:
+        newest = orders.last_order_at(session, workspace_id=actor.workspace_id)
+        as_of = utcnow() if newest is None else min(utcnow(), as_utc(newest) + timedelta(microseconds=1))
     zone = ZoneInfo(workspaces.get_workspace(session, workspace_id=actor.workspace_id).timezone)
     log = _purchase_log(session, workspace_id=actor.workspace_id, until=as_of)
     holdout_end = (as_of - timedelta(microseconds=1)).astimezone(zone).date()
