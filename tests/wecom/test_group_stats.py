@@ -229,3 +229,35 @@ def test_the_command_fetches_the_last_days(db: Database, corp: Corp, fake: FakeW
     out = json.loads(result.output)
     assert (out["end"], out["owners"], out["rows"], out["calls"]) == (yesterday.isoformat(), 1, 3, 3)
     assert _rows(db, corp.workspace_id)[(yesterday, "zhangsan")]["msg_total"] == 1000
+
+
+@pytest.mark.postgres
+def test_two_fetches_of_one_day_at_once_both_succeed(db: Database, workspace_id: int) -> None:
+    """The job and the command storing the same day concurrently: the second waits for the first's
+    rows and overwrites them instead of failing on the (workspace, day, owner) key."""
+    import threading
+
+    items = [{"owner": o, "data": _figures(n)} for n, o in ((1, "zhangsan"), (2, "lisi"))]
+    later = [{"owner": "lisi", "data": _figures(5)}]
+    errors: list[BaseException] = []
+    with db.transaction() as first:
+        group_stats.store_group_stats(first, workspace_id=workspace_id, day=YESTERDAY, items=items)
+
+        def second() -> None:
+            try:
+                with db.transaction() as session:
+                    group_stats.store_group_stats(
+                        session, workspace_id=workspace_id, day=YESTERDAY, items=later
+                    )
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting on the first's uncommitted rows
+    thread.join(timeout=10)
+    assert not errors, errors
+    rows = _rows(db, workspace_id)
+    assert rows[(YESTERDAY, "zhangsan")]["msg_total"] == 500
+    assert rows[(YESTERDAY, "lisi")]["msg_total"] == 2500  # the later fetch's figures

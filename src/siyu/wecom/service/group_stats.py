@@ -16,8 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.core.db import is_postgres
 from siyu.core.errors import ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.wecom.client import WecomClient
@@ -127,32 +130,37 @@ def store_group_stats(
     fetched_at: datetime | None = None,
 ) -> int:
     """Store one day's items as groupchat/statistic shapes them ({owner, data{the eight figures}}),
-    overwriting that day's rows of the same owners; how many were written."""
+    overwriting that day's rows of the same owners; how many were written.
+
+    One upsert per day (INSERT … ON CONFLICT DO UPDATE on the unique (workspace, day, owner)), so two
+    fetches of the same day at once — the daily job and `siyu wecom group-stats` — both succeed, the
+    later one's figures kept, instead of the second failing on the unique key."""
     fetched_at = fetched_at or utcnow()
-    existing = {
-        row.owner: row
-        for row in session.scalars(
-            select(WecomGroupStat).where(
-                WecomGroupStat.workspace_id == workspace_id, WecomGroupStat.day == day
-            )
-        )
-    }
-    written = 0
+    rows: dict[str, dict[str, Any]] = {}
     for item in items:
         owner = str(item.get("owner") or "")[:64]
         if not owner:
             continue
-        row = existing.get(owner)
-        if row is None:
-            row = existing[owner] = WecomGroupStat(workspace_id=workspace_id, day=day, owner=owner)
-            session.add(row)
         data = item.get("data") or {}
-        for name in FIGURES:
-            setattr(row, name, int(data.get(name) or 0))
-        row.fetched_at = fetched_at
-        written += 1
-    session.flush()
-    return written
+        rows[owner] = {
+            "workspace_id": workspace_id,
+            "day": day,
+            "owner": owner,
+            "fetched_at": fetched_at,
+            **{name: int(data.get(name) or 0) for name in FIGURES},
+        }
+    if not rows:
+        return 0
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    statement = insert(WecomGroupStat).values(list(rows.values()))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["workspace_id", "day", "owner"],
+            set_={name: statement.excluded[name] for name in (*FIGURES, "fetched_at")},
+        )
+    )
+    session.expire_all()  # rows loaded before now show the stored figures on their next read
+    return len(rows)
 
 
 def fetch_group_stats(
