@@ -90,6 +90,50 @@ def test_a_group_post_from_the_form_listed_sent_and_shown(
     assert "已暂停" in client.get("/group-posts").text
 
 
+def test_a_mini_program_card_takes_its_cover_as_an_uploaded_image(
+    client: TestClient, db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    chat_id = _group(db, corp, fake)
+    token = log_in(client, make_login(db, corp.workspace_id, Role.OWNER))
+    with db.reader() as session:
+        start = posts.local_today(session, workspace_id=corp.workspace_id) + timedelta(days=1)
+    form = {
+        "csrf_token": token,
+        "name": "点单小程序",
+        "text": "今天来一杯？",
+        "mp_title": "点单",
+        "mp_appid": "wx123",
+        "mp_page": "pages/menu",
+        "target": "groups",
+        "target_groups": chat_id,
+        "repeat": "daily",
+        "time_of_day": "11:00",
+        "start_on": start.isoformat(),
+    }
+    missing = client.post("/group-posts", data=form)
+    assert missing.status_code == 422 and "cover" in missing.text
+    wrong = client.post(
+        "/group-posts", data=form, files={"mp_cover": ("c.gif", b"GIF89a-not-a-png", "image/gif")}
+    )
+    assert wrong.status_code == 422 and "c.gif" in wrong.text
+    made = client.post(
+        "/group-posts",
+        data=form,
+        files={"mp_cover": ("cover.png", png(), "image/png")},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    post_id = int(made.headers["location"].split("/")[2].split("?")[0])
+    with db.reader() as session:
+        post = posts.get_post(session, workspace_id=corp.workspace_id, post_id=post_id)
+        assert post.cover_image == png() and post.cover_media_id is None
+        due = post.next_at
+    assert due is not None
+    assert run_group_posts(db, workspace_id=corp.workspace_id, now=due) == 1
+    [body] = [b for path, b in fake.calls if path == "/cgi-bin/externalcontact/add_msg_template"]
+    assert body["attachments"][0]["miniprogram"]["pic_media_id"] == fake.uploads[-1]
+
+
 def test_a_moment_from_the_form_with_three_images_and_a_tag_range(
     client: TestClient, db: Database, corp: Corp, fake: FakeWecom
 ) -> None:

@@ -66,6 +66,10 @@ def _daily(db: Database, corp: Corp, **overrides: Any) -> int:
         return post.id
 
 
+CARD = {"msgtype": "miniprogram", "miniprogram": {"title": "点单", "appid": "wx123", "page": "pages/menu"}}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
 def _sends(fake: FakeWecom) -> list[dict[str, Any]]:
     return [body for path, body in fake.calls if path == ADD]
 
@@ -199,6 +203,9 @@ def test_an_owner_wecom_refuses_is_kept_and_the_others_still_go(
         ({"time_of_day": "25:00"}, "time_of_day"),
         ({"text": "", "attachments": []}, "text"),
         ({"repeat": "once", "start_on": date(2026, 12, 2)}, "start_on"),
+        ({"attachments": [CARD]}, "cover"),  # a mini-program card without its cover image
+        ({"cover": ("menu.gif", b"GIF89a......")}, "cover"),  # a cover, but no card, and not JPG/PNG
+        ({"attachments": [CARD], "cover": ("menu.gif", b"GIF89a......")}, "cover"),
     ],
 )
 def test_a_post_that_cannot_go_is_refused_with_where(
@@ -207,3 +214,25 @@ def test_a_post_that_cannot_go_is_refused_with_where(
     with pytest.raises(ValidationFailed) as refused:
         _daily(db, corp, **overrides)
     assert refused.value.where == where
+
+
+def test_a_daily_mini_program_card_gets_a_cover_media_id_younger_than_three_days(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    """WeCom forgets a temporary media_id after 3 days: the kept cover is uploaded for the first send,
+    reused while under 2.5 days old, and uploaded again before the send that would find it stale."""
+    _groups(db, corp, fake)
+    _daily(db, corp, attachments=[CARD], cover=("menu.png", PNG))
+    covers = []
+    for day in range(5):
+        assert run_group_posts(db, workspace_id=corp.workspace_id, now=ELEVEN + timedelta(days=day)) == 2
+        cards = [b["attachments"][0]["miniprogram"] for b in _sends(fake)[-2:]]
+        assert {c["appid"] for c in cards} == {"wx123"}
+        covers.append({c["pic_media_id"] for c in cards})
+    assert all(len(c) == 1 for c in covers)  # both owners' sends of a day carry the same media_id
+    ids = [next(iter(c)) for c in covers]
+    # uploaded on day 0, reused on days 1 and 2 (< 2.5 days), again on day 3, reused on day 4
+    assert ids[0] == ids[1] == ids[2] != ids[3] == ids[4]
+    assert fake.uploads == [ids[0], ids[3]]
+    upload_calls = [path for path, _ in fake.calls if path == "/cgi-bin/media/upload"]
+    assert len(upload_calls) == 2

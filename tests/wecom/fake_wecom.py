@@ -327,6 +327,18 @@ def _upload_attachment(fake: FakeWecom, query: dict[str, str], body: dict[str, A
     return _ok(type=query["media_type"], media_id=media_id, created_at=int(time.time()))
 
 
+def _upload_media(fake: FakeWecom, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    # media/upload (临时素材): type image | voice | video | file, the file as the multipart part "media";
+    # the media_id lasts 3 days
+    if query.get("type") not in ("image", "voice", "video", "file"):
+        return _bad("invalid media type", 40004)
+    if not body.get("multipart") or not body.get("has_media"):
+        return _bad("media data missing", 41005)
+    media_id = "tmp" + uuid.uuid4().hex
+    fake.uploads.append(media_id)
+    return _ok(type=query["type"], media_id=media_id, created_at=str(int(time.time())))
+
+
 def _get_moment_task_result(fake: FakeWecom, query: dict[str, str], _body: dict[str, Any]) -> dict[str, Any]:
     job = fake.moment_jobs.get(query.get("jobid", ""))
     if job is None:
@@ -475,6 +487,7 @@ ENDPOINTS = {
     ("POST", "/cgi-bin/externalcontact/list_contact_way"): _list_contact_way,
     ("POST", "/cgi-bin/externalcontact/add_moment_task"): _add_moment_task,
     ("POST", "/cgi-bin/media/upload_attachment"): _upload_attachment,
+    ("POST", "/cgi-bin/media/upload"): _upload_media,
     ("GET", "/cgi-bin/externalcontact/get_moment_task_result"): _get_moment_task_result,
     ("POST", "/cgi-bin/externalcontact/get_moment_task"): _get_moment_task,
     ("POST", "/cgi-bin/externalcontact/groupchat/list"): _groupchat_list,

@@ -30,10 +30,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "posts.mp_title": ("小程序标题", "Mini program title"),
     "posts.mp_appid": ("小程序 appid", "Mini program appid"),
     "posts.mp_page": ("小程序页面路径", "Mini program page"),
-    "posts.mp_pic_media_id": ("小程序封面 media_id", "Mini program cover media_id"),
+    "posts.mp_cover": ("小程序封面图（JPG/PNG）", "Mini program cover image (JPG/PNG)"),
     "posts.attachment_help": (
-        "图片和链接以 URL 发送，长期有效；小程序封面的 media_id 只在上传后 3 天内有效。",
-        "Images and links go by URL and stay valid; a mini program cover's media_id is valid for 3 days after upload.",
+        "图片和链接以 URL 发送，长期有效；小程序封面图由 siyu 保存，每次发送前若上次上传已超过 2.5 天就重新上传（企业微信的 media_id 只有 3 天有效）。",
+        "Images and links go by URL and stay valid; siyu keeps the mini program cover and uploads it again before a send when the last upload is over 2.5 days old (WeCom's media_id lasts 3 days).",
     ),
     "posts.repeat": ("重复", "Repeat"),
     "posts.repeat_once": ("一次", "Once"),

@@ -117,6 +117,12 @@ class GroupPost(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by_user_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # a mini-program card's cover image, kept so that each occurrence can send a media_id younger than
+    # WeCom's 3 days (media/upload); the last upload's media_id and time
+    cover_image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cover_filename: Mapped[str | None] = mapped_column(String(120))
+    cover_media_id: Mapped[str | None] = mapped_column(String(200))
+    cover_uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class GroupPostOccurrence(Base):

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from siyu.auth.service import Actor, Permission
 from siyu.communities import posts, service
@@ -39,10 +39,11 @@ def attachments_of(values: dict[str, Any]) -> list[dict[str, Any]]:
             link["desc"] = values["link_desc"]
         found.append({"msgtype": "link", "link": link})
     if values.get("mp_appid"):
-        if not values.get("mp_title") or not values.get("mp_page") or not values.get("mp_pic_media_id"):
+        if not values.get("mp_title") or not values.get("mp_page"):
             raise ValidationFailed(
-                "a mini-program card needs its title, appid, page and cover media_id", where="miniprogram"
+                "a mini-program card needs its title, appid, page and cover image", where="miniprogram"
             )
+        # the cover's media_id is added at each send, from the kept image (posts.attachments_to_send)
         found.append(
             {
                 "msgtype": "miniprogram",
@@ -50,11 +51,18 @@ def attachments_of(values: dict[str, Any]) -> list[dict[str, Any]]:
                     "title": values["mp_title"],
                     "appid": values["mp_appid"],
                     "page": values["mp_page"],
-                    "pic_media_id": values["mp_pic_media_id"],
                 },
             }
         )
     return found
+
+
+def _cover(form: FormData) -> tuple[str, bytes] | None:
+    """The uploaded mini-program cover, if the form carries one (an empty file input sends no file)."""
+    upload = form.get("mp_cover")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    return upload.filename, upload.file.read()
 
 
 def _choices(session: Session, workspace_id: int) -> dict[str, Any]:
@@ -135,7 +143,6 @@ def create_post(request: Request, session: DbSession, actor: CurrentActor, form:
         "mp_title",
         "mp_appid",
         "mp_page",
-        "mp_pic_media_id",
         "target",
         "repeat",
         "time_of_day",
@@ -163,6 +170,7 @@ def create_post(request: Request, session: DbSession, actor: CurrentActor, form:
             time_of_day=values["time_of_day"],
             weekdays=[int(d) for d in values["weekdays"]],
             start_on=start_on,
+            cover=_cover(form),
         )
         with session.begin_nested():
             post = posts.create_post(session, actor=actor, spec=spec)

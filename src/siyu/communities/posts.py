@@ -36,6 +36,8 @@ REPEATS = ("once", "daily", "weekly")
 # an occurrence the worker reaches this late is recorded as missed, not sent: yesterday's menu at
 # tomorrow's lunch helps nobody
 GRACE = timedelta(hours=2)
+# a cover uploaded more than 2.5 days ago is uploaded again: WeCom forgets a media_id after 3 days
+COVER_REFRESH_AFTER = timedelta(days=2, hours=12)
 MAX_CHATS = 2000  # add_msg_template takes at most 2000 chat ids
 
 
@@ -89,6 +91,9 @@ class PostSpec:
     time_of_day: str
     weekdays: list[int]
     start_on: date
+    # a mini-program card's cover (file name, JPEG or PNG bytes): kept, and uploaded again for an
+    # occurrence when its last media_id is older than COVER_REFRESH_AFTER
+    cover: tuple[str, bytes] | None = None
 
 
 def create_post(session: Session, *, actor: Actor, spec: PostSpec, now: datetime | None = None) -> GroupPost:
@@ -100,6 +105,15 @@ def create_post(session: Session, *, actor: Actor, spec: PostSpec, now: datetime
     if not name or len(name) > 200:
         raise ValidationFailed("a group post needs a name of up to 200 characters", where="name")
     message_content(spec.text, spec.attachments)  # refused here as WeCom would refuse it
+    card = _miniprogram(spec.attachments)
+    if spec.cover is not None:
+        if card is None:
+            raise ValidationFailed("a cover image belongs to a mini-program card", where="cover")
+        wecom.image_type(filename=spec.cover[0], content=spec.cover[1], where="cover")
+    elif card is not None and not card.get("pic_media_id"):
+        raise ValidationFailed(
+            "a mini-program card needs its cover image", where="cover", hint="upload a JPG or PNG"
+        )
     if spec.target not in TARGETS:
         raise ValidationFailed(f"target {spec.target!r}", where="target", hint="groups, owners or tags")
     values = list(dict.fromkeys(v.strip() for v in spec.target_values if v.strip()))
@@ -132,6 +146,8 @@ def create_post(session: Session, *, actor: Actor, spec: PostSpec, now: datetime
         is_active=True,
         created_by_user_id=actor.user_id,
         created_at=current,
+        cover_image=spec.cover[1] if spec.cover else None,
+        cover_filename=(spec.cover[0] or "cover")[:120] if spec.cover else None,
     )
     post.next_at = next_occurrence(
         repeat=post.repeat,
@@ -281,6 +297,37 @@ def sending(session: Session, *, workspace_id: int | None = None) -> list[tuple[
     return found
 
 
+def _miniprogram(attachments: list[dict[str, Any]]) -> dict[str, Any] | None:
+    card = next((a for a in attachments if a.get("msgtype") == "miniprogram"), None)
+    return None if card is None else dict(card.get("miniprogram") or {})
+
+
+def attachments_to_send(
+    session: Session, post: GroupPost, *, now: datetime, client: WecomClient | None = None
+) -> list[dict[str, Any]]:
+    """The post's attachments for an occurrence at `now`: a kept mini-program cover is uploaded again
+    (media/upload) when its media_id is missing or older than COVER_REFRESH_AFTER — a media_id lasts
+    only 3 days, and a daily post must not send a dead one on its fourth day."""
+    if post.cover_image is None:
+        return list(post.attachments)
+    stale = post.cover_uploaded_at is None or now - post.cover_uploaded_at >= COVER_REFRESH_AFTER
+    if post.cover_media_id is None or stale:
+        uploaded = wecom.upload_temporary_image(
+            session,
+            workspace_id=post.workspace_id,
+            filename=post.cover_filename or "cover",
+            content=post.cover_image,
+            client=client,
+        )
+        post.cover_media_id, post.cover_uploaded_at = uploaded.media_id, now
+    return [
+        {**a, "miniprogram": {**a["miniprogram"], "pic_media_id": post.cover_media_id}}
+        if a.get("msgtype") == "miniprogram"
+        else a
+        for a in post.attachments
+    ]
+
+
 def _request_key(occurrence: GroupPostOccurrence, owner: str) -> str:
     # the mass message's idempotency key: the same (occurrence, owner) never makes a second task
     digest = hashlib.sha256(f"{occurrence.post_id}\0{occurrence.occurs_at.isoformat()}\0{owner}".encode())
@@ -323,13 +370,14 @@ def send_owner(
         sent_at=now or utcnow(),
     )
     try:
+        attachments = attachments_to_send(session, post, now=send.sent_at, client=client)
         message = wecom.send_mass_message(
             session,
             workspace_id=workspace_id,
             actor_user_id=None,
             chat_type="group",
             text=post.text or None,
-            attachments=post.attachments,
+            attachments=attachments,
             sender=owner,
             chat_ids=chat_ids,
             request_key=_request_key(occurrence, owner),

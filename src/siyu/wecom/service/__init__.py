@@ -68,6 +68,12 @@ from siyu.wecom.service.live_code_ways import (
     push_way,
     wecom_userids,
 )
+from siyu.wecom.service.media import (
+    MEDIA_LIFETIME,
+    UploadedMedia,
+    image_type,
+    upload_temporary_image,
+)
 from siyu.wecom.service.moments import (
     MomentRow,
     create_moment,
@@ -95,6 +101,7 @@ from siyu.wecom.service.settings import (
 )
 
 __all__ = [
+    "MEDIA_LIFETIME",
     "WELCOME_WINDOW",
     "CallbackResult",
     "Friend",
@@ -107,6 +114,7 @@ __all__ = [
     "SettingsView",
     "StoredResults",
     "TaskResults",
+    "UploadedMedia",
     "apply_message",
     "client_for",
     "configured_workspace_ids",
@@ -128,6 +136,7 @@ __all__ = [
     "get_mass_message",
     "get_moment",
     "group_members",
+    "image_type",
     "is_friend",
     "list_contact_ways",
     "list_groups",
@@ -164,6 +173,7 @@ __all__ = [
     "sync_groups",
     "update_contact_way",
     "upload_moment_image",
+    "upload_temporary_image",
     "verify_url",
     "view_settings",
     "wecom_tag_ids",
