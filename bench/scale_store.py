@@ -30,6 +30,8 @@ from siyu.core.db import Database
 from siyu.demo import service as demo
 
 DEFAULT_WORKDIR = Path("var/bench")
+# the importer holds a whole file in memory: 19M order lines in one file took all 24 GB of this machine
+ORDERS_PER_IMPORT = 2_500_000
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def open_store(
                 directory=Path(tmp),
                 customers=customers,
                 repeat_scale=repeat_scale,
-                report=lambda line: say(f"  {line}"),
+                report=lambda line: say(f"  {line}", flush=True),
+                orders_per_import=ORDERS_PER_IMPORT,
             )
     except BaseException:
         db.dispose()

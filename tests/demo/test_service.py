@@ -340,3 +340,45 @@ def test_pass_through_and_retention_look_like_a_real_brand(database: Database, b
     assert whole.rate is not None and 0.05 < whole.rate < 0.95
     retained = sum(row.reachable[0] for row in cohorts) / sum(row.customers for row in cohorts)
     assert all(row.days[0] == 30 for row in cohorts) and 0.05 < retained < 0.95
+
+
+def test_orders_imported_in_parts_give_the_same_brand(
+    database: Database, built: DemoBuild, tmp_path: Path
+) -> None:
+    """The benchmarks' brand is too large for one import: split into files of 1,000 rows (an order's
+    lines kept together), the brand has the same orders, customers and rollups as from one file."""
+    from siyu.customers.models import Customer, CustomerRollup
+
+    split = service.build_demo(
+        database,
+        directory=tmp_path,
+        customers=CUSTOMERS,
+        seed=5,
+        slug=f"split-{uuid.uuid4().hex[:8]}",
+        orders_per_import=1000,
+    )
+    order_jobs = [i for i in split.imports if i.kind == "orders"]
+    assert len(order_jobs) > 3 and all(i.status == "done" for i in order_jobs)
+    assert sum(i.rejected_rows for i in order_jobs) == 12
+    parts = sorted(tmp_path.glob("orders-*.csv"))
+    assert all(len(p.read_text(encoding="utf-8").splitlines()) <= 1001 + 5 for p in parts)
+
+    def figures(workspace_id: int) -> tuple[object, ...]:
+        with database.reader() as session:
+            return (
+                session.scalar(
+                    select(func.count()).select_from(Order).where(Order.workspace_id == workspace_id)
+                ),
+                session.scalar(
+                    select(func.count()).select_from(Customer).where(Customer.workspace_id == workspace_id)
+                ),
+                session.execute(
+                    select(
+                        func.sum(CustomerRollup.order_count),
+                        func.sum(CustomerRollup.net_revenue_cents),
+                        func.count(CustomerRollup.first_order_at),
+                    ).where(CustomerRollup.workspace_id == workspace_id)
+                ).one(),
+            )
+
+    assert figures(split.workspace_id) == figures(built.workspace_id)
