@@ -20,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from siyu.analytics.export import Manifest, read_manifest
 from siyu.analytics.transpile import to_spark_sql
+from siyu.auth.service import Actor, Role
 from siyu.core.errors import ValidationFailed
 
 LOCAL_MASTER = "local[2]"
@@ -177,10 +178,11 @@ _sessions_lock = threading.Lock()
 _base_sessions: dict[str, Any] = {}
 
 
-def spark_session(master: str = LOCAL_MASTER) -> Any:
+def spark_session(master: str = LOCAL_MASTER, *, conf: Mapping[str, str] | None = None) -> Any:
     """The process's SparkSession for `master`: `local[N]` (an embedded Spark, for tests and one machine)
-    or `sc://host:15002` (Spark Connect to a brand's cluster). Built once per process and master; the
-    session time zone is UTC, as the store's times are."""
+    or `sc://host:15002` (Spark Connect to a brand's cluster), with Spark settings `conf` (only the first
+    call's count). Built once per process and master; the session time zone is UTC, as the store's times
+    are."""
     try:
         from pyspark.sql import SparkSession
     except ModuleNotFoundError:
@@ -190,7 +192,10 @@ def spark_session(master: str = LOCAL_MASTER) -> Any:
     with _sessions_lock:
         if master in _base_sessions:
             return _base_sessions[master]
-        builder = SparkSession.builder.appName("siyu-analytics").config("spark.sql.session.timeZone", "UTC")
+        builder = SparkSession.builder.appName("siyu-analytics")
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, value)
+        builder = builder.config("spark.sql.session.timeZone", "UTC")
         if master.startswith("sc://"):
             spark = builder.remote(master).getOrCreate()
         else:
@@ -198,8 +203,6 @@ def spark_session(master: str = LOCAL_MASTER) -> Any:
                 builder.master(master)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.driver.memory", "1g")
                 .getOrCreate()
             )
             spark.sparkContext.setLogLevel("ERROR")
@@ -243,6 +246,16 @@ class SparkStore:
     @property
     def workspace_id(self) -> int:
         return self.manifest.workspace_id
+
+    def actor(self) -> Actor:
+        """Who reads an export: an analyst of the exported workspace (the export holds no members)."""
+        return Actor(
+            user_id=0,
+            workspace_id=self.manifest.workspace_id,
+            role=Role.ANALYST,
+            display_name=f"Parquet export of {self.manifest.workspace_slug}",
+            via="cli",
+        )
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
