@@ -41,15 +41,19 @@ _counter = itertools.count()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the PostgreSQL variants of browser tests, and the SQLite variants of tests marked
-    `postgres` (what they check exists on PostgreSQL only): deselected, not skipped, nothing is missing."""
+    """Drop the PostgreSQL variants of browser tests and of the Spark equality tests (Spark is compared
+    with the embedded engine; `SIYU_TEST_SPARK_ON_POSTGRES=1` keeps them; the PostgreSQL export has its
+    own test), and the SQLite variants of tests
+    marked `postgres` (what they check exists on PostgreSQL only): deselected, not skipped."""
     keep, dropped = [], []
+    spark_on_pg = os.environ.get("SIYU_TEST_SPARK_ON_POSTGRES") == "1"
     for item in items:
         params = getattr(item, "callspec", None)
         engine = params.params.get("database") if params is not None else None
-        unfit = (engine == "postgres" and item.get_closest_marker("browser")) or (
-            engine == "sqlite" and item.get_closest_marker("postgres")
-        )
+        unfit = (
+            engine == "postgres"
+            and (item.get_closest_marker("browser") or (item.get_closest_marker("spark") and not spark_on_pg))
+        ) or (engine == "sqlite" and item.get_closest_marker("postgres"))
         (dropped if unfit else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

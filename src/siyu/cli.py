@@ -38,6 +38,8 @@ DOMAINS = (
     "communities",
     "tags",
     "journeys",
+    "metrics",
+    "analytics",
 )
 
 

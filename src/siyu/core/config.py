@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         True,
         description="Workers run the scheduled jobs (live segments, sweeps, daily scores, reconciliation).",
     )
+    spark_master: str = Field(
+        "local[2]",
+        description="Where `siyu metrics --engine spark` runs: local[N], or a Spark Connect URL sc://host:15002.",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON of Spark settings for that session, e.g. {"spark.driver.memory": "4g"}.',
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
