@@ -81,6 +81,7 @@ from siyu.wecom.service.moments import (
     poll_moment_result,
     publish_due_moments,
     upload_moment_image,
+    upload_moment_video,
 )
 from siyu.wecom.service.settings import (
     SettingsView,
@@ -164,6 +165,7 @@ __all__ = [
     "sync_groups",
     "update_contact_way",
     "upload_moment_image",
+    "upload_moment_video",
     "verify_url",
     "view_settings",
     "wecom_tag_ids",
