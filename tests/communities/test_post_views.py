@@ -171,3 +171,25 @@ def test_a_moment_from_the_form_with_three_images_and_a_tag_range(
         files=[("images", (f"p{i}.png", png(), "image/png")) for i in range(10)],
     )
     assert too_many.status_code == 422 and "at most 9" in too_many.text
+
+
+def test_a_moment_from_the_form_with_a_video_and_not_with_images_too(
+    client: TestClient, db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    token = log_in(client, make_login(db, corp.workspace_id, Role.OWNER))
+    mp4 = ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "video/mp4")
+    made = client.post(
+        "/moments",
+        data={"csrf_token": token, "text": "新品视频"},
+        files=[("video", mp4)],
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    [body] = [b for p, b in fake.calls if p == "/cgi-bin/externalcontact/add_moment_task"]
+    assert body["attachments"] == [{"msgtype": "video", "video": {"media_id": fake.uploads[0]}}]
+    both = client.post(
+        "/moments",
+        data={"csrf_token": token, "text": "x"},
+        files=[("video", mp4), ("images", ("p.png", png(), "image/png"))],
+    )
+    assert both.status_code == 422 and "not several kinds" in both.text

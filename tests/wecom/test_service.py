@@ -343,6 +343,40 @@ def test_a_moment_wecom_would_refuse_is_refused_here(
         wecom.create_moment(session, workspace_id=corp.workspace_id, actor_user_id=None, **kwargs)
 
 
+def test_a_moment_with_a_video_uploads_an_mp4_and_refuses_other_files(
+    db: Database, corp: Corp, fake: FakeWecom
+) -> None:
+    mp4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
+    with db.transaction() as session:
+        media_id = wecom.upload_moment_video(
+            session, workspace_id=corp.workspace_id, filename="clip.mp4", content=mp4
+        )
+        assert media_id in fake.uploads
+        moment = wecom.create_moment(
+            session, workspace_id=corp.workspace_id, actor_user_id=None, text="新品", video_media_id=media_id
+        )
+        assert moment.request["attachments"] == [{"msgtype": "video", "video": {"media_id": media_id}}]
+        with pytest.raises(ValidationFailed, match="not an MP4"):
+            wecom.upload_moment_video(
+                session, workspace_id=corp.workspace_id, filename="a.avi", content=b"RIFF" + b"\x00" * 64
+            )
+        with pytest.raises(ValidationFailed, match="up to 10 MB"):
+            wecom.upload_moment_video(
+                session,
+                workspace_id=corp.workspace_id,
+                filename="big.mp4",
+                content=mp4 + b"\x00" * (10 * 1024 * 1024),
+            )
+        with pytest.raises(ValidationFailed, match="not several kinds"):
+            wecom.create_moment(
+                session,
+                workspace_id=corp.workspace_id,
+                actor_user_id=None,
+                video_media_id=media_id,
+                image_media_ids=[media_id],
+            )
+
+
 # --- contact ways -------------------------------------------------------------------------------------
 
 

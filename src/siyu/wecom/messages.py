@@ -12,6 +12,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "moments.new": ("新建朋友圈", "New moment"),
     "moments.text": ("文字", "Text"),
     "moments.images": ("图片（JPG/PNG，最多 9 张）", "Images (JPG/PNG, up to 9)"),
+    "moments.video": ("视频（MP4，不超过 10 MB）", "Video (MP4, up to 10 MB)"),
     "moments.link_url": ("或链接地址", "Or a link URL"),
     "moments.link_title": ("链接标题", "Link title"),
     "moments.link_image": ("链接封面图", "Link picture"),

@@ -84,6 +84,7 @@ def create_moment(request: Request, session: DbSession, actor: CurrentActor, for
     values["tags"] = [v for v in form.getlist("tags") if isinstance(v, str) and v.isdigit()]
     images = _files(form, "images")
     link_images = _files(form, "link_image")
+    videos = _files(form, "video")
     try:
         if len(images) > MAX_MOMENT_IMAGES:
             raise ValidationFailed(f"{len(images)} images; a moment takes at most 9", where="images")
@@ -110,6 +111,14 @@ def create_moment(request: Request, session: DbSession, actor: CurrentActor, for
                         content=picture.file.read(),
                     ),
                 }
+            video_media_id = None
+            if videos:
+                video_media_id = wecom.upload_moment_video(
+                    session,
+                    workspace_id=actor.workspace_id,
+                    filename=videos[0].filename or "",
+                    content=videos[0].file.read(),
+                )
             moment = wecom.create_moment(
                 session,
                 workspace_id=actor.workspace_id,
@@ -117,6 +126,7 @@ def create_moment(request: Request, session: DbSession, actor: CurrentActor, for
                 text=values["text"] or None,
                 image_media_ids=media,
                 link=link,
+                video_media_id=video_media_id,
                 sender_userids=values["senders"] or None,
                 visible_tag_ids=[int(t) for t in values["tags"]] or None,
                 scheduled_for=scheduled_for,

@@ -87,6 +87,7 @@ from siyu.wecom.service.moments import (
     poll_moment_result,
     publish_due_moments,
     upload_moment_image,
+    upload_moment_video,
 )
 from siyu.wecom.service.settings import (
     SettingsView,
@@ -173,6 +174,7 @@ __all__ = [
     "sync_groups",
     "update_contact_way",
     "upload_moment_image",
+    "upload_moment_video",
     "upload_temporary_image",
     "verify_url",
     "view_settings",

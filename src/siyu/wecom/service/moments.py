@@ -29,6 +29,48 @@ FOLLOW_FOR = timedelta(days=3)  # staff publish a moment within days, if ever
 JOB_POLL_EVERY = timedelta(seconds=30)  # the async job is done within seconds to minutes
 STAFF_POLL_EVERY = timedelta(minutes=5)
 _IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+# WeCom's documented media limits: a video is an MP4 up to 10 MB, and every file is larger than 5 bytes
+MAX_VIDEO_BYTES = 10 * 1024 * 1024
+MIN_MEDIA_BYTES = 6
+
+
+def _is_mp4(content: bytes) -> bool:
+    # an MP4 (ISO base media file) opens with its `ftyp` box: 4 bytes of size, then b"ftyp"
+    return len(content) >= 12 and content[4:8] == b"ftyp"
+
+
+def upload_moment_video(
+    session: Session,
+    *,
+    workspace_id: int,
+    filename: str,
+    content: bytes,
+    client: WecomClient | None = None,
+) -> str:
+    """Upload an MP4 for a moment (media/upload_attachment, media_type video, attachment_type 1) and
+    return its media_id, valid for three days."""
+    if len(content) < MIN_MEDIA_BYTES or not _is_mp4(content):
+        raise ValidationFailed(
+            f"{filename[:60]!r} is not an MP4 video", where="video", hint="WeCom takes MP4"
+        )
+    if len(content) > MAX_VIDEO_BYTES:
+        raise ValidationFailed(
+            f"{filename[:60]!r} is {len(content)} bytes; WeCom takes videos up to 10 MB", where="video"
+        )
+    wecom, own = wecom_client(session, workspace_id, client)
+    try:
+        answer = wecom.upload(
+            "/cgi-bin/media/upload_attachment",
+            filename=filename or "video.mp4",
+            content=content,
+            content_type="video/mp4",
+            media_type="video",
+            attachment_type=1,
+        )
+    finally:
+        if own:
+            wecom.close()
+    return str(answer["media_id"])
 
 
 def upload_moment_image(
