@@ -1,16 +1,17 @@
-"""Journey pages: the list with the new-journey form (a shipped SOP template or a JSON definition), the
-journey page (the steps drawn as a flow with the customers at each step and those who reached the goal,
-start / pause / archive, and the builder: the definition as JSON, checked on save, with the choice for
-customers in flight), and the staff task inbox (due and overdue tasks, completion, per-staff figures).
+"""Journey pages: the list (journeys, and the shipped SOP templates to open in the builder), the builder
+for a new journey or a new version (trigger, re-entry, goal and steps with nested branches, chosen from
+the workspace's segments, tags, templates, coupons and experiments; the JSON stays as the advanced view),
+the journey page (the steps drawn as the graph they form, with the customers at each step and those who
+reached the goal; start / pause / archive), and the staff task inbox (due and overdue tasks, completion,
+per-staff figures).
 
-Writes run in the request's transaction and redirect; a refused form is shown again with the reason,
-inside a savepoint so nothing of it is written.
+Writes run in the request's transaction and redirect; a refused form is shown again with the reason, at
+the step it names, inside a savepoint so nothing of it is written.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,70 +22,16 @@ from siyu.auth import service as auth
 from siyu.auth.service import Actor, Permission
 from siyu.core.errors import NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
-from siyu.journeys import service
+from siyu.journeys import builder, flow, service
+from siyu.journeys.messages import MESSAGES
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.forms import Form, form_text
+from siyu.web.i18n import language_of
 from siyu.web.templating import render, render_error
 
 router = APIRouter(include_in_schema=False)
-BOX_W, BOX_H, GAP = 260, 56, 34
-
-
-@dataclass
-class Box:
-    step_id: str
-    kind: str
-    label: str
-    at_step: int
-    passed: int
-    x: int
-    y: int
-
-
-@dataclass
-class Edge:
-    path: str
-    side: bool  # a jump past the next step, drawn round the side
-
-
-def flow(figures: service.JourneyFigures) -> tuple[list[Box], list[Edge], int, int]:
-    """The steps as boxes in list order with their edges: a step to the next straight down, any other
-    jump as a curve on the right (SVG coordinates)."""
-    boxes = []
-    where: dict[str, int] = {}
-    for position, step in enumerate(figures.steps):
-        where[step.step_id] = position
-        boxes.append(
-            Box(
-                step.step_id,
-                step.kind,
-                step.label,
-                step.at_step,
-                step.passed,
-                20,
-                20 + position * (BOX_H + GAP),
-            )
-        )
-    edges = []
-    for position, step in enumerate(figures.steps):
-        source = boxes[position]
-        for rank, target_id in enumerate(step.targets):
-            target = boxes[where[target_id]]
-            x1, y1 = source.x + BOX_W // 2, source.y + BOX_H
-            if where[target_id] == position + 1:
-                edges.append(Edge(f"M{x1},{y1} L{x1},{target.y}", False))
-                continue
-            reach = 40 + 24 * (rank + (where[target_id] - position) % 4)
-            right = source.x + BOX_W
-            edges.append(
-                Edge(
-                    f"M{right},{source.y + BOX_H // 2} C{right + reach},{source.y + BOX_H // 2} "
-                    f"{right + reach},{target.y + BOX_H // 2} {right},{target.y + BOX_H // 2}",
-                    True,
-                )
-            )
-    height = 40 + len(boxes) * (BOX_H + GAP)
-    return boxes, edges, BOX_W + 200, height
+# the builder's own strings (journeys.b.* in messages.py), handed to its script as one JSON object
+BUILDER_LABELS = sorted(k.removeprefix("journeys.b.") for k in MESSAGES if k.startswith("journeys.b."))
 
 
 def readable(document: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +45,10 @@ def readable(document: dict[str, Any]) -> dict[str, Any]:
     return {**ordered, **{k: v for k, v in document.items() if k not in ordered}}
 
 
+def _pretty(document: dict[str, Any]) -> str:
+    return json.dumps(readable(document), ensure_ascii=False, indent=2)
+
+
 def _journey_page(
     request: Request,
     session: Session,
@@ -105,29 +56,23 @@ def _journey_page(
     journey_id: int,
     *,
     error: SiyuError | None = None,
-    draft: str | None = None,
     status_code: int = 200,
 ) -> Response:
     try:
         figures = service.journey_figures(session, workspace_id=actor.workspace_id, journey_id=journey_id)
     except NotFound as exc:
         return render_error(request, exc, session=session, actor=actor)
-    boxes, edges, width, height = flow(figures)
+    drawing = flow.layout(figures)
     return render(
         request,
         "journeys/detail.html",
         {
             "f": figures,
             "journey": figures.journey,
-            "boxes": boxes,
-            "edges": edges,
-            "width": width,
-            "height": height,
-            "box_w": BOX_W,
-            "box_h": BOX_H,
-            "definition": draft
-            if draft is not None
-            else json.dumps(readable(figures.definition.document), ensure_ascii=False, indent=2),
+            "flow": drawing,
+            "box_w": flow.BOX_W,
+            "box_h": flow.BOX_H,
+            "definition": _pretty(figures.definition.document),
             "versions": service.versions(session, workspace_id=actor.workspace_id, journey_id=journey_id),
             "can_write": actor.can(Permission.WRITE),
             "error": error,
@@ -138,15 +83,57 @@ def _journey_page(
     )
 
 
-def _list_page(
+def _builder_page(
     request: Request,
     session: Session,
     actor: Actor,
     *,
+    journey_id: int | None,
+    name: str,
+    template_key: str,
+    definition: str,
     error: SiyuError | None = None,
-    values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The builder: the definition as a trigger, re-entry, goal and steps with nested branches, kept in
+    sync with its JSON (the advanced view, which is what the form sends); a refused save shows the error
+    at the step it names."""
+    journey = None
+    if journey_id is not None:
+        try:
+            journey = service.get_journey(session, workspace_id=actor.workspace_id, journey_id=journey_id)
+        except NotFound as exc:
+            return render_error(request, exc, session=session, actor=actor)
+    try:
+        submitted: Any = json.loads(definition)
+    except ValueError:
+        submitted = None
+    return render(
+        request,
+        "journeys/builder.html",
+        {
+            "journey": journey,
+            "name": name,
+            "template_key": template_key,
+            "definition": definition,
+            "error": error,
+            "builder": {
+                "catalog": builder.catalog(session, actor=actor),
+                "error": None
+                if error is None
+                else {"message": error.message, "where": error.where, "hint": error.hint},
+                "error_at": builder.error_place(error, submitted),
+            },
+            "label_keys": BUILDER_LABELS,
+            "templates": service.TEMPLATES,
+        },
+        session=session,
+        actor=actor,
+        status_code=status_code,
+    )
+
+
+def _list_page(request: Request, session: Session, actor: Actor) -> Response:
     return render(
         request,
         "journeys/list.html",
@@ -154,12 +141,9 @@ def _list_page(
             "journeys": service.list_journeys(session, workspace_id=actor.workspace_id),
             "templates": service.TEMPLATES,
             "can_write": actor.can(Permission.WRITE),
-            "error": error,
-            "v": values or {},
         },
         session=session,
         actor=actor,
-        status_code=status_code,
     )
 
 
@@ -181,12 +165,33 @@ def list_page(request: Request, session: DbSession, actor: CurrentActor) -> Resp
     return _list_page(request, session, actor)
 
 
+@router.get("/journeys/new")
+def new_page(request: Request, session: DbSession, actor: CurrentActor, template: str = "") -> Response:
+    """The builder for a new journey, empty or opened on a shipped SOP template."""
+    actor.require(Permission.WRITE)
+    try:
+        document = service.template_definition(template) if template else None
+    except NotFound as exc:
+        return render_error(request, exc, session=session, actor=actor)
+    names = {t.key: (t.name_zh if language_of(request) == "zh-CN" else t.name_en) for t in service.TEMPLATES}
+    return _builder_page(
+        request,
+        session,
+        actor,
+        journey_id=None,
+        name=names.get(template, ""),
+        template_key=template,
+        definition=_pretty(document) if document else "",
+    )
+
+
 @router.post("/journeys")
 def create(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
+    """A new journey from the builder's definition, or straight from a template when none is sent."""
     actor.require(Permission.WRITE)
     values = {k: form_text(form, k) for k in ("name", "template", "definition")}
     try:
-        if values["template"]:
+        if values["template"] and not values["definition"].strip():
             definition = service.template_definition(values["template"])
         else:
             definition = _parse(values["definition"], where="definition")
@@ -199,7 +204,17 @@ def create(request: Request, session: DbSession, actor: CurrentActor, form: Form
                 template_key=values["template"] or None,
             )
     except SiyuError as error:
-        return _list_page(request, session, actor, error=error, values=values, status_code=error.status_code)
+        return _builder_page(
+            request,
+            session,
+            actor,
+            journey_id=None,
+            name=values["name"],
+            template_key=values["template"],
+            definition=values["definition"],
+            error=error,
+            status_code=error.status_code,
+        )
     return RedirectResponse(f"/journeys/{journey.id}", status_code=303)
 
 
@@ -207,6 +222,26 @@ def create(request: Request, session: DbSession, actor: CurrentActor, form: Form
 def detail_page(request: Request, session: DbSession, actor: CurrentActor, journey_id: int) -> Response:
     actor.require(Permission.READ)
     return _journey_page(request, session, actor, journey_id)
+
+
+@router.get("/journeys/{journey_id}/edit")
+def edit_page(request: Request, session: DbSession, actor: CurrentActor, journey_id: int) -> Response:
+    """The builder on the journey's current version; saving makes a new version."""
+    actor.require(Permission.WRITE)
+    try:
+        journey = service.get_journey(session, workspace_id=actor.workspace_id, journey_id=journey_id)
+    except NotFound as exc:
+        return render_error(request, exc, session=session, actor=actor)
+    current = service.definition_of(session, journey_id=journey.id, version=journey.version)
+    return _builder_page(
+        request,
+        session,
+        actor,
+        journey_id=journey.id,
+        name=journey.name,
+        template_key=journey.template_key or "",
+        definition=_pretty(current.document),
+    )
 
 
 @router.post("/journeys/{journey_id}/definition")
@@ -224,9 +259,20 @@ def save_definition(
                 definition=_parse(text, where="definition"),
                 in_flight=form_text(form, "in_flight"),
             )
+    except NotFound as exc:
+        return render_error(request, exc, session=session, actor=actor)
     except SiyuError as error:
-        return _journey_page(
-            request, session, actor, journey_id, error=error, draft=text, status_code=error.status_code
+        journey = service.get_journey(session, workspace_id=actor.workspace_id, journey_id=journey_id)
+        return _builder_page(
+            request,
+            session,
+            actor,
+            journey_id=journey_id,
+            name=journey.name,
+            template_key=journey.template_key or "",
+            definition=text,
+            error=error,
+            status_code=error.status_code,
         )
     return RedirectResponse(f"/journeys/{journey_id}", status_code=303)
 
