@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# the suite runs in parallel processes, each with databases of its own; many tests wait on a database,
+# a browser or a subprocess, so one more process than cores keeps both cores busy
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 .PHONY: install demo serve test test-fast lint format bench migration clean
 
@@ -27,7 +30,7 @@ serve: install
 ## Ends by saying what was skipped and why.
 test: install
 	@rm -f .pytest_skips; status=0; \
-	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/python scripts/skip_report.py .pytest_skips; \
 	exit $$status
 

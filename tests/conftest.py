@@ -128,6 +128,27 @@ def db(database: Database) -> Iterator[Database]:
 
 
 @pytest.fixture
+def own_db(database: Database, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database of the same engine that no other test writes to, for a process that serves
+    every workspace of its deployment (`siyu worker`, the app's worker): in the shared database it
+    would also work through the messages other tests left queued."""
+    if database.url.startswith("sqlite"):
+        url, name = f"sqlite:///{tmp_path / 'own.db'}", None
+    else:
+        name, url = _create_pg_database()
+    try:
+        migrate.upgrade(url)
+        own = Database(url)
+        set_database(own)
+        yield own
+        set_database(None)
+        own.dispose()
+    finally:
+        if name is not None:
+            _drop_pg_database(name)
+
+
+@pytest.fixture
 def workspace_id(db: Database) -> int:
     """A fresh workspace for this test."""
     with db.transaction() as session:

@@ -24,7 +24,7 @@ from siyu.overview import service as overview
 from siyu.segments.models import SegmentMembership
 from tests.analytics.conftest import REACH_END, REACH_START, Brand
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]  # one worker starts the JVM
 
 # the demo brand's history: 2023-07-01 … 2025-06-30, "today" 2025-07-01 (Asia/Shanghai)
 START = datetime(2024, 7, 1, tzinfo=UTC)

@@ -188,9 +188,11 @@ def test_extreme_customers_stay_finite(rows: list[tuple[int, float, float]], p: 
         assert np.all(np.isfinite(values)) and np.all(np.isfinite(gradient))
         alive = model.probability_alive(x, t_x, T)
         assert np.all((alive >= 0) & (alive <= 1))
-        if p[2] > 1.0 + 1e-6:  # E[purchases] is finite only for a > 1
-            expected = model.expected_purchases(52.0, x, t_x, T)
-            assert np.all(np.isfinite(expected)) and np.all(expected >= -1e-9)
+        # finite for every a > 0: no more than the mean purchase rate times the horizon, if alive
+        expected = model.expected_purchases(52.0, x, t_x, T)
+        assert np.all(np.isfinite(expected)) and np.all(expected >= -1e-9)
+        bound = alive * (p[0] + x) / (p[1] + T) * 52.0
+        assert np.all(expected <= bound * (1 + 1e-6) + 1e-12)
 
 
 def test_bad_histories_are_refused_with_the_row() -> None:
@@ -348,6 +350,42 @@ def test_expected_purchases_when_everyone_shares_one_dropout_probability() -> No
     p = (4.54e6 - 1) / (4.54e6 + 3.38e7 + x - 1)
     limit = (1 / p) * (1 - ((1.139 + T) / (1.139 + T + p * 12.9)) ** (0.566 + x))
     assert expected[:3] == pytest.approx(limit * huge.probability_alive(x, t_x, T), rel=1e-9)
+
+
+def test_expected_purchases_where_the_closed_form_breaks_down() -> None:
+    """A fit of people who all buy at one rate (r and α in the hundred thousands, a ≈ 0.003) breaks the
+    hypergeometric series (NaN, once written as a NOT NULL failure): the value then comes from
+    integrating over the dropout probability, which also agrees with the closed form where it holds. References: mpmath at 60 digits, integrating
+    the definition E_p~Beta(a, b+x)[(1 − ((α+T)/(α+T+pt))^(r+x)) / p] in the variable u = p^a."""
+    from siyu.clv.fitters.bgnbd import _conditional_by_quadrature
+
+    x = np.array([0.0, 1.0, 5.0, 30.0])
+    T = np.array([10.0, 40.0, 52.0, 70.0])
+    t_x = T * 0.8 * (x > 0)
+    below_one = {
+        BetaGeoFitter: [0.19387353242492628, 0.34102326345418765, 1.124198133338464, 4.933556906239583],
+        ModifiedBetaGeoFitter: [
+            0.19873462284789986,
+            0.3446074048626982,
+            1.1316790712192646,
+            4.941852108969772,
+        ],
+    }
+    for fitter, reference in below_one.items():
+        model = fitter().with_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+        conditional = model.expected_purchases(12.9, x, t_x, T) / model.probability_alive(x, t_x, T)
+        assert conditional == pytest.approx(reference, rel=1e-9)  # the closed form, still fine here
+        shift = 1.0 if fitter is ModifiedBetaGeoFitter else 0.0
+        integrated = _conditional_by_quadrature(0.243, 4.414, 0.793, 2.426 + shift, x, T, 12.9)
+        assert integrated == pytest.approx(reference, rel=1e-7)  # and the integral agrees
+    one_rate = BetaGeoFitter().with_params(r=14148.0476, alpha=433234.060, a=0.00324972885, b=371.675675)
+    x = np.array([0.0, 3.0, 800.0, 3000.0])
+    T = np.array([20.0, 52.0, 60.0, 80.0])
+    t_x = T * 0.9 * (x > 0)
+    conditional = one_rate.expected_purchases(12.9, x, t_x, T) / one_rate.probability_alive(x, t_x, T)
+    assert conditional == pytest.approx(
+        [0.42125278187845244, 0.42131099396031935, 0.4450319375245863, 0.5105067664254375], rel=1e-9
+    )
 
 
 def test_the_same_histories_give_the_same_fit_bit_for_bit() -> None:

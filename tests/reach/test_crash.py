@@ -27,6 +27,13 @@ from siyu.customers.models import Customer
 from siyu.reach import service
 from siyu.reach.models import ReachMessage
 
+
+@pytest.fixture
+def db(own_db: Database) -> Database:
+    """This test's worker serves every workspace: it gets a database of its own."""
+    return own_db
+
+
 COUNT = int(os.environ.get("SIYU_CRASH_COUNT", "10000"))
 BATCH = 20
 SECRET = "crash-secret"

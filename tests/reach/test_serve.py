@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -13,6 +14,12 @@ from siyu.reach import service
 from siyu.reach.models import ReachMessage
 from siyu.web.app import create_app
 from tests.reach.conftest import reachable
+
+
+@pytest.fixture
+def db(own_db: Database) -> Database:
+    """This test's worker serves every workspace: it gets a database of its own."""
+    return own_db
 
 
 def test_the_app_runs_a_worker_and_stops_it(db: Database, workspace_id: int) -> None:

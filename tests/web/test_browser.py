@@ -167,14 +167,14 @@ def test_clv_page_scores_and_draws_its_charts(
     _pool(db, workspace_id, seed=31)
     owner = make_login(db, workspace_id, role=Role.OWNER)
     _log_in(page, live_server, owner.email, owner.password)
-    page.goto(f"{live_server}/clv?holdout_days=300")
+    page.goto(f"{live_server}/clv")
     assert page.locator("[data-testid=stat-scored] .value").inner_text() == "0"
     page.click("#score-now")
     page.wait_for_url(f"{live_server}/clv")
     assert int(page.locator("[data-testid=stat-scored] .value").inner_text().replace(",", "")) > 0
     for chart in ("#clv-value-chart", "#clv-alive-chart"):
         page.wait_for_selector(f"{chart} svg path", state="attached")
-    page.fill("input[name=holdout_days]", "300")
+    page.fill("input[name=holdout_days]", "120")
     page.click("#calibration-form button[type=submit]")
     page.wait_for_selector("#clv-calibration-chart svg path", state="attached")
     assert page.locator("#clv-calibration-table tbody tr").count() >= 2
