@@ -11,6 +11,7 @@ from siyu.customers.service.contact import (
     customer_id_by_identity,
     names_of,
     profiles,
+    reach_facts,
 )
 from siyu.customers.service.paging import (
     MAX_LIMIT,
@@ -92,6 +93,7 @@ __all__ = [
     "lookup_by_identity",
     "names_of",
     "profiles",
+    "reach_facts",
     "record_consent",
     "record_system_consent",
     "search_customers",

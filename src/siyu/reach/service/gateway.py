@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -25,20 +25,27 @@ from sqlalchemy.orm import Session
 
 from siyu.content import service as content_service
 from siyu.core import audit, bulk
-from siyu.core.db import ARRAY_CHUNK, among, among_chunk, is_postgres
+from siyu.core.db import ARRAY_CHUNK, among, among_chunk, integer_array, is_postgres
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.customers import service as customers
 from siyu.customers.service import ContactFacts
 from siyu.reach.models import (
-    COUNTED_STATUSES,
     BlockedAddress,
     MessageStatus,
     ReachContact,
     ReachMessage,
     Reason,
 )
-from siyu.reach.service.policy import Policy, calendar_period, get_policy, quiet_until, zone_of
+from siyu.reach.service.history import (
+    History,
+    ListedHistory,
+    Question,
+    count_history,
+    list_history,
+    wecom_period,
+)
+from siyu.reach.service.policy import Policy, get_policy, quiet_until, zone_of
 from siyu.workspaces import service as workspaces
 
 _CHUNK = 1000  # values per IN list on SQLite
@@ -89,17 +96,6 @@ class SendSummary:
     by_status: dict[str, int] = field(default_factory=dict)
     by_reason: dict[str, int] = field(default_factory=dict)
     message_ids: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Past:
-    """A message already decided for the customer that counts against caps."""
-
-    planned_at: datetime
-    channel: str | None
-    purpose: str
-    source: str
-    content_hash: str
 
 
 @dataclass
@@ -203,19 +199,22 @@ def _lock_contacts(session: Session, *, workspace_id: int, customer_ids: Sequenc
                     " SELECT c, :workspace_id, false, '', :now FROM unnest(CAST(:ids AS BIGINT[])) AS c"
                     " ON CONFLICT DO NOTHING"
                 ),
-                {"ids": chunk, "workspace_id": workspace_id, "now": now},
+                {"ids": integer_array(chunk), "workspace_id": workspace_id, "now": now},
             )
         # one statement per chunk: locked in id order, only the flag is read back
         for start in range(0, len(customer_ids), ARRAY_CHUNK):
             chunk = list(customer_ids[start : start + ARRAY_CHUNK])
+            contact = ReachContact.__table__.c
             do_not_contact.update(
                 customer_id
-                for customer_id, flagged in session.execute(
-                    select(ReachContact.customer_id, ReachContact.do_not_contact)
-                    .where(among(session, ReachContact.customer_id, chunk))
-                    .order_by(ReachContact.customer_id)
+                for customer_id, flagged in session.connection()
+                .execute(
+                    select(contact.customer_id, contact.do_not_contact)
+                    .where(among(session, contact.customer_id, chunk))
+                    .order_by(contact.customer_id)
                     .with_for_update()
                 )
+                .all()
                 if flagged
             )
         return do_not_contact
@@ -244,45 +243,31 @@ def _lock_contacts(session: Session, *, workspace_id: int, customer_ids: Sequenc
     return do_not_contact
 
 
-def _history(
-    session: Session, *, workspace_id: int, customer_ids: Sequence[int], start: datetime, end: datetime
-) -> dict[int, list[_Past]]:
-    past: dict[int, list[_Past]] = {}
-    size = among_chunk(session)
-    for offset in range(0, len(customer_ids), size):
-        chunk = customer_ids[offset : offset + size]
-        for row in session.execute(
-            select(
-                ReachMessage.customer_id,
-                ReachMessage.planned_at,
-                ReachMessage.channel,
-                ReachMessage.purpose,
-                ReachMessage.source,
-                ReachMessage.content_hash,
-            ).where(
-                ReachMessage.workspace_id == workspace_id,
-                among(session, ReachMessage.customer_id, chunk),
-                ReachMessage.planned_at > start,
-                ReachMessage.planned_at < end,
-                ReachMessage.status.in_([s.value for s in COUNTED_STATUSES]),
-            )
-        ):
-            past.setdefault(row.customer_id, []).append(_Past(row[1], row[2], row[3], row[4], row[5]))
-    return past
+# a workspace with no more blocked addresses than this has them all read at once (usually a handful of
+# bounced emails), instead of looking up every address of an audience
+_FEW_BLOCKED = 20_000
 
 
 def blocked_addresses(
     session: Session, *, workspace_id: int, addresses: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (channel, address) pairs are blocked (bounced) in this workspace."""
-    wanted = sorted(set(addresses))
+    wanted = set(addresses)
+    everything = session.execute(
+        select(BlockedAddress.channel, BlockedAddress.address)
+        .where(BlockedAddress.workspace_id == workspace_id)
+        .limit(_FEW_BLOCKED + 1)
+    ).all()
+    if len(everything) <= _FEW_BLOCKED:
+        return {(channel, address) for channel, address in everything if (channel, address) in wanted}
     found: set[tuple[str, str]] = set()
+    values = sorted({a for _, a in wanted})
     size = among_chunk(session)
-    for start in range(0, len(wanted), size):
-        values = [a for _, a in wanted[start : start + size]]
+    for start in range(0, len(values), size):
         for channel, address in session.execute(
             select(BlockedAddress.channel, BlockedAddress.address).where(
-                BlockedAddress.workspace_id == workspace_id, among(session, BlockedAddress.address, values)
+                BlockedAddress.workspace_id == workspace_id,
+                among(session, BlockedAddress.address, values[start : start + size]),
             )
         ):
             found.add((channel, address))
@@ -305,17 +290,24 @@ def consent_reason(facts: ContactFacts, channel: str, purpose: str) -> Reason | 
     return None
 
 
-def _near(past: Iterable[_Past], at: datetime, window: timedelta) -> list[_Past]:
-    # "at most N in any window of D days" holds if every new message sees fewer than N others closer
-    # than D on either side (docs/reach.md): the check the property test verifies
-    return [p for p in past if abs(p.planned_at - at) < window]
+def planned_time(
+    *, facts: ContactFacts, policy: Policy, workspace_zone: str, purpose: str, at: datetime
+) -> tuple[MessageStatus, datetime]:
+    """When a message to this customer would go: at `at`, or deferred to the end of the quiet hours in the
+    customer's zone (marketing only). The caps are then counted around this time."""
+    if purpose == "marketing":
+        zone = zone_of(facts.timezone, workspace_zone)
+        until = quiet_until(at, zone, policy.quiet_start, policy.quiet_end)
+        if until is not None:
+            return MessageStatus.DEFERRED, until
+    return MessageStatus.QUEUED, at
 
 
 def decide(
     *,
     facts: ContactFacts,
     do_not_contact: bool,
-    past: list[_Past],
+    past: History,
     blocked: set[tuple[str, str]],
     policy: Policy,
     workspace_zone: str,
@@ -324,56 +316,56 @@ def decide(
     channels: Sequence[str],
     digest: str,
     at: datetime,
+    planned: tuple[MessageStatus, datetime] | None = None,
 ) -> Decision:
-    """The gateway's decision for one customer (pure: everything it reads is passed in)."""
+    """The gateway's decision for one customer (pure: everything it reads is passed in; `planned`, when
+    given, is `planned_time` of the same arguments, computed once)."""
     if not facts.live:
         return Decision(MessageStatus.SUPPRESSED, at, reason=Reason.CUSTOMER_GONE)
     if do_not_contact:
         return Decision(MessageStatus.SUPPRESSED, at, reason=Reason.DO_NOT_CONTACT)
-    status, planned = MessageStatus.QUEUED, at
-    if purpose == "marketing":
-        zone = zone_of(facts.timezone, workspace_zone)
-        until = quiet_until(at, zone, policy.quiet_start, policy.quiet_end)
-        if until is not None:
-            status, planned = MessageStatus.DEFERRED, until
+    status, when = planned or planned_time(
+        facts=facts, policy=policy, workspace_zone=workspace_zone, purpose=purpose, at=at
+    )
     if (
         policy.dedup_hours
         and WELCOME_CHANNEL not in channels
-        and any(p.content_hash == digest for p in _near(past, planned, timedelta(hours=policy.dedup_hours)))
+        and past.duplicate(digest, when, timedelta(hours=policy.dedup_hours))
     ):
-        return Decision(MessageStatus.SUPPRESSED, planned, reason=Reason.DUPLICATE)
-    marketing = [p for p in past if p.purpose == "marketing"]
+        return Decision(MessageStatus.SUPPRESSED, when, reason=Reason.DUPLICATE)
     if (
         purpose == "marketing"
-        and len(_near(marketing, planned, timedelta(days=policy.budget_days))) >= policy.marketing_budget
+        and past.marketing_near(when, timedelta(days=policy.budget_days)) >= policy.marketing_budget
     ):
-        return Decision(MessageStatus.SUPPRESSED, planned, reason=Reason.BUDGET)
+        return Decision(MessageStatus.SUPPRESSED, when, reason=Reason.BUDGET)
     explanation: list[dict[str, Any]] = []
     for channel in channels:
         reason = _channel_reason(
             facts=facts,
             past=past,
-            marketing=marketing,
             blocked=blocked,
             policy=policy,
             workspace_zone=workspace_zone,
             source=source,
             purpose=purpose,
             channel=channel,
-            planned=planned,
+            planned=when,
         )
         explanation.append({"channel": channel, "reason": reason.value if reason else "chosen"})
         if reason is None:
-            return Decision(status, planned, channel, address_for(facts, channel), None, explanation)
+            return Decision(status, when, channel, address_for(facts, channel), None, explanation)
     first = Reason(explanation[0]["reason"])
-    return Decision(MessageStatus.SUPPRESSED, planned, reason=first, explanation=explanation)
+    return Decision(MessageStatus.SUPPRESSED, when, reason=first, explanation=explanation)
+
+
+def _zone(workspace_zone: str) -> ZoneInfo:
+    return ZoneInfo(workspace_zone) if workspace_zone else ZoneInfo("Asia/Shanghai")
 
 
 def _channel_reason(
     *,
     facts: ContactFacts,
-    past: list[_Past],
-    marketing: list[_Past],
+    past: History,
     blocked: set[tuple[str, str]],
     policy: Policy,
     workspace_zone: str,
@@ -392,21 +384,15 @@ def _channel_reason(
     if reason is not None:
         return reason
     cap = policy.channel_caps.get(channel)
-    if cap is not None and purpose == "marketing":
-        same = [p for p in marketing if p.channel == channel]
-        if len(_near(same, planned, timedelta(days=cap["days"]))) >= cap["count"]:
-            return Reason.CHANNEL_CAP
+    if (
+        cap is not None
+        and purpose == "marketing"
+        and past.channel_near(channel, planned, timedelta(days=cap["days"])) >= cap["count"]
+    ):
+        return Reason.CHANNEL_CAP
     if channel == "wecom" and source != Source.STAFF:
-        zone = ZoneInfo(workspace_zone) if workspace_zone else ZoneInfo("Asia/Shanghai")
-        first, after, limit = calendar_period(planned, zone, policy.wecom_cap)
-        mass = [
-            p
-            for p in past
-            if p.channel == "wecom"
-            and p.source != Source.STAFF
-            and first <= p.planned_at.astimezone(zone).date() < after
-        ]
-        if len(mass) >= limit:
+        start, end, limit = wecom_period(planned, _zone(workspace_zone), policy.wecom_cap)
+        if past.mass_wecom(start, end) >= limit:
             return Reason.PLATFORM_CAP
     return None
 
@@ -519,14 +505,136 @@ _MESSAGE_SCHEMA: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Write the decided messages (JSON columns already JSON text): COPY on PostgreSQL, one prepared
-    executemany on SQLite (siyu.core.bulk), in the caller's transaction."""
-    if not rows:
-        return
-    session.flush()
-    frame = pl.DataFrame(rows, schema=_MESSAGE_SCHEMA, orient="row")
-    bulk.insert_frame(session, ReachMessage.__tablename__, frame)
+class _MessageRows:
+    """The decided messages of one `send`, gathered column by column and written at once: COPY on
+    PostgreSQL, one prepared executemany on SQLite (siyu.core.bulk), in the caller's transaction. A body
+    or an explanation that many messages share (static content, the same channels tried) is turned into
+    JSON once."""
+
+    def __init__(
+        self, *, workspace_id: int, source: str, source_ref: str, step: str, purpose: str, digest: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        self._constant = {
+            "workspace_id": workspace_id, "source": source, "source_ref": source_ref, "step": step,
+            "purpose": purpose, "content_hash": digest, "attempts": 0, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        self._columns: dict[str, list[Any]] = {
+            name: [] for name in _MESSAGE_SCHEMA if name not in self._constant
+        }
+        self._bodies: dict[int, tuple[Any, str]] = {}  # id(body) → (body, its JSON)
+        self._explanations: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def __len__(self) -> int:
+        return len(self._columns["customer_id"])
+
+    def _body_json(self, body: dict[str, Any]) -> str:
+        known = self._bodies.get(id(body))
+        if known is not None and known[0] is body:
+            return known[1]
+        encoded = json.dumps(body, ensure_ascii=False)
+        self._bodies[id(body)] = (body, encoded)
+        return encoded
+
+    def _explanation_json(self, explanation: list[dict[str, Any]]) -> str:
+        if not all(len(step) == 2 for step in explanation):  # with an error: this message's own
+            return json.dumps(explanation, ensure_ascii=False)
+        key = tuple((step["channel"], step["reason"]) for step in explanation)
+        encoded = self._explanations.get(key)
+        if encoded is None:
+            encoded = self._explanations[key] = json.dumps(explanation, ensure_ascii=False)
+        return encoded
+
+    def add(
+        self, *, customer_id: int, idempotency_key: str, channel: str | None, address: str | None,
+        body: dict[str, Any], status: str, reason: str | None, explanation: list[dict[str, Any]],
+        planned_at: datetime, due_at: datetime | None,
+    ) -> None:  # fmt: skip
+        columns = self._columns
+        columns["customer_id"].append(customer_id)
+        columns["idempotency_key"].append(idempotency_key)
+        columns["channel"].append(channel)
+        columns["address"].append(address)
+        columns["content"].append(self._body_json(body))
+        columns["status"].append(status)
+        columns["reason"].append(reason)
+        columns["explanation"].append(self._explanation_json(explanation))
+        columns["planned_at"].append(planned_at)
+        columns["due_at"].append(due_at)
+
+    def write(self, session: Session) -> None:
+        count = len(self)
+        if not count:
+            return
+        session.flush()
+        data = {
+            name: self._columns[name] if name in self._columns else [self._constant[name]] * count
+            for name in _MESSAGE_SCHEMA
+        }
+        bulk.insert_frame(session, ReachMessage.__tablename__, pl.DataFrame(data, schema=_MESSAGE_SCHEMA))
+
+
+def _existing_keys(session: Session, *, workspace_id: int, keys: list[str]) -> set[str]:
+    """Which of these idempotency keys already have a message (looked up in the unique index)."""
+    existing: set[str] = set()
+    size = among_chunk(session)
+    for start in range(0, len(keys), size):
+        existing.update(
+            session.execute(
+                select(ReachMessage.idempotency_key).where(
+                    ReachMessage.workspace_id == workspace_id,
+                    among(session, ReachMessage.idempotency_key, keys[start : start + size]),
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return existing
+
+
+_NO_HISTORY = ListedHistory()
+_NO_BODY: dict[str, Any] = {}  # a message not sent has no content (one object: its JSON made once)
+
+
+def _past_of(
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_ids: list[int],
+    planned: dict[int, tuple[MessageStatus, datetime]],
+    policy: Policy,
+    workspace_zone: str,
+    purpose: str,
+    digest: str,
+    start: datetime,
+    end: datetime,
+) -> Mapping[int, History]:
+    """The customers' earlier messages, as `decide` asks about them: counted by PostgreSQL at each one's
+    planned time (one row back per customer), listed on SQLite."""
+    if not is_postgres(session):
+        return list_history(
+            session, workspace_id=workspace_id, customer_ids=customer_ids, start=start, end=end
+        )
+    zone = _zone(workspace_zone)
+    periods: dict[datetime, tuple[datetime, datetime]] = {}
+    questions = []
+    for customer_id in customer_ids:
+        when = planned[customer_id][1]
+        if when not in periods:
+            period_start, period_end, _ = wecom_period(when, zone, policy.wecom_cap)
+            periods[when] = (period_start, period_end)
+        questions.append(Question(customer_id, when, periods[when]))
+    return count_history(
+        session,
+        workspace_id=workspace_id,
+        questions=questions,
+        digest=digest,
+        dedup_window=timedelta(hours=policy.dedup_hours),
+        budget_window=timedelta(days=policy.budget_days),
+        channel_windows={c: timedelta(days=cap["days"]) for c, cap in policy.channel_caps.items()},
+        start=start,
+        end=end,
+    )
 
 
 def message_key(
@@ -584,7 +692,15 @@ def send(
     summary = SendSummary(audience=len(ids))
     if not ids:
         return summary
-    facts = customers.contact_facts(session, workspace_id=workspace_id, customer_ids=ids)
+    if is_postgres(session):
+        session.execute(text("SET LOCAL jit = off"))
+    facts = customers.reach_facts(
+        session,
+        workspace_id=workspace_id,
+        customer_ids=ids,
+        kinds={kind for channel in channels if (kind := ADDRESS_KIND[channel]) is not None},
+        consents={(CONSENT_CHANNEL.get(channel, channel), purpose) for channel in channels},
+    )
     missing = [c for c in ids if c not in facts]
     if missing:
         raise NotFound(
@@ -599,18 +715,7 @@ def send(
         for c in ids
     }
     not_to_contact = _lock_contacts(session, workspace_id=workspace_id, customer_ids=ids)
-    existing: set[str] = set()
-    key_list = list(keys.values())
-    size = among_chunk(session)
-    for start in range(0, len(key_list), size):
-        existing.update(
-            session.scalars(
-                select(ReachMessage.idempotency_key).where(
-                    ReachMessage.workspace_id == workspace_id,
-                    among(session, ReachMessage.idempotency_key, key_list[start : start + size]),
-                )
-            )
-        )
+    existing = _existing_keys(session, workspace_id=workspace_id, keys=list(keys.values()))
     todo = [c for c in ids if keys[c] not in existing]
     summary.existing = len(ids) - len(todo)
     if not todo:
@@ -620,17 +725,35 @@ def send(
     reach = max(timedelta(days=max(policy.budget_days, 32)), timedelta(hours=policy.dedup_hours))
     for cap in policy.channel_caps.values():
         reach = max(reach, timedelta(days=cap["days"]))
-    past = _history(
+    digest = content_hash(content)
+    # when each message would go depends on the customer's zone alone: computed once per zone
+    by_zone: dict[str | None, tuple[MessageStatus, datetime]] = {}
+    planned: dict[int, tuple[MessageStatus, datetime]] = {}
+    for customer_id in todo:
+        zone = facts[customer_id].timezone
+        if zone not in by_zone:
+            by_zone[zone] = planned_time(
+                facts=facts[customer_id], policy=policy, workspace_zone=workspace_zone, purpose=purpose, at=at
+            )
+        planned[customer_id] = by_zone[zone]
+    past: Mapping[int, History] = _past_of(
         session,
         workspace_id=workspace_id,
         customer_ids=todo,
+        planned=planned,
+        policy=policy,
+        workspace_zone=workspace_zone,
+        purpose=purpose,
+        digest=digest,
         start=at - reach,
         end=at + timedelta(days=1) + reach,
     )
     addresses = [(ch, a) for c in todo for ch in channels if (a := address_for(facts[c], ch)) is not None]
     blocked = blocked_addresses(session, workspace_id=workspace_id, addresses=addresses)
-    digest = content_hash(content)
-    rows: list[dict[str, Any]] = []
+    rows = _MessageRows(
+        workspace_id=workspace_id, source=source, source_ref=source_ref, step=step, purpose=purpose,
+        digest=digest, now=now,
+    )  # fmt: skip
     links: dict[int, dict[str, str]] = {}  # customer → url → token, of personalised messages
     for offset in range(0, len(todo), _CHUNK):
         chunk = todo[offset : offset + _CHUNK]
@@ -638,7 +761,7 @@ def send(
             customer_id: decide(
                 facts=facts[customer_id],
                 do_not_contact=customer_id in not_to_contact,
-                past=past.get(customer_id, []),
+                past=past.get(customer_id, _NO_HISTORY),
                 blocked=blocked,
                 policy=policy,
                 workspace_zone=workspace_zone,
@@ -647,6 +770,7 @@ def send(
                 channels=channels,
                 digest=digest,
                 at=at,
+                planned=planned[customer_id],
             )
             for customer_id in chunk
         }
@@ -662,35 +786,26 @@ def send(
             elif decision.channel:
                 body = content.get(decision.channel, content.get("default", {}))
             else:
-                body = {}
+                body = _NO_BODY
+            status = decision.status.value
+            reason = decision.reason.value if decision.reason else None
             pending = decision.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)
-            rows.append(
-                {
-                    "workspace_id": workspace_id,
-                    "customer_id": customer_id,
-                    "source": source,
-                    "source_ref": source_ref,
-                    "step": step,
-                    "idempotency_key": keys[customer_id],
-                    "purpose": purpose,
-                    "channel": decision.channel,
-                    "address": decision.address,
-                    "content": json.dumps(body, ensure_ascii=False),
-                    "content_hash": digest,
-                    "status": decision.status.value,
-                    "reason": decision.reason.value if decision.reason else None,
-                    "explanation": json.dumps(decision.explanation, ensure_ascii=False),
-                    "planned_at": decision.planned_at,
-                    "due_at": decision.planned_at if pending else None,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+            rows.add(
+                customer_id=customer_id,
+                idempotency_key=keys[customer_id],
+                channel=decision.channel,
+                address=decision.address,
+                body=body,
+                status=status,
+                reason=reason,
+                explanation=decision.explanation,
+                planned_at=decision.planned_at,
+                due_at=decision.planned_at if pending else None,
             )
-            summary.by_status[decision.status.value] = summary.by_status.get(decision.status.value, 0) + 1
-            if decision.reason is not None:
-                summary.by_reason[decision.reason.value] = summary.by_reason.get(decision.reason.value, 0) + 1
-    _insert_messages(session, rows)
+            summary.by_status[status] = summary.by_status.get(status, 0) + 1
+            if reason is not None:
+                summary.by_reason[reason] = summary.by_reason.get(reason, 0) + 1
+    rows.write(session)
     summary.created = len(rows)
     if links:
         _store_links(
