@@ -183,3 +183,40 @@ def test_clv_page_scores_and_draws_its_charts(
         page.click("[data-testid=csv-top]")
     assert download.value.suggested_filename == "clv-top.csv"
     _shot(page, "clv")
+
+
+def test_staff_writes_to_their_customer_previews_and_sends(
+    page: Any, live_server: str, db: Database, workspace_id: int
+) -> None:
+    from siyu.customers import service as customers
+
+    staff = make_login(db, workspace_id, Role.STAFF, name="小周")
+    with db.transaction() as session:
+        customer = make_customer(
+            session, workspace_id=workspace_id, name="陈一一", owner_user_id=staff.user_id
+        )
+        customers.record_system_consent(
+            session, workspace_id=workspace_id, customer_id=customer.id, contact_channel="sms",
+            purpose="marketing", status="granted", source="test",
+        )  # fmt: skip
+    _log_in(page, live_server, staff.email, staff.password)
+    page.goto(f"{live_server}/customers/{customer.id}")
+    assert "还没有给该客户的消息" in page.inner_text("#reach-history")
+    page.click("#write-link")
+    page.wait_for_url(f"{live_server}/customers/{customer.id}/message")
+    assert "非企微好友" in page.inner_text("[data-channel=wecom]")
+    assert page.is_disabled("[data-channel=wecom] input") and page.is_checked("[data-channel=sms] input")
+    page.fill("textarea[name=text]", "{{ name }}您好，您预约的到店时间是周六下午")
+    page.click("button[value=preview]")
+    page.wait_for_selector("#preview")
+    assert page.inner_text("#preview-text") == "陈一一您好，您预约的到店时间是周六下午"
+    _shot(page, "write-preview")
+    page.click("#send-button")
+    page.wait_for_selector("#outcome")
+    assert page.get_attribute("#outcome", "data-status") == "queued"
+    assert "已通过发送网关" in page.inner_text("#outcome-text")
+    _shot(page, "write-outcome")
+    page.click("text=返回客户")
+    page.wait_for_url(f"{live_server}/customers/{customer.id}")
+    history = page.inner_text("#reach-history")
+    assert "陈一一您好，您预约的到店时间是周六下午" in history and "排队中" in history

@@ -54,6 +54,7 @@ class FakeWecom:
     moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     moments: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: list[str] = field(default_factory=list)  # media ids of accepted uploads
+    uploaded: dict[str, bytes] = field(default_factory=dict)  # media id → the multipart body it came in
     # path -> how many of its next calls answer WeCom's transient errcode -1 ("system busy, retry")
     busy: dict[str, int] = field(default_factory=dict)
     # 群聊数据统计: (day of China Standard Time, owner userid) -> the eight figures of that day
@@ -324,6 +325,7 @@ def _upload_attachment(fake: FakeWecom, query: dict[str, str], body: dict[str, A
         return _bad("media data missing", 41005)
     media_id = "att" + uuid.uuid4().hex
     fake.uploads.append(media_id)
+    fake.uploaded[media_id] = body["raw"]
     return _ok(type=query["media_type"], media_id=media_id, created_at=int(time.time()))
 
 
@@ -508,7 +510,12 @@ def _handler(fake: FakeWecom) -> type[BaseHTTPRequestHandler]:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if (self.headers.get("Content-Type") or "").startswith("multipart/form-data"):
                     # a media upload: what the endpoint checks is the part named "media" and its size
-                    body = {"multipart": True, "has_media": b'name="media"' in raw, "size": len(raw)}
+                    body = {
+                        "multipart": True,
+                        "has_media": b'name="media"' in raw,
+                        "size": len(raw),
+                        "raw": raw,
+                    }
                     self._send(fake.handle(method, parts.path, query, body))
                     return
                 try:

@@ -32,14 +32,17 @@ class Permission(StrEnum):
     EXPORT = "export"  # export data about people (PIPL export, lists)
     ERASE = "erase"  # erase a person (PIPL)
     MANAGE = "manage"  # members, tokens, channels and costs, workspace settings
+    CONTACT = "contact"  # write to one customer 1:1 (staff: to the customers assigned to them)
 
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.ADMIN: frozenset(Permission),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.WRITE, Permission.MERGE, Permission.EXPORT}),
+    Role.OPERATOR: frozenset(
+        {Permission.READ, Permission.WRITE, Permission.MERGE, Permission.EXPORT, Permission.CONTACT}
+    ),
     Role.ANALYST: frozenset({Permission.READ, Permission.EXPORT}),
-    Role.STAFF: frozenset({Permission.READ}),
+    Role.STAFF: frozenset({Permission.READ, Permission.CONTACT}),
 }
 
 

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="Where customers reach this server (one-click unsubscribe links).",
     )
+    fetch_allow_private: bool = Field(
+        False,
+        description="The server may fetch URLs (a moment's images by URL) that resolve to private, loopback "
+        "or link-local addresses; off: only public addresses (the tests turn it on for their local servers).",
+    )
+    fetch_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long the server waits for a URL it fetches (connect, and each read)."
+    )
     serve_worker: bool = Field(
         True, description="`siyu serve` runs one reach worker in-process (off when `siyu worker` runs apart)."
     )

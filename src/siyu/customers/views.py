@@ -1,4 +1,5 @@
-"""Customer pages: the list with search (phone, name, identity) and cursor paging, and the 360 page.
+"""Customer pages: the list with search (phone, name, identity) and cursor paging, and the 360 page
+(with the customer's reach history and the way to write to them).
 
 Visibility is the service's: staff get "not found" for customers assigned to someone else.
 """
@@ -10,11 +11,13 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from siyu.auth.service import Permission
 from siyu.channels import service as channels
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.coupons import service as coupons
 from siyu.customers import service as customers
 from siyu.membership import service as membership
+from siyu.reach import service as reach
 from siyu.web.deps import CurrentActor, DbSession
 from siyu.web.templating import render, render_error
 
@@ -67,6 +70,8 @@ def customer_360(
             "coupon_templates": coupons.active_templates(session, workspace_id=actor.workspace_id),
             # one key per rendering of the form: a double submit issues one coupon
             "issue_key": f"staff-form:{secrets.token_urlsafe(12)}",
+            "reach_history": reach.list_messages(session, actor=actor, customer_id=customer_id, limit=20),
+            "can_contact": actor.can(Permission.CONTACT),
         },
         session=session,
         actor=actor,

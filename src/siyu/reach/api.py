@@ -17,8 +17,11 @@ from siyu.reach.schemas import (
     AliyunPushOut,
     AliyunSmsReportIn,
     AliyunSmsUpIn,
+    ChannelOptionOut,
     DoNotContactIn,
     MessageOut,
+    OneToOneIn,
+    OneToOneOut,
     PolicyIn,
     PolicyOut,
     PushUrlsOut,
@@ -65,6 +68,46 @@ def send(body: SendIn, session: DbSession, actor: Actor = require(Permission.WRI
         by_status=summary.by_status,
         by_reason=summary.by_reason,
     )
+
+
+@router.get("/customers/{customer_id}/channels", response_model=list[ChannelOptionOut])
+def channels(
+    customer_id: int,
+    session: DbSession,
+    actor: Actor = require(Permission.CONTACT),
+    purpose: str = "transactional",
+) -> list[ChannelOptionOut]:
+    """The channels a member can write to the customer on for the purpose, or why not."""
+    return [
+        ChannelOptionOut(
+            channel=o.channel,
+            address=o.address,
+            reachable=o.reachable,
+            reason=o.reason.value if o.reason else None,
+        )
+        for o in service.channel_options(session, actor=actor, customer_id=customer_id, purpose=purpose)
+    ]
+
+
+@router.post("/customers/{customer_id}/messages", response_model=OneToOneOut, status_code=201)
+def write(
+    customer_id: int, body: OneToOneIn, session: DbSession, actor: Actor = require(Permission.CONTACT)
+) -> OneToOneOut:
+    """A member writes to one customer (source staff) through the gateway; staff only to customers
+    assigned to them (403 otherwise). The same idempotency key again returns the one message."""
+    sent = service.send_one(
+        session,
+        actor=actor,
+        customer_id=customer_id,
+        channel=body.channel,
+        purpose=body.purpose,
+        text=body.text,
+        subject=body.subject,
+        idempotency_key=service.form_key(
+            actor=actor, form_token=body.idempotency_key, where="idempotency_key"
+        ),
+    )
+    return OneToOneOut(message=sent.message, repeated=sent.repeated)
 
 
 @router.get("/messages", response_model=list[MessageOut])

@@ -55,6 +55,26 @@ class SendIn(BaseModel):
     )
 
 
+class ChannelOptionOut(BaseModel):
+    channel: str
+    address: str | None = Field(description="masked for the staff role")
+    reachable: bool
+    reason: str | None = Field(description="why the channel cannot reach the customer for the purpose")
+
+
+class OneToOneIn(BaseModel):
+    channel: Literal["wecom", "sms", "email"]
+    purpose: Literal["marketing", "transactional"] = "transactional"
+    text: str = Field(description="a template: variables and snippets are rendered for the customer")
+    subject: str = Field("", description="the email's subject")
+    idempotency_key: str = Field(description="8–64 letters, digits, - or _; a retry with it sends once")
+
+
+class OneToOneOut(BaseModel):
+    message: MessageOut
+    repeated: bool = Field(description="the key was used before: nothing was decided twice")
+
+
 class SendOut(BaseModel):
     audience: int
     created: int

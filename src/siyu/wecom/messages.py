@@ -12,6 +12,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "moments.new": ("新建朋友圈", "New moment"),
     "moments.text": ("文字", "Text"),
     "moments.images": ("图片（JPG/PNG，最多 9 张）", "Images (JPG/PNG, up to 9)"),
+    "moments.image_urls": (
+        "或图片链接（每行一个 http(s) 地址）",
+        "Or image URLs (one http(s) address a line)",
+    ),
+    "moments.image_urls_help": (
+        "服务器下载这些图片后上传到企业微信：须为 JPG/PNG，每张不超过 10 MB，与上传的图片合计最多 9 张。",
+        "The server fetches these images and uploads them to WeCom: JPG or PNG, up to 10 MB each, "
+        "at most 9 together with the uploaded ones.",
+    ),
+    "moments.link_image_url": ("或封面图链接", "Or the picture's URL"),
     "moments.video": ("视频（MP4，不超过 10 MB）", "Video (MP4, up to 10 MB)"),
     "moments.link_url": ("或链接地址", "Or a link URL"),
     "moments.link_title": ("链接标题", "Link title"),

@@ -1,5 +1,5 @@
 """Moments pages (朋友圈): the list (scheduled, submitted, published, and how many staff published
-each), the create form (text, up to 9 image uploads or a link, the staff who post it and the corp tags
+each), the create form (text, up to 9 images uploaded or given by URL, or a link, the staff who post it and the corp tags
 of the customers who see it, now or at a time in the workspace's time zone), and a moment's page with
 each staff member's publish status. Included in the WeCom router."""
 
@@ -78,37 +78,58 @@ def _scheduled(session: Session, actor: Actor, text: str) -> datetime | None:
 def create_moment(request: Request, session: DbSession, actor: CurrentActor, form: Form) -> Response:
     actor.require(Permission.WRITE)
     values: dict[str, Any] = {
-        name: form_text(form, name) for name in ("text", "link_title", "link_url", "scheduled_for")
+        name: form_text(form, name)
+        for name in ("text", "link_title", "link_url", "link_image_url", "image_urls", "scheduled_for")
     }
+    image_urls = [line.strip() for line in values["image_urls"].splitlines() if line.strip()]
     values["senders"] = [v for v in form.getlist("senders") if isinstance(v, str) and v]
     values["tags"] = [v for v in form.getlist("tags") if isinstance(v, str) and v.isdigit()]
     images = _files(form, "images")
     link_images = _files(form, "link_image")
     videos = _files(form, "video")
     try:
-        if len(images) > MAX_MOMENT_IMAGES:
-            raise ValidationFailed(f"{len(images)} images; a moment takes at most 9", where="images")
+        if len(images) + len(image_urls) > MAX_MOMENT_IMAGES:
+            raise ValidationFailed(
+                f"{len(images) + len(image_urls)} images; a moment takes at most 9", where="images"
+            )
         scheduled_for = _scheduled(session, actor, values["scheduled_for"])
+        # every URL is fetched before anything is uploaded: one that fails uploads nothing
+        fetched = [
+            wecom.fetch_moment_image(url, where=f"image_urls[{position}]")
+            for position, url in enumerate(image_urls)
+        ]
+        link_fetched = (
+            wecom.fetch_moment_image(values["link_image_url"], where="link_image_url")
+            if values["link_url"] and values["link_image_url"] and not link_images
+            else None
+        )
         with session.begin_nested():
             media = [
                 wecom.upload_moment_image(
                     session, workspace_id=actor.workspace_id, filename=f.filename or "", content=f.file.read()
                 )
                 for f in images
+            ] + [
+                wecom.upload_moment_image(
+                    session, workspace_id=actor.workspace_id, filename=image.filename, content=image.content
+                )
+                for image in fetched
             ]
             link = None
             if values["link_url"]:
-                if not link_images:
-                    raise ValidationFailed("a link needs its picture", where="link_image")
-                picture = link_images[0]
+                if link_images:
+                    picture_name, picture = link_images[0].filename or "", link_images[0].file.read()
+                elif link_fetched is not None:
+                    picture_name, picture = link_fetched.filename, link_fetched.content
+                else:
+                    raise ValidationFailed(
+                        "a link needs its picture", where="link_image", hint="upload one or give its URL"
+                    )
                 link = {
                     "title": values["link_title"] or values["link_url"],
                     "url": values["link_url"],
                     "media_id": wecom.upload_moment_image(
-                        session,
-                        workspace_id=actor.workspace_id,
-                        filename=picture.filename or "",
-                        content=picture.file.read(),
+                        session, workspace_id=actor.workspace_id, filename=picture_name, content=picture
                     ),
                 }
             video_media_id = None

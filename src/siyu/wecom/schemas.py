@@ -1,6 +1,8 @@
-"""Pydantic shapes of the WeCom settings (the secret goes in, never out) and the staff mapping."""
+"""Pydantic shapes of the WeCom settings (the secret goes in, never out), the staff mapping and moments."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,3 +46,47 @@ class StaffOut(BaseModel):
     wecom_userid: str
     user_id: int | None
     name: str
+
+
+class MomentLinkIn(BaseModel):
+    title: str = Field("", max_length=64, description="The link's title; empty: its URL.")
+    url: str = Field(description="Where the link leads.")
+    image_url: str = Field(
+        description="The picture's http(s) URL: fetched by the server, JPEG or PNG, ≤ 10 MB."
+    )
+
+
+class MomentIn(BaseModel):
+    text: str | None = Field(None, max_length=2000)
+    image_urls: list[str] = Field(
+        default_factory=list,
+        max_length=9,
+        description="http(s) URLs of up to 9 images, fetched by the server (JPEG or PNG by their first "
+        "bytes, ≤ 10 MB each) and uploaded to WeCom; refused with the URL and the reason.",
+    )
+    link: MomentLinkIn | None = None
+    sender_userids: list[str] = Field(
+        default_factory=list, description="WeCom userids of the staff who post it."
+    )
+    visible_tag_ids: list[int] = Field(
+        default_factory=list, description="siyu tags (synced corp tags) of the customers who see it."
+    )
+    scheduled_for: datetime | None = Field(None, description="Submit it then (with a time zone); null: now.")
+    request_key: str | None = Field(
+        None,
+        max_length=64,
+        description="A key of this request: a retry with it creates (and fetches) nothing.",
+    )
+
+
+class MomentOut(BaseModel):
+    id: int
+    state: str = Field(description="scheduled, submitted or published")
+    jobid: str | None
+    job_status: int
+    moment_id: str | None
+    scheduled_for: datetime | None
+    created_at: datetime
+    request: dict[str, object] = Field(
+        description="The add_moment_task body as sent (media ids, visible range)."
+    )

@@ -30,6 +30,7 @@ from siyu.customers.service.profile import (
 from siyu.customers.service.search import (
     EXPORT_MAX_ROWS,
     count_customers,
+    ensure_assigned,
     ensure_visible,
     export_customer_list,
     get_customer_summary,
@@ -81,6 +82,7 @@ __all__ = [
     "decode_cursor",
     "decode_time_id_cursor",
     "encode_cursor",
+    "ensure_assigned",
     "ensure_visible",
     "export_customer_list",
     "get_customer_360",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from siyu.auth.service import Actor, Permission
 from siyu.core import audit
-from siyu.core.errors import NotFound, ValidationFailed
+from siyu.core.errors import NotFound, PermissionDenied, ValidationFailed
 from siyu.core.masking import mask_identity
 from siyu.customers import identity_values
 from siyu.customers.models import (
@@ -88,6 +88,25 @@ def get_visible_customer(session: Session, *, actor: Actor, customer_id: int) ->
 
 def ensure_visible(session: Session, *, actor: Actor, customer_id: int) -> None:
     """NotFound unless this actor may see the customer."""
+    get_visible_customer(session, actor=actor, customer_id=customer_id)
+
+
+def ensure_assigned(session: Session, *, actor: Actor, customer_id: int) -> None:
+    """Like `ensure_visible`, for acting on the customer as their member: a staff member acting on a
+    customer of the workspace assigned to someone else is refused (PermissionDenied, said plainly),
+    where reads answer NotFound."""
+    customer = session.get(Customer, customer_id)
+    if (
+        customer is not None
+        and customer.workspace_id == actor.workspace_id
+        and actor.sees_only_own_customers
+        and customer.owner_user_id != actor.user_id
+    ):
+        raise PermissionDenied(
+            f"customer {customer_id} is not assigned to you",
+            where="customer_id",
+            hint="staff write only to the customers assigned to them; ask an admin to assign this customer",
+        )
     get_visible_customer(session, actor=actor, customer_id=customer_id)
 
 

@@ -1,6 +1,6 @@
 """Reach verbs: the gateway (`send`), the outbox for workers (`claim`, `complete`, receipts), what
 providers report back (SMS reports and replies, WeCom results), opt-outs, the policy, and the reads of
-the outbox (messages, dead letters, accounting)."""
+the outbox (messages, dead letters, accounting), and a member writing to one customer (1:1)."""
 
 from siyu.reach.service.contacts import (
     handle_sms_reply,
@@ -22,6 +22,16 @@ from siyu.reach.service.gateway import (
     decide,
     message_key,
     send,
+)
+from siyu.reach.service.one_to_one import (
+    STAFF_CHANNELS,
+    ChannelOption,
+    OneToOneResult,
+    channel_options,
+    ensure_may_write,
+    form_key,
+    preview_message,
+    send_one,
 )
 from siyu.reach.service.outbox import (
     Claimed,
@@ -67,12 +77,15 @@ from siyu.reach.service.reads import (
 
 __all__ = [
     "ADDRESS_KIND",
+    "STAFF_CHANNELS",
     "WELCOME_CHANNEL",
     "Accounting",
     "BatchOutcome",
+    "ChannelOption",
     "ClaimOutcome",
     "Claimed",
     "Decision",
+    "OneToOneResult",
     "OpenBatch",
     "Outcome",
     "Policy",
@@ -86,6 +99,7 @@ __all__ = [
     "block_address",
     "cancel",
     "capacity",
+    "channel_options",
     "check_request",
     "claim",
     "claim_due",
@@ -93,6 +107,8 @@ __all__ = [
     "content_hash",
     "decide",
     "delivered_by_step",
+    "ensure_may_write",
+    "form_key",
     "get_message",
     "get_policy",
     "handle_sms_reply",
@@ -103,6 +119,7 @@ __all__ = [
     "message_key",
     "open_wecom_batches",
     "outcomes_by_key",
+    "preview_message",
     "push_token",
     "push_urls",
     "quiet_until",
@@ -115,6 +132,7 @@ __all__ = [
     "release_expired",
     "requeue",
     "send",
+    "send_one",
     "set_do_not_contact",
     "unsubscribe",
     "unsubscribe_token",

@@ -31,7 +31,8 @@ class Accounting:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def _out(message: ReachMessage, *, actor: Actor) -> MessageOut:
+def message_out(message: ReachMessage, *, actor: Actor) -> MessageOut:
+    """A message as this actor may see it (addresses masked for staff)."""
     kind = ADDRESS_KIND.get(message.channel or "") or ""
     address = (
         mask_identity(kind, message.address, masked=actor.sees_masked_phones) if message.address else None
@@ -90,7 +91,7 @@ def list_messages(
         query = query.where(ReachMessage.id < before_id)
     limit = customers.clamp_limit(limit)
     rows = session.scalars(query.order_by(ReachMessage.id.desc()).limit(limit))
-    return [_out(m, actor=actor) for m in rows]
+    return [message_out(m, actor=actor) for m in rows]
 
 
 def get_message(session: Session, *, actor: Actor, message_id: int) -> MessageOut:
@@ -99,7 +100,7 @@ def get_message(session: Session, *, actor: Actor, message_id: int) -> MessageOu
     if message is None or message.workspace_id != actor.workspace_id:
         raise NotFound(f"no message {message_id} in this workspace", where="message_id")
     customers.ensure_visible(session, actor=actor, customer_id=message.customer_id)
-    return _out(message, actor=actor)
+    return message_out(message, actor=actor)
 
 
 def requeue(session: Session, *, actor: Actor, message_id: int) -> MessageOut:
@@ -130,7 +131,7 @@ def requeue(session: Session, *, actor: Actor, message_id: int) -> MessageOut:
         target_id=message.id,
         detail={"last_error": (message.last_error or "")[:200]},
     )
-    return _out(message, actor=actor)
+    return message_out(message, actor=actor)
 
 
 def accounting(session: Session, *, workspace_id: int, source: str, source_ref: str) -> Accounting:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import httpx
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from siyu.core import audit
+from siyu.core import audit, fetch
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.wecom.client import WecomClient
@@ -83,7 +85,7 @@ def upload_moment_image(
 ) -> str:
     """Upload a JPEG or PNG for a moment (media/upload_attachment, media_type image, attachment_type 1
     for moments) and return its media_id, valid for three days."""
-    kind = next((t for magic, t in _IMAGE_TYPES.items() if content.startswith(magic)), None)
+    kind = _image_type(content)
     if kind is None:
         raise ValidationFailed(f"{filename[:60]!r} is not a JPEG or PNG image", where="images")
     if len(content) > MAX_IMAGE_BYTES:
@@ -104,6 +106,52 @@ def upload_moment_image(
         if own:
             wecom.close()
     return str(answer["media_id"])
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    url: str
+    filename: str
+    content: bytes
+
+
+def _image_type(content: bytes) -> str | None:
+    return next((t for magic, t in _IMAGE_TYPES.items() if content.startswith(magic)), None)
+
+
+def fetch_moment_image(
+    url: str, *, where: str = "image_urls", transport: httpx.BaseTransport | None = None
+) -> FetchedImage:
+    """Fetch an image for a moment from a URL (siyu.core.fetch: http(s), public addresses unless
+    SIYU_FETCH_ALLOW_PRIVATE, the settings' timeout, at most 10 MB) and check that it is a JPEG or PNG by
+    its first bytes, whatever its content type says. Refusals name the URL and the reason."""
+    fetched = fetch.fetch(url, max_bytes=MAX_IMAGE_BYTES, where=where, transport=transport)
+    if _image_type(fetched.content) is None:
+        said = fetched.content_type.split(";", 1)[0].strip() or "no content type"
+        raise ValidationFailed(
+            f"{url[:200]}: not a JPEG or PNG image (the server sent {len(fetched.content)} bytes of {said})",
+            where=where,
+            hint="give the URL of the image itself, a .jpg or .png",
+        )
+    name = unquote(urlsplit(fetched.final_url).path.rsplit("/", 1)[-1])[:100]
+    return FetchedImage(url=url, filename=name or "image", content=fetched.content)
+
+
+def upload_moment_image_from_url(
+    session: Session,
+    *,
+    workspace_id: int,
+    url: str,
+    where: str = "image_urls",
+    client: WecomClient | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> str:
+    """Fetch an image by URL (`fetch_moment_image`) and upload it as `upload_moment_image` does;
+    returns its media_id, valid for three days."""
+    image = fetch_moment_image(url, where=where, transport=transport)
+    return upload_moment_image(
+        session, workspace_id=workspace_id, filename=image.filename, content=image.content, client=client
+    )
 
 
 def moment_content(
@@ -147,6 +195,15 @@ def moment_content(
     return body
 
 
+def moment_by_request_key(session: Session, *, workspace_id: int, request_key: str) -> WecomMoment | None:
+    """The moment created before under this request key, if any (a retried request)."""
+    return session.scalar(
+        select(WecomMoment).where(
+            WecomMoment.workspace_id == workspace_id, WecomMoment.request_key == request_key
+        )
+    )
+
+
 def create_moment(
     session: Session,
     *,
@@ -170,11 +227,7 @@ def create_moment(
     `publish_due_moments`. Poll the job with `poll_moment_result`.
     """
     if request_key:
-        earlier = session.scalar(
-            select(WecomMoment).where(
-                WecomMoment.workspace_id == workspace_id, WecomMoment.request_key == request_key
-            )
-        )
+        earlier = moment_by_request_key(session, workspace_id=workspace_id, request_key=request_key)
         if earlier is not None:
             return earlier
     body = moment_content(
