@@ -232,6 +232,12 @@ def integer_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, map(operator.index, values))) + "}"
 
 
+def integer_array_parameter(name: str) -> Any:
+    """A named BIGINT[] parameter of a `text()` statement, given `integer_array(...)` as its value:
+    `text(...).bindparams(integer_array_parameter("ids"))`, then `:ids` where the array goes."""
+    return bindparam(name, type_=_IntegerArrayLiteral())
+
+
 def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL `column = ANY(:array)`, one parameter however many values, so
     neither SQLAlchemy nor the driver renders and parses the statement per value (a string column gets

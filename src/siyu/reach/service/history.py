@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from siyu.core.db import among, among_chunk, integer_array
+from siyu.core.db import among, among_chunk, integer_array, integer_array_parameter
 from siyu.reach.models import COUNTED_STATUSES, ReachMessage
 from siyu.reach.service.policy import calendar_period
 
@@ -200,16 +200,15 @@ def count_history(
         f" AND m.planned_at > t.planned - :window_{i} AND m.planned_at < t.planned + :window_{i})"
         for i in range(len(capped))
     )
-    # LATERAL: each customer's own messages over the (workspace, customer, planned) index, whatever the
-    # planner believes of the table's size (a merge over the whole workspace's window is its other plan)
+    # the chunk's messages are read once, by customer id (MATERIALIZED keeps it one scan): a plan per
+    # customer (a LATERAL) walks the whole table when the planner believes it empty, as after a bulk
+    # load; a join without the id list scans the workspace's whole window
     statement = text(
-        "SELECT q.id, h.*"
-        # each customer names its slot: the few distinct planned times (and their periods) of the chunk
-        " FROM unnest(CAST(:ids AS BIGINT[]), CAST(:slots AS BIGINT[])) AS q(id, slot)"
-        " JOIN unnest(CAST(:planned AS TIMESTAMPTZ[]), CAST(:period_starts AS TIMESTAMPTZ[]),"
-        "   CAST(:period_ends AS TIMESTAMPTZ[])) WITH ORDINALITY AS t(planned, period_start, period_end, slot)"
-        "   ON t.slot = q.slot"
-        " CROSS JOIN LATERAL (SELECT"
+        "WITH m AS MATERIALIZED ("
+        "  SELECT customer_id, planned_at, channel, purpose, source, content_hash FROM reach_message"
+        "  WHERE workspace_id = :workspace_id AND customer_id = ANY(:ids)"
+        "    AND planned_at > :start AND planned_at < :end AND status = ANY(CAST(:counted AS VARCHAR[])))"
+        " SELECT q.id,"
         "   coalesce(bool_or(m.content_hash = :digest"
         "     AND m.planned_at > t.planned - :dedup AND m.planned_at < t.planned + :dedup), false),"
         "   count(*) FILTER (WHERE m.purpose = 'marketing'"
@@ -217,11 +216,14 @@ def count_history(
         "   count(*) FILTER (WHERE m.channel = 'wecom' AND m.source <> :staff"
         "     AND m.planned_at >= t.period_start AND m.planned_at < t.period_end)"
         f"  {cap_columns}"
-        "   FROM reach_message m WHERE m.workspace_id = :workspace_id AND m.customer_id = q.id"
-        "     AND m.planned_at > :start AND m.planned_at < :end"
-        "     AND m.status = ANY(CAST(:counted AS VARCHAR[]))"
-        " ) AS h"
-    )
+        # each customer names its slot: the few distinct planned times (and their periods) of the chunk
+        " FROM unnest(:ids, CAST(:slots AS BIGINT[])) AS q(id, slot)"
+        " JOIN unnest(CAST(:planned AS TIMESTAMPTZ[]), CAST(:period_starts AS TIMESTAMPTZ[]),"
+        "   CAST(:period_ends AS TIMESTAMPTZ[])) WITH ORDINALITY AS t(planned, period_start, period_end, slot)"
+        "   ON t.slot = q.slot"
+        " LEFT JOIN m ON m.customer_id = q.id"
+        " GROUP BY q.id"
+    ).bindparams(integer_array_parameter("ids"))
     base = {
         "workspace_id": workspace_id,
         "digest": digest,
