@@ -470,3 +470,21 @@ def test_a_broadcast_issues_each_customer_its_coupon_once_and_the_content_carrie
     assert texts == {c: f"送你一张券：{issued[c]}" for c in ids}
     with pytest.raises(NotFound):
         _create(db, owner.actor, customer_ids=ids, coupon_template_id=10**9)
+
+
+def test_statistics_are_refreshed_as_a_large_broadcast_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 5k, 20k, 80k… decided messages (once each), the outbox's statistics are refreshed."""
+    from siyu.broadcasts import service as broadcasts_service
+
+    analysed: list[str] = []
+
+    class Session:
+        def execute(self, statement: object) -> None:
+            analysed.append(str(statement))
+
+    monkeypatch.setattr(broadcasts_service, "is_postgres", lambda session: True)
+    decided = 0
+    for chunk in [2_000] * 60:
+        broadcasts_service._analyse_if_grown(Session(), before=decided, after=decided + chunk)  # type: ignore[arg-type]
+        decided += chunk
+    assert analysed == ["ANALYZE reach_message", "ANALYZE reach_contact"] * 3  # at 6k, 20k, 80k

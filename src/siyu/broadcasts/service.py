@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
@@ -23,7 +23,7 @@ from siyu.auth.service import Actor, Permission
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientOutcome
 from siyu.content import service as content_service
 from siyu.core import audit
-from siyu.core.db import among, among_chunk
+from siyu.core.db import among, among_chunk, is_postgres
 from siyu.core.errors import Conflict, NotFound, SiyuError, ValidationFailed
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -422,6 +422,9 @@ def _issue_coupons(session: Session, *, broadcast: Broadcast, customer_ids: list
             log.info("broadcast %s issued customer %s no coupon: %s", broadcast.id, customer_id, refused)
 
 
+STATISTICS_AFTER = 5_000  # decided messages of one broadcast at which the statistics are first refreshed
+
+
 def decide_next(
     session: Session, *, workspace_id: int, broadcast_id: int, limit: int = CHUNK, now: datetime | None = None
 ) -> int:
@@ -479,9 +482,25 @@ def decide_next(
                 # the recipients were read as rows, not objects: there is nothing in the session to sync
                 .execution_options(synchronize_session=False)
             )
+    _analyse_if_grown(session, before=broadcast.decided_count, after=broadcast.decided_count + len(pending))
     broadcast.decided_count += len(pending)
     broadcast.updated_at = now
     return len(pending)
+
+
+def _analyse_if_grown(session: Session, *, before: int, after: int) -> None:
+    """A large broadcast is a bulk load of the outbox: past 5k, 20k, 80k… decided messages, PostgreSQL's
+    statistics of the tables it writes are refreshed (in this chunk's transaction), as after any bulk
+    load. With statistics taken while they were small (or none), the planner reads the caps' messages
+    and the idempotency keys by scanning, each chunk slower than the one before; autovacuum catches up
+    only a minute or more later."""
+    threshold = STATISTICS_AFTER
+    while threshold <= after:
+        if before < threshold and is_postgres(session):
+            for table in ("reach_message", "reach_contact"):
+                session.execute(text(f"ANALYZE {table}"))
+            return
+        threshold *= 4
 
 
 def finish_if_done(
