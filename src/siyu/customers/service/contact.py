@@ -30,6 +30,29 @@ class ContactFacts:
         return values[0] if values else None
 
 
+def _live_and_zone(
+    session: Session, *, workspace_id: int, customer_ids: list[int]
+) -> dict[int, ContactFacts]:
+    """The facts of these customers of the workspace without identities and consents: live or not, and
+    the time zone, taken out of the attributes by the database."""
+    customer = Customer.__table__.c
+    return {
+        customer_id: ContactFacts(
+            customer_id=customer_id, live=merged_into is None and erased_at is None, timezone=zone or None
+        )
+        for customer_id, merged_into, erased_at, zone in session.connection()
+        .execute(
+            select(
+                customer.id,
+                customer.merged_into_id,
+                customer.erased_at,
+                customer.attributes["timezone"].as_string(),
+            ).where(customer.workspace_id == workspace_id, among(session, customer.id, customer_ids))
+        )
+        .all()
+    }
+
+
 def contact_facts(
     session: Session, *, workspace_id: int, customer_ids: Iterable[int]
 ) -> dict[int, ContactFacts]:
@@ -41,19 +64,9 @@ def contact_facts(
     facts: dict[int, ContactFacts] = {}
     size = among_chunk(session)
     connection = session.connection()
-    customer, identity, consent = Customer.__table__.c, Identity.__table__.c, Consent.__table__.c
-    zone_of = customer.attributes["timezone"].as_string()
+    identity, consent = Identity.__table__.c, Consent.__table__.c
     for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
-        for customer_id, merged_into, erased_at, zone in connection.execute(
-            select(customer.id, customer.merged_into_id, customer.erased_at, zone_of).where(
-                customer.workspace_id == workspace_id, among(session, customer.id, chunk)
-            )
-        ).all():
-            facts[customer_id] = ContactFacts(
-                customer_id=customer_id,
-                live=merged_into is None and erased_at is None,
-                timezone=zone or None,
-            )
+        facts.update(_live_and_zone(session, workspace_id=workspace_id, customer_ids=chunk))
         found = [c for c in chunk if c in facts]
         if not found:
             continue
@@ -88,21 +101,13 @@ def reach_facts(
     few rows come back per customer; every lookup is by customer id, whatever the planner's statistics
     (a correlated `ORDER BY id LIMIT 1` per customer walks a whole index when they are missing)."""
     kinds, wanted_consents = sorted(set(kinds)), set(consents)
-    customer, identity, consent = Customer.__table__.c, Identity.__table__.c, Consent.__table__.c
-    zone_of = customer.attributes["timezone"].as_string()
+    identity, consent = Identity.__table__.c, Consent.__table__.c
     wanted = sorted(set(customer_ids))
     facts: dict[int, ContactFacts] = {}
     size = among_chunk(session)
     connection = session.connection()
     for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
-        for customer_id, merged_into, erased_at, zone in connection.execute(
-            select(customer.id, customer.merged_into_id, customer.erased_at, zone_of).where(
-                customer.workspace_id == workspace_id, among(session, customer.id, chunk)
-            )
-        ).all():
-            facts[customer_id] = ContactFacts(
-                customer_id=customer_id, live=merged_into is None and erased_at is None, timezone=zone or None
-            )
+        facts.update(_live_and_zone(session, workspace_id=workspace_id, customer_ids=chunk))
         found = [c for c in chunk if c in facts]
         if not found:
             continue
