@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,58 +131,131 @@ def load_batch(
     Returns what changed and the rows refused while loading (unknown channel, store or owner), which
     are left out. Counts are per record: distinct orders, events or customers.
     """
-    with bulk.sqlite_load_cache(session):
-        return _load_batch(session, workspace_id, batch, source, actor_user_id, chunk_rows, progress)
+    with streaming_load(
+        session,
+        workspace_id=workspace_id,
+        kind=ImportKind(batch.kind),
+        source=source,
+        actor_user_id=actor_user_id,
+        chunk_rows=chunk_rows,
+        progress=progress,
+        total_rows=batch.rows.height,
+    ) as loader:
+        refused = loader.add(batch)
+        return loader.finish(), refused
 
 
-def _load_batch(
+@contextmanager
+def streaming_load(
     session: Session,
+    *,
     workspace_id: int,
-    batch: ValidatedBatch,
-    source: str,
-    actor_user_id: int | None,
-    chunk_rows: int,
-    progress: Progress | None,
-) -> tuple[LoadResult, list[Reject]]:
-    kind = ImportKind(batch.kind)
-    ctx = _context(session, workspace_id, kind)
-    result = LoadResult()
-    rejects: list[Reject] = []
-    touched: set[int] = set()
-    source_of_field = {target: column for column, target in batch.mapping.items()}
-    total = batch.rows.height
-    done = 0
-    # a first load of orders keeps what the rollups need of every order it inserts (see below)
-    loaded = _LoadedOrders() if ctx.first_order_load else None
-    for chunk in _chunks(batch.rows, kind, chunk_rows):
-        chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
-        rejects += refused
-        chunk, resolution = _resolve_identities(session, chunk, ctx, kind, source, actor_user_id)
-        result.customers_created += len(resolution.created_ids)
-        result.customers_merged += resolution.merges
-        result.conflicts_flagged += resolution.conflicts
-        touched |= resolution.touched_ids
-        if loaded is not None:
-            loaded.merged_into.update(resolution.merged_into)
-        if kind == ImportKind.ORDERS:
-            touched |= _load_orders(session, chunk, ctx, source, result, loaded)
-            rejects += _redeem_coupons(session, chunk, ctx, source_of_field.get("coupon_code", "coupon_code"))
-        elif kind == ImportKind.EVENTS:
-            touched |= _load_events(session, chunk, ctx, source, result)
-        else:
-            touched |= _load_customers(session, chunk, ctx, source, result, set(resolution.created_ids))
-        done += chunk.height + len(refused)
-        if progress is not None:
-            progress(min(done, total), total)
-    if loaded is not None and loaded.complete(session, workspace_id):
-        orders, lines = loaded.frames()
-        rollups.refresh_rollups_from_frames(
-            session, workspace_id=workspace_id, customer_ids=touched, orders=orders, lines=lines
+    kind: ImportKind,
+    source: str = "import",
+    actor_user_id: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+    total_rows: int = 0,
+) -> Iterator[BatchLoader]:
+    """A `BatchLoader` for batches that arrive one after another (a file read in chunks), all loaded
+    into the caller's transaction as one load; call `finish` after the last."""
+    with bulk.sqlite_load_cache(session):
+        yield BatchLoader(
+            session,
+            workspace_id=workspace_id,
+            kind=kind,
+            source=source,
+            actor_user_id=actor_user_id,
+            chunk_rows=chunk_rows,
+            progress=progress,
+            total_rows=total_rows,
         )
-    else:
-        rollups.refresh_rollups(session, workspace_id=workspace_id, customer_ids=touched)
-    result.touched_customer_ids = sorted(touched)
-    return result, rejects
+
+
+class BatchLoader:
+    """One load made of several batches of one kind: what the load has seen so far (resolved identity
+    keys, the orders of a first load, the touched customers) carries from batch to batch, and the
+    rollups are refreshed once, by `finish`.
+
+    The rows of one order must come in one batch (`add` keeps an order's rows within a batch together).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        workspace_id: int,
+        kind: ImportKind,
+        source: str,
+        actor_user_id: int | None,
+        chunk_rows: int,
+        progress: Progress | None,
+        total_rows: int,
+    ) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+        self.kind = kind
+        self.source = source
+        self.actor_user_id = actor_user_id
+        self.chunk_rows = chunk_rows
+        self.progress = progress
+        self.total_rows = total_rows
+        self.ctx = _context(session, workspace_id, kind)
+        self.result = LoadResult()
+        self.touched: set[int] = set()
+        self.done = 0
+        # a first load of orders keeps what the rollups need of every order it inserts (see below)
+        self.loaded = _LoadedOrders() if self.ctx.first_order_load else None
+
+    def add(self, batch: ValidatedBatch) -> list[Reject]:
+        """Load the good rows of `batch`; returns the rows refused while loading."""
+        kind, ctx, session, result = self.kind, self.ctx, self.session, self.result
+        rejects: list[Reject] = []
+        source_of_field = {target: column for column, target in batch.mapping.items()}
+        for chunk in _chunks(batch.rows, kind, self.chunk_rows):
+            chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
+            rejects += refused
+            chunk, resolution = _resolve_identities(
+                session, chunk, ctx, kind, self.source, self.actor_user_id
+            )
+            result.customers_created += len(resolution.created_ids)
+            result.customers_merged += resolution.merges
+            result.conflicts_flagged += resolution.conflicts
+            self.touched |= resolution.touched_ids
+            if self.loaded is not None:
+                self.loaded.merged_into.update(resolution.merged_into)
+            if kind == ImportKind.ORDERS:
+                self.touched |= _load_orders(session, chunk, ctx, self.source, result, self.loaded)
+                rejects += _redeem_coupons(
+                    session, chunk, ctx, source_of_field.get("coupon_code", "coupon_code")
+                )
+            elif kind == ImportKind.EVENTS:
+                self.touched |= _load_events(session, chunk, ctx, self.source, result)
+            else:
+                self.touched |= _load_customers(
+                    session, chunk, ctx, self.source, result, set(resolution.created_ids)
+                )
+            self.done += chunk.height + len(refused)
+            if self.progress is not None:
+                self.total_rows = max(self.total_rows, self.done)
+                self.progress(self.done, self.total_rows)
+        return rejects
+
+    def finish(self) -> LoadResult:
+        """Refresh the rollups of every customer the load touched; returns what the load changed."""
+        if self.loaded is not None and self.loaded.complete(self.session, self.workspace_id):
+            orders, lines = self.loaded.frames()
+            rollups.refresh_rollups_from_frames(
+                self.session,
+                workspace_id=self.workspace_id,
+                customer_ids=self.touched,
+                orders=orders,
+                lines=lines,
+            )
+        else:
+            rollups.refresh_rollups(self.session, workspace_id=self.workspace_id, customer_ids=self.touched)
+        self.result.touched_customer_ids = sorted(self.touched)
+        return self.result
 
 
 @dataclass

@@ -32,7 +32,7 @@ _BLANK = _UTF8_BOM + b" \t\r\n"
 # CSV is read and parsed in blocks of about this many bytes (cut at a line end outside quotes)
 _BLOCK_BYTES = 8 << 20
 _SNIFF_BYTES = 64 << 10
-_WHOLE_FILE_ROWS = 1 << 62
+WHOLE_FILE_ROWS = 1 << 62
 
 
 @dataclass
@@ -59,7 +59,7 @@ def read_table(source: Path | bytes, *, filename: str | None = None) -> RawTable
     Empty files, header-only files and malformed lines raise `ValidationFailed` saying where and how to fix.
     """
     stream = open_table(source, filename=filename)
-    rows = pl.concat(list(stream.chunks(_WHOLE_FILE_ROWS)))
+    rows = pl.concat(list(stream.chunks(WHOLE_FILE_ROWS)))
     return RawTable(columns=stream.columns, rows=rows, encoding=stream.encoding, format=stream.format)
 
 
@@ -112,7 +112,7 @@ class TableStream:
         if self.format == "csv":
             yield from self._csv_frames(column)
         else:
-            yield from (c.select(ROW_NUMBER, column) for c in self.chunks(_WHOLE_FILE_ROWS))
+            yield from (c.select(ROW_NUMBER, column) for c in self.chunks(WHOLE_FILE_ROWS))
 
     def _data(self) -> bytes:
         return self.source.read_bytes() if isinstance(self.source, Path) else self.source
