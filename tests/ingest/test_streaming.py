@@ -118,9 +118,7 @@ def test_chunks_give_the_store_one_chunk_gives(
     _, whole = run(db, path, tmp_path, 50_000)
     assert whole["job"] == ("done", 13, 13, 7, 0, 0, 3)
     assert [r[:2] for r in whole["rejects"]] == [(4, "实付金额"), (8, "下单时间"), (14, "手机号")]
-    assert ("S1", 1, "乌龙", "tea", 0) in whole["lines"] and ("S1", 2, "蛋糕", "cake", 0) in whole[
-        "lines"
-    ]
+    assert ("S1", 1, "乌龙", "tea", 0) in whole["lines"] and ("S1", 2, "蛋糕", "cake", 0) in whole["lines"]
     assert ("C1", 1, '茶,"特"\n别', "tea", 0) in whole["lines"]
     # blocks of a few bytes: the file is also cut inside quotes, inside multi-byte characters
     monkeypatch.setattr(reading, "_BLOCK_BYTES", 7)
