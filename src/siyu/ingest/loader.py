@@ -2,7 +2,8 @@
 
 Set-based throughout: a batch is handled in chunks of whole orders; each chunk goes through
 stage → resolve identities → upsert customers / orders / lines / events, then the rollups of every touched
-customer are refreshed once. Everything happens in the caller's transaction.
+customer are refreshed once. Everything happens in the caller's transaction. A file read in chunks is
+loaded as one load of several batches (`streaming_load`): what the load learnt carries from one to the next.
 
 Shaped for speed where a million orders arrive at once: rows reach the database as frames (COPY on
 PostgreSQL, executemany of plain tuples on SQLite, `core.bulk`), never as ORM objects; a load into a

@@ -77,6 +77,8 @@ class TableStream:
     name: str
     source: Path | bytes = field(repr=False)
     delimiter: str = ","
+    # a JSON-lines file, read whole when opened (its columns are the keys of all its lines)
+    whole: RawTable | None = field(default=None, repr=False)
 
     def chunks(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
         """The rows in frames of at most `chunk_rows` rows: Utf8 columns plus `row_number`.
@@ -91,7 +93,8 @@ class TableStream:
         elif self.format == "xlsx":
             frames = _xlsx_frames(self._data(), self.name, self.columns)
         else:
-            frames = iter([_read_jsonl(self._utf8(), self.encoding, self.name).rows])
+            assert self.whole is not None
+            frames = iter([self.whole.rows])
         seen = 0
         for chunk in _by_row_chunks(frames, chunk_rows):
             if self.columns:
@@ -192,7 +195,8 @@ def open_table(source: Path | bytes, *, filename: str | None = None) -> TableStr
         return TableStream(_xlsx_header(data, name), "xlsx", "xlsx", name, source)
     stream = TableStream([], _detect_encoding(source, name), fmt, name, source)
     if fmt == "jsonl":
-        stream.columns = _read_jsonl(stream._utf8(), stream.encoding, name).columns
+        stream.whole = _read_jsonl(stream._utf8(), stream.encoding, name)
+        stream.columns = stream.whole.columns
         return stream
     with stream._open() as handle:
         first_block = next(_csv_blocks(_utf8_blocks(handle, stream.encoding)), b"")
