@@ -245,13 +245,11 @@ class BatchLoader:
     def finish(self) -> LoadResult:
         """Refresh the rollups of every customer the load touched; returns what the load changed."""
         if self.loaded is not None and self.loaded.complete(self.session, self.workspace_id):
-            orders, lines = self.loaded.frames()
             rollups.refresh_rollups_from_frames(
                 self.session,
                 workspace_id=self.workspace_id,
                 customer_ids=self.touched,
-                orders=orders,
-                lines=lines,
+                parts=self.loaded.combined(),
             )
         else:
             rollups.refresh_rollups(self.session, workspace_id=self.workspace_id, customer_ids=self.touched)
@@ -261,39 +259,42 @@ class BatchLoader:
 
 @dataclass
 class _LoadedOrders:
-    """The orders a first load of orders inserted, for rollups computed from memory.
+    """What the rollups need of the orders a first load of orders inserted, for rollups computed in memory.
 
     When the workspace held no order as the load began, the orders it inserts are all the orders of
     every customer it touches, so their rollups need no read of `customer_order` (at a million orders,
-    most of the refresh time). Merges during the load move orders of earlier chunks; `merged_into`
-    follows them.
+    most of the refresh time). Kept as `rollups.RollupParts`, per customer, not per order: memory
+    follows the customers, not the file. Merges during the load move orders of earlier chunks;
+    `merged_into` follows them.
     """
 
-    orders: list[pl.DataFrame] = field(default_factory=list)
-    lines: list[pl.DataFrame] = field(default_factory=list)
+    parts: rollups.RollupParts = field(default_factory=rollups.empty_rollup_parts)
+    pending: list[rollups.RollupParts] = field(default_factory=list)
+    pending_rows: int = 0
     merged_into: dict[int, int] = field(default_factory=dict)
     count: int = 0
 
     def add(self, orders: pl.DataFrame | None, lines: pl.DataFrame | None) -> None:
-        if orders is not None:
-            self.orders.append(orders)
-            self.count += orders.height
-        if lines is not None:
-            self.lines.append(lines)
+        if orders is None:
+            return
+        self.count += orders.height
+        part = rollups.RollupParts.of(orders, lines if lines is not None else _EMPTY_LINES)
+        self.pending.append(part)
+        self.pending_rows += part.height
+        # combine once the pending parts outgrow the combined ones: each row is combined O(log n) times
+        if self.pending_rows > max(self.parts.height, 100_000):
+            self.parts = self.parts.combine(self.pending)
+            self.pending, self.pending_rows = [], 0
 
     def complete(self, session: Session, workspace_id: int) -> bool:
         """Whether the workspace holds exactly these orders (nothing else wrote orders meanwhile)."""
         return order_bulk.count_orders(session, workspace_id=workspace_id) == self.count
 
-    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        orders = pl.concat(self.orders) if self.orders else pl.DataFrame(schema=_LOADED_ORDER_SCHEMA)
-        lines = pl.concat(self.lines) if self.lines else pl.DataFrame(schema=_LOADED_LINE_SCHEMA)
-        survivor = {merged: self._survivor(merged) for merged in self.merged_into}
-        if survivor:
-            orders = orders.with_columns(
-                pl.col("customer_id").replace(survivor).cast(pl.Int64).alias("customer_id")
-            )
-        return orders, lines
+    def combined(self) -> rollups.RollupParts:
+        """The parts of every order loaded, merged customers' orders counted for their survivors."""
+        parts = self.parts.combine(self.pending)
+        self.pending, self.pending_rows = [], 0
+        return parts.following({merged: self._survivor(merged) for merged in self.merged_into})
 
     def _survivor(self, customer_id: int) -> int:
         seen = {customer_id}
@@ -305,16 +306,7 @@ class _LoadedOrders:
         return customer_id
 
 
-_LOADED_ORDER_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.Int64(),
-    "customer_id": pl.Int64(),
-    "channel_id": pl.Int64(),
-    "placed_at": pl.Datetime("us", "UTC"),
-    "status": pl.Utf8(),
-    "paid_cents": pl.Int64(),
-    "refunded_cents": pl.Int64(),
-}
-_LOADED_LINE_SCHEMA: dict[str, pl.DataType] = {"order_id": pl.Int64(), "category": pl.Utf8()}
+_EMPTY_LINES = pl.DataFrame(schema={"order_id": pl.Int64(), "category": pl.Utf8()})
 
 
 # --- stage: chunks and references -------------------------------------------------------------------
