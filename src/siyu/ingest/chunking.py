@@ -46,15 +46,23 @@ def plan(stream: TableStream, *, order_column: str | None, chunk_rows: int) -> F
         result.rows += block.height
         if order_column is not None:
             seen.append(
-                block.select(_order_key(column), chunk_of(pl.col(ROW_NUMBER), chunk_rows).alias(_LAST))
+                block.select(
+                    _order_key(column), chunk_of(pl.col(ROW_NUMBER), chunk_rows).cast(pl.Int32).alias(_LAST)
+                )
                 .drop_nulls(_HASH)
                 .unique()
             )
     if seen:
+        # sorted rather than grouped: the sort needs a copy of the pairs, a hash table several times more
+        pairs = pl.concat(seen).sort(_HASH, _LAST)
+        repeated = pl.col(_HASH).eq_missing(pl.col(_HASH).shift(1)) | pl.col(_HASH).eq_missing(
+            pl.col(_HASH).shift(-1)
+        )
         result.spanning = (
-            pl.concat(seen)
+            pairs.filter(repeated)
             .group_by(_HASH)
             .agg(pl.col(_LAST).min().alias("_first"), pl.col(_LAST).max())
+            # a pair can repeat when two blocks of one chunk both hold the order
             .filter(pl.col("_first") != pl.col(_LAST))
             .select(_HASH, pl.col(_LAST).cast(pl.Int64))
         )
