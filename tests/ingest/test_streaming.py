@@ -12,7 +12,7 @@ from sqlalchemy import select
 from siyu.core.db import Database
 from siyu.core.domain_events import DomainEvent
 from siyu.customers.models import Customer, CustomerRollup, Identity
-from siyu.ingest import reading, service
+from siyu.ingest import loader, reading, service
 from siyu.ingest.models import ImportJob, ImportReject
 from siyu.orders.models import Order, OrderLine
 from siyu.workspaces import service as workspaces
@@ -120,8 +120,10 @@ def test_chunks_give_the_store_one_chunk_gives(
     assert [r[:2] for r in whole["rejects"]] == [(4, "实付金额"), (8, "下单时间"), (14, "手机号")]
     assert ("S1", 1, "乌龙", "tea", 0) in whole["lines"] and ("S1", 2, "蛋糕", "cake", 0) in whole["lines"]
     assert ("C1", 1, '茶,"特"\n别', "tea", 0) in whole["lines"]
-    # blocks of a few bytes: the file is also cut inside quotes, inside multi-byte characters
+    # blocks of a few bytes: the file is also cut inside quotes, inside multi-byte characters; and the
+    # orders kept for the rollups are folded into per-customer parts every two orders
     monkeypatch.setattr(reading, "_BLOCK_BYTES", 7)
+    monkeypatch.setattr(loader, "_FOLD_ORDERS", 2)
     for chunk_rows in (1, 2, 3, 5):
         workspace_id, chunked = run(db, path, tmp_path, chunk_rows)
         assert chunked == whole, f"chunk_rows={chunk_rows}"

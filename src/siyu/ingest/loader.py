@@ -263,28 +263,35 @@ class _LoadedOrders:
 
     When the workspace held no order as the load began, the orders it inserts are all the orders of
     every customer it touches, so their rollups need no read of `customer_order` (at a million orders,
-    most of the refresh time). Kept as `rollups.RollupParts`, per customer, not per order: memory
-    follows the customers, not the file. Merges during the load move orders of earlier chunks;
-    `merged_into` follows them.
+    most of the refresh time). The orders are kept as they come up to a million, then folded into
+    `rollups.RollupParts` (per customer, not per order), so that memory follows the customers, not the
+    file. Merges during the load move orders of earlier chunks; `merged_into` follows them.
     """
 
     parts: rollups.RollupParts = field(default_factory=rollups.empty_rollup_parts)
-    pending: list[rollups.RollupParts] = field(default_factory=list)
-    pending_rows: int = 0
+    orders: list[pl.DataFrame] = field(default_factory=list)
+    lines: list[pl.DataFrame] = field(default_factory=list)
+    pending: int = 0
     merged_into: dict[int, int] = field(default_factory=dict)
     count: int = 0
 
     def add(self, orders: pl.DataFrame | None, lines: pl.DataFrame | None) -> None:
         if orders is None:
             return
+        self.orders.append(orders)
+        if lines is not None:
+            self.lines.append(lines)
         self.count += orders.height
-        part = rollups.RollupParts.of(orders, lines if lines is not None else _EMPTY_LINES)
-        self.pending.append(part)
-        self.pending_rows += part.height
-        # combine once the pending parts outgrow the combined ones: each row is combined O(log n) times
-        if self.pending_rows > max(self.parts.height, 100_000):
-            self.parts = self.parts.combine(self.pending)
-            self.pending, self.pending_rows = [], 0
+        self.pending += orders.height
+        # the orders themselves are kept up to a bound, then folded into the per-customer parts
+        if self.pending >= _FOLD_ORDERS:
+            self._fold()
+
+    def _fold(self) -> None:
+        orders = pl.concat(self.orders) if self.orders else _EMPTY_ORDERS
+        lines = pl.concat(self.lines) if self.lines else _EMPTY_LINES
+        self.parts = self.parts.combine([rollups.RollupParts.of(orders, lines)])
+        self.orders, self.lines, self.pending = [], [], 0
 
     def complete(self, session: Session, workspace_id: int) -> bool:
         """Whether the workspace holds exactly these orders (nothing else wrote orders meanwhile)."""
@@ -292,9 +299,8 @@ class _LoadedOrders:
 
     def combined(self) -> rollups.RollupParts:
         """The parts of every order loaded, merged customers' orders counted for their survivors."""
-        parts = self.parts.combine(self.pending)
-        self.pending, self.pending_rows = [], 0
-        return parts.following({merged: self._survivor(merged) for merged in self.merged_into})
+        self._fold()
+        return self.parts.following({merged: self._survivor(merged) for merged in self.merged_into})
 
     def _survivor(self, customer_id: int) -> int:
         seen = {customer_id}
@@ -306,6 +312,19 @@ class _LoadedOrders:
         return customer_id
 
 
+# orders kept as they are before they are folded into per-customer parts (~80 MB a million)
+_FOLD_ORDERS = 1_000_000
+_EMPTY_ORDERS = pl.DataFrame(
+    schema={
+        "id": pl.Int64(),
+        "customer_id": pl.Int64(),
+        "channel_id": pl.Int64(),
+        "placed_at": pl.Datetime("us", "UTC"),
+        "status": pl.Utf8(),
+        "paid_cents": pl.Int64(),
+        "refunded_cents": pl.Int64(),
+    }
+)
 _EMPTY_LINES = pl.DataFrame(schema={"order_id": pl.Int64(), "category": pl.Utf8()})
 
 
