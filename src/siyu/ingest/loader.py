@@ -263,7 +263,7 @@ class _LoadedOrders:
 
     When the workspace held no order as the load began, the orders it inserts are all the orders of
     every customer it touches, so their rollups need no read of `customer_order` (at a million orders,
-    most of the refresh time). The orders are kept as they come up to a million, then folded into
+    most of the refresh time). The orders are kept as they come up to 250 000, then folded into
     `rollups.RollupParts` (per customer, not per order), so that memory follows the customers, not the
     file. Merges during the load move orders of earlier chunks; `merged_into` follows them.
     """
@@ -312,8 +312,8 @@ class _LoadedOrders:
         return customer_id
 
 
-# orders kept as they are before they are folded into per-customer parts (~80 MB a million)
-_FOLD_ORDERS = 1_000_000
+# orders kept as they are before they are folded into per-customer parts (~20 MB)
+_FOLD_ORDERS = 250_000
 _EMPTY_ORDERS = pl.DataFrame(
     schema={
         "id": pl.Int64(),
