@@ -1,13 +1,14 @@
 """Per-customer rollups (first/last order, counts, revenue, categories, channels, last event), set-based.
 
 Loading refreshes the customers a batch touched; a full rebuild from raw orders yields the same rows.
-A load that holds every order of its customers in memory (a first load) computes their rollups from its
-own frames instead (`refresh_rollups_from_frames`), with the same rules as the SQL statement.
+A first load (every order of its customers is its own) computes their rollups in memory from what it
+kept of its orders, per customer (`RollupParts`, `refresh_rollups_from_frames`), by the SQL statement's rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy import bindparam, text
@@ -195,19 +196,113 @@ def rebuild_rollups(session: Session, *, workspace_id: int) -> int:
     )
 
 
+@dataclass
+class RollupParts:
+    """What the rollups need of some orders, small and per customer: `totals` (first and last purchase,
+    counts, revenue), `channels` (the first and last purchase with a channel: customer_id, placed_at, id,
+    channel_id) and `categories` (distinct customer_id, category of purchases). Parts of several sets of
+    orders combine into the parts of their union, so a load keeps these instead of its orders."""
+
+    totals: pl.DataFrame
+    channels: pl.DataFrame
+    categories: pl.DataFrame
+
+    @property
+    def height(self) -> int:
+        return self.totals.height + self.channels.height + self.categories.height
+
+    @classmethod
+    def of(cls, orders: pl.DataFrame, lines: pl.DataFrame) -> RollupParts:
+        """The parts of `orders` (id, customer_id, channel_id, placed_at, status, paid_cents,
+        refunded_cents) and their `lines` (order_id, category)."""
+        purchase = pl.col("status").is_in([s.value for s in PURCHASE_STATUSES])
+        revenue = pl.col("status").is_in([s.value for s in REVENUE_STATUSES])
+        totals = orders.group_by("customer_id").agg(
+            pl.col("placed_at").filter(purchase).min().alias("first_order_at"),
+            pl.col("placed_at").filter(purchase).max().alias("last_order_at"),
+            purchase.sum().cast(pl.Int64).alias("order_count"),
+            pl.col("paid_cents").filter(revenue).sum().cast(pl.Int64).alias("gross_revenue_cents"),
+            pl.col("refunded_cents").filter(revenue).sum().cast(pl.Int64).alias("refunded_cents"),
+        )
+        channels = orders.filter(purchase & pl.col("channel_id").is_not_null()).select(
+            "customer_id", "placed_at", "id", "channel_id"
+        )
+        categories = (
+            lines.filter(pl.col("category").is_not_null() & (pl.col("category") != ""))
+            .join(
+                orders.filter(purchase).select(pl.col("id").alias("order_id"), "customer_id"), on="order_id"
+            )
+            .select("customer_id", "category")
+        )
+        return cls(totals, channels, categories)._compact()
+
+    def combine(self, others: list[RollupParts]) -> RollupParts:
+        """The parts of the union of these parts' orders."""
+        parts = [self, *others]
+        return RollupParts(
+            pl.concat([p.totals for p in parts]),
+            pl.concat([p.channels for p in parts]),
+            pl.concat([p.categories for p in parts]),
+        )._compact()
+
+    def following(self, survivor: dict[int, int]) -> RollupParts:
+        """The parts with merged customers' orders counted for the customer they were merged into."""
+        if not survivor:
+            return self
+
+        def moved(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.with_columns(pl.col("customer_id").replace(survivor).cast(pl.Int64))
+
+        return RollupParts(moved(self.totals), moved(self.channels), moved(self.categories))._compact()
+
+    def _compact(self) -> RollupParts:
+        totals = self.totals.group_by("customer_id").agg(
+            pl.col("first_order_at").min(),
+            pl.col("last_order_at").max(),
+            pl.col("order_count").sum(),
+            pl.col("gross_revenue_cents").sum(),
+            pl.col("refunded_cents").sum(),
+        )
+        # the first and the last of each customer's rows stand for all of them (ties by order id)
+        ordered = self.channels.sort("customer_id", "placed_at", "id")
+        channels = pl.concat(
+            [
+                ordered.group_by("customer_id", maintain_order=True).first(),
+                ordered.group_by("customer_id", maintain_order=True).last(),
+            ]
+        ).unique()
+        return RollupParts(totals, channels, self.categories.unique())
+
+
+def empty_rollup_parts() -> RollupParts:
+    """The parts of no order."""
+    return RollupParts.of(
+        pl.DataFrame(
+            schema={
+                "id": pl.Int64,
+                "customer_id": pl.Int64,
+                "channel_id": pl.Int64,
+                "placed_at": pl.Datetime("us", "UTC"),
+                "status": pl.Utf8,
+                "paid_cents": pl.Int64,
+                "refunded_cents": pl.Int64,
+            }
+        ),
+        pl.DataFrame(schema={"order_id": pl.Int64, "category": pl.Utf8}),
+    )
+
+
 def refresh_rollups_from_frames(
     session: Session,
     *,
     workspace_id: int,
     customer_ids: Iterable[int],
-    orders: pl.DataFrame,
-    lines: pl.DataFrame,
+    parts: RollupParts,
 ) -> int:
-    """Recompute the rollups of these customers from `orders` and `lines` in memory; returns how many.
+    """Recompute the rollups of these customers from `parts` in memory; returns how many.
 
-    `orders` (id, customer_id, channel_id, placed_at, status, paid_cents, refunded_cents) must hold
-    every stored order of these customers, and `lines` (order_id, category) every line of those orders:
-    the caller knows it when the workspace had no order before its load. The rows equal what
+    `parts` must come from every stored order of these customers and every line of those orders: the
+    caller knows it when the workspace had no order before its load. The rows equal what
     `refresh_rollups` computes from the tables (`tests/customers/test_rollups.py` checks it); customer
     fields (first channel, merged or not) and the last event come from the tables.
     """
@@ -236,7 +331,7 @@ def refresh_rollups_from_frames(
         {"ws": workspace_id},
     )
     bulk.drop_stage(session, _STAGE)
-    rows = _rollup_rows(customers, orders, lines).join(last_events, on="customer_id", how="left")
+    rows = _rollup_rows(customers, parts).join(last_events, on="customer_id", how="left")
     bulk.insert_frame(
         session,
         "customer_rollup",
@@ -260,23 +355,13 @@ def refresh_rollups_from_frames(
     return rows.height
 
 
-def _rollup_rows(customers: pl.DataFrame, orders: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
-    """The rollup columns of `customers` (customer_id, customer_first_channel_id) from their orders and lines,
+def _rollup_rows(customers: pl.DataFrame, parts: RollupParts) -> pl.DataFrame:
+    """The rollup columns of `customers` (customer_id, customer_first_channel_id) from their orders' parts,
     by the rules of `_insert_sql`."""
-    purchase = pl.col("status").is_in([s.value for s in PURCHASE_STATUSES])
-    revenue = pl.col("status").is_in([s.value for s in REVENUE_STATUSES])
-    mine = orders.join(customers.select("customer_id"), on="customer_id", how="semi")
-    totals = mine.group_by("customer_id").agg(
-        pl.col("placed_at").filter(purchase).min().alias("first_order_at"),
-        pl.col("placed_at").filter(purchase).max().alias("last_order_at"),
-        purchase.sum().cast(pl.Int64).alias("order_count"),
-        pl.col("paid_cents").filter(revenue).sum().cast(pl.Int64).alias("gross_revenue_cents"),
-        pl.col("refunded_cents").filter(revenue).sum().cast(pl.Int64).alias("refunded_cents"),
-    )
+    totals = parts.totals.join(customers.select("customer_id"), on="customer_id", how="semi")
     # first and last purchase with a channel; ties by order id
     channels = (
-        mine.filter(purchase & pl.col("channel_id").is_not_null())
-        .sort("customer_id", "placed_at", "id")
+        parts.channels.sort("customer_id", "placed_at", "id")
         .group_by("customer_id")
         .agg(
             pl.col("channel_id").first().alias("_first_channel"),
@@ -285,11 +370,7 @@ def _rollup_rows(customers: pl.DataFrame, orders: pl.DataFrame, lines: pl.DataFr
     )
     # distinct non-empty categories of purchases, bytewise sorted, as a JSON array
     categories = (
-        lines.filter(pl.col("category").is_not_null() & (pl.col("category") != ""))
-        .join(mine.filter(purchase).select(pl.col("id").alias("order_id"), "customer_id"), on="order_id")
-        .select("customer_id", "category")
-        .unique()
-        .with_columns(
+        parts.categories.with_columns(
             pl.struct(pl.col("category").alias("c"))
             .struct.json_encode()
             .str.strip_prefix('{"c":')

@@ -2,7 +2,8 @@
 
 Set-based throughout: a batch is handled in chunks of whole orders; each chunk goes through
 stage → resolve identities → upsert customers / orders / lines / events, then the rollups of every touched
-customer are refreshed once. Everything happens in the caller's transaction.
+customer are refreshed once. Everything happens in the caller's transaction. A file read in chunks is
+loaded as one load of several batches (`streaming_load`): what the load learnt carries from one to the next.
 
 Shaped for speed where a million orders arrive at once: rows reach the database as frames (COPY on
 PostgreSQL, executemany of plain tuples on SQLite, `core.bulk`), never as ORM objects; a load into a
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,95 +132,175 @@ def load_batch(
     Returns what changed and the rows refused while loading (unknown channel, store or owner), which
     are left out. Counts are per record: distinct orders, events or customers.
     """
-    with bulk.sqlite_load_cache(session):
-        return _load_batch(session, workspace_id, batch, source, actor_user_id, chunk_rows, progress)
+    with streaming_load(
+        session,
+        workspace_id=workspace_id,
+        kind=ImportKind(batch.kind),
+        source=source,
+        actor_user_id=actor_user_id,
+        chunk_rows=chunk_rows,
+        progress=progress,
+        total_rows=batch.rows.height,
+    ) as loader:
+        refused = loader.add(batch)
+        return loader.finish(), refused
 
 
-def _load_batch(
+@contextmanager
+def streaming_load(
     session: Session,
+    *,
     workspace_id: int,
-    batch: ValidatedBatch,
-    source: str,
-    actor_user_id: int | None,
-    chunk_rows: int,
-    progress: Progress | None,
-) -> tuple[LoadResult, list[Reject]]:
-    kind = ImportKind(batch.kind)
-    ctx = _context(session, workspace_id, kind)
-    result = LoadResult()
-    rejects: list[Reject] = []
-    touched: set[int] = set()
-    source_of_field = {target: column for column, target in batch.mapping.items()}
-    total = batch.rows.height
-    done = 0
-    # a first load of orders keeps what the rollups need of every order it inserts (see below)
-    loaded = _LoadedOrders() if ctx.first_order_load else None
-    for chunk in _chunks(batch.rows, kind, chunk_rows):
-        chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
-        rejects += refused
-        chunk, resolution = _resolve_identities(session, chunk, ctx, kind, source, actor_user_id)
-        result.customers_created += len(resolution.created_ids)
-        result.customers_merged += resolution.merges
-        result.conflicts_flagged += resolution.conflicts
-        touched |= resolution.touched_ids
-        if loaded is not None:
-            loaded.merged_into.update(resolution.merged_into)
-        if kind == ImportKind.ORDERS:
-            touched |= _load_orders(session, chunk, ctx, source, result, loaded)
-            rejects += _redeem_coupons(session, chunk, ctx, source_of_field.get("coupon_code", "coupon_code"))
-        elif kind == ImportKind.EVENTS:
-            touched |= _load_events(session, chunk, ctx, source, result)
-        else:
-            touched |= _load_customers(session, chunk, ctx, source, result, set(resolution.created_ids))
-        done += chunk.height + len(refused)
-        if progress is not None:
-            progress(min(done, total), total)
-    if loaded is not None and loaded.complete(session, workspace_id):
-        orders, lines = loaded.frames()
-        rollups.refresh_rollups_from_frames(
-            session, workspace_id=workspace_id, customer_ids=touched, orders=orders, lines=lines
+    kind: ImportKind,
+    source: str = "import",
+    actor_user_id: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+    total_rows: int = 0,
+) -> Iterator[BatchLoader]:
+    """A `BatchLoader` for batches that arrive one after another (a file read in chunks), all loaded
+    into the caller's transaction as one load; call `finish` after the last."""
+    with bulk.sqlite_load_cache(session):
+        yield BatchLoader(
+            session,
+            workspace_id=workspace_id,
+            kind=kind,
+            source=source,
+            actor_user_id=actor_user_id,
+            chunk_rows=chunk_rows,
+            progress=progress,
+            total_rows=total_rows,
         )
-    else:
-        rollups.refresh_rollups(session, workspace_id=workspace_id, customer_ids=touched)
-    result.touched_customer_ids = sorted(touched)
-    return result, rejects
+
+
+class BatchLoader:
+    """One load made of several batches of one kind: what the load has seen so far (resolved identity
+    keys, the orders of a first load, the touched customers) carries from batch to batch, and the
+    rollups are refreshed once, by `finish`.
+
+    The rows of one order must come in one batch (`add` keeps an order's rows within a batch together).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        workspace_id: int,
+        kind: ImportKind,
+        source: str,
+        actor_user_id: int | None,
+        chunk_rows: int,
+        progress: Progress | None,
+        total_rows: int,
+    ) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+        self.kind = kind
+        self.source = source
+        self.actor_user_id = actor_user_id
+        self.chunk_rows = chunk_rows
+        self.progress = progress
+        self.total_rows = total_rows
+        self.ctx = _context(session, workspace_id, kind)
+        self.result = LoadResult()
+        self.touched: set[int] = set()
+        self.done = 0
+        # a first load of orders keeps what the rollups need of every order it inserts (see below)
+        self.loaded = _LoadedOrders() if self.ctx.first_order_load else None
+
+    def add(self, batch: ValidatedBatch) -> list[Reject]:
+        """Load the good rows of `batch`; returns the rows refused while loading."""
+        kind, ctx, session, result = self.kind, self.ctx, self.session, self.result
+        rejects: list[Reject] = []
+        source_of_field = {target: column for column, target in batch.mapping.items()}
+        for chunk in _chunks(batch.rows, kind, self.chunk_rows):
+            chunk, refused = _resolve_references(chunk, ctx, kind, source_of_field)
+            rejects += refused
+            chunk, resolution = _resolve_identities(
+                session, chunk, ctx, kind, self.source, self.actor_user_id
+            )
+            result.customers_created += len(resolution.created_ids)
+            result.customers_merged += resolution.merges
+            result.conflicts_flagged += resolution.conflicts
+            self.touched |= resolution.touched_ids
+            if self.loaded is not None:
+                self.loaded.merged_into.update(resolution.merged_into)
+            if kind == ImportKind.ORDERS:
+                self.touched |= _load_orders(session, chunk, ctx, self.source, result, self.loaded)
+                rejects += _redeem_coupons(
+                    session, chunk, ctx, source_of_field.get("coupon_code", "coupon_code")
+                )
+            elif kind == ImportKind.EVENTS:
+                self.touched |= _load_events(session, chunk, ctx, self.source, result)
+            else:
+                self.touched |= _load_customers(
+                    session, chunk, ctx, self.source, result, set(resolution.created_ids)
+                )
+            self.done += chunk.height + len(refused)
+            if self.progress is not None:
+                self.total_rows = max(self.total_rows, self.done)
+                self.progress(self.done, self.total_rows)
+        return rejects
+
+    def finish(self) -> LoadResult:
+        """Refresh the rollups of every customer the load touched; returns what the load changed."""
+        if self.loaded is not None and self.loaded.complete(self.session, self.workspace_id):
+            rollups.refresh_rollups_from_frames(
+                self.session,
+                workspace_id=self.workspace_id,
+                customer_ids=self.touched,
+                parts=self.loaded.combined(),
+            )
+        else:
+            rollups.refresh_rollups(self.session, workspace_id=self.workspace_id, customer_ids=self.touched)
+        self.result.touched_customer_ids = sorted(self.touched)
+        return self.result
 
 
 @dataclass
 class _LoadedOrders:
-    """The orders a first load of orders inserted, for rollups computed from memory.
+    """What the rollups need of the orders a first load of orders inserted, for rollups computed in memory.
 
     When the workspace held no order as the load began, the orders it inserts are all the orders of
     every customer it touches, so their rollups need no read of `customer_order` (at a million orders,
-    most of the refresh time). Merges during the load move orders of earlier chunks; `merged_into`
-    follows them.
+    most of the refresh time). The orders are kept as they come up to 250 000, then folded into
+    `rollups.RollupParts` (per customer, not per order), so that memory follows the customers, not the
+    file. Merges during the load move orders of earlier chunks; `merged_into` follows them.
     """
 
+    parts: rollups.RollupParts = field(default_factory=rollups.empty_rollup_parts)
     orders: list[pl.DataFrame] = field(default_factory=list)
     lines: list[pl.DataFrame] = field(default_factory=list)
+    pending: int = 0
     merged_into: dict[int, int] = field(default_factory=dict)
     count: int = 0
 
     def add(self, orders: pl.DataFrame | None, lines: pl.DataFrame | None) -> None:
-        if orders is not None:
-            self.orders.append(orders)
-            self.count += orders.height
+        if orders is None:
+            return
+        self.orders.append(orders)
         if lines is not None:
             self.lines.append(lines)
+        self.count += orders.height
+        self.pending += orders.height
+        # the orders themselves are kept up to a bound, then folded into the per-customer parts
+        if self.pending >= _FOLD_ORDERS:
+            self._fold()
+
+    def _fold(self) -> None:
+        orders = pl.concat(self.orders) if self.orders else _EMPTY_ORDERS
+        lines = pl.concat(self.lines) if self.lines else _EMPTY_LINES
+        self.parts = self.parts.combine([rollups.RollupParts.of(orders, lines)])
+        self.orders, self.lines, self.pending = [], [], 0
 
     def complete(self, session: Session, workspace_id: int) -> bool:
         """Whether the workspace holds exactly these orders (nothing else wrote orders meanwhile)."""
         return order_bulk.count_orders(session, workspace_id=workspace_id) == self.count
 
-    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        orders = pl.concat(self.orders) if self.orders else pl.DataFrame(schema=_LOADED_ORDER_SCHEMA)
-        lines = pl.concat(self.lines) if self.lines else pl.DataFrame(schema=_LOADED_LINE_SCHEMA)
-        survivor = {merged: self._survivor(merged) for merged in self.merged_into}
-        if survivor:
-            orders = orders.with_columns(
-                pl.col("customer_id").replace(survivor).cast(pl.Int64).alias("customer_id")
-            )
-        return orders, lines
+    def combined(self) -> rollups.RollupParts:
+        """The parts of every order loaded, merged customers' orders counted for their survivors."""
+        self._fold()
+        return self.parts.following({merged: self._survivor(merged) for merged in self.merged_into})
 
     def _survivor(self, customer_id: int) -> int:
         seen = {customer_id}
@@ -230,16 +312,20 @@ class _LoadedOrders:
         return customer_id
 
 
-_LOADED_ORDER_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.Int64(),
-    "customer_id": pl.Int64(),
-    "channel_id": pl.Int64(),
-    "placed_at": pl.Datetime("us", "UTC"),
-    "status": pl.Utf8(),
-    "paid_cents": pl.Int64(),
-    "refunded_cents": pl.Int64(),
-}
-_LOADED_LINE_SCHEMA: dict[str, pl.DataType] = {"order_id": pl.Int64(), "category": pl.Utf8()}
+# orders kept as they are before they are folded into per-customer parts (~20 MB)
+_FOLD_ORDERS = 250_000
+_EMPTY_ORDERS = pl.DataFrame(
+    schema={
+        "id": pl.Int64(),
+        "customer_id": pl.Int64(),
+        "channel_id": pl.Int64(),
+        "placed_at": pl.Datetime("us", "UTC"),
+        "status": pl.Utf8(),
+        "paid_cents": pl.Int64(),
+        "refunded_cents": pl.Int64(),
+    }
+)
+_EMPTY_LINES = pl.DataFrame(schema={"order_id": pl.Int64(), "category": pl.Utf8()})
 
 
 # --- stage: chunks and references -------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """Import jobs: read, map and validate a file or a list of records, load it in one transaction, report rejects.
 
 The job row is written in small transactions of its own (running → done / failed); the data lands in
-one transaction, so a failure or a crash leaves the pool as it was before the import.
+one transaction, so a failure or a crash leaves the pool as it was before the import. A CSV file is read,
+validated and loaded chunk by chunk inside that transaction: memory follows the chunk, not the file.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -19,11 +22,11 @@ from siyu.core.config import get_settings
 from siyu.core.db import Database
 from siyu.core.errors import NotFound
 from siyu.core.timeutil import utcnow
+from siyu.ingest import chunking, reading, validation
 from siyu.ingest import mapping as mapping_rules
-from siyu.ingest import reading, validation
-from siyu.ingest.loader import Progress, load_batch
+from siyu.ingest.loader import DEFAULT_CHUNK_ROWS, Progress, load_batch, streaming_load
 from siyu.ingest.models import ImportJob, ImportReject
-from siyu.ingest.schemas import ImportKind, LoadResult, Reject, ValidatedBatch
+from siyu.ingest.schemas import ImportKind, LoadResult, Reject
 from siyu.segments import service as segments
 from siyu.workspaces import service as workspaces
 
@@ -104,6 +107,7 @@ def import_file(
     source: str = "file",
     reject_file: Path | None = None,
     progress: Progress | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ImportJob:
     """Import a CSV / .xlsx / JSONL file; returns the finished job (status done or failed).
 
@@ -111,6 +115,10 @@ def import_file(
     (`reject_file`, default `default_reject_path(job.id)`). With `strict`, any reject means nothing is
     written and the job fails. Any exception while loading rolls the data back, marks the job failed and
     is raised again. `progress(processed_rows, total_rows)` is called as chunks load.
+
+    A CSV file is read, validated and loaded `chunk_rows` rows at a time (the rows of one order stay
+    together, wherever they are in the file); Excel and JSON-lines files are read whole. The result does
+    not depend on `chunk_rows`: row numbers are the file's, and the rollups are refreshed once at the end.
     """
     kind = ImportKind(kind)
     path = Path(path)
@@ -130,28 +138,32 @@ def import_file(
         session.flush()
         job_id = job.id
     try:
-        table = reading.read_table(path)
-        detected = mapping_rules.detect(table.columns, kind)
+        stream = reading.open_table(path)
+        detected = mapping_rules.detect(stream.columns, kind)
         mapping = mapping_rules.apply_overrides(
-            detected, mapping_overrides or {}, columns=table.columns, kind=kind
+            detected, mapping_overrides or {}, columns=stream.columns, kind=kind
         )
+        validation.check_mapping(stream.columns, kind, mapping)
         with db.reader() as session:
             context = _validation_context(session, workspace_id=workspace_id)
-        batch = validation.validate(table, kind, mapping, **context)
         with db.transaction() as session:
             row = session.get(ImportJob, job_id)
             assert row is not None
-            row.total_rows, row.encoding, row.mapping = batch.total_rows, batch.encoding, batch.mapping
+            row.encoding, row.mapping = stream.encoding, dict(mapping)
         return _load(
             db,
             job_id=job_id,
             workspace_id=workspace_id,
-            batch=batch,
+            kind=kind,
+            stream=stream,
+            mapping=mapping,
+            context=context,
             strict=strict,
             source=source,
             actor_user_id=actor_user_id,
             reject_file=reject_file,
             progress=progress,
+            chunk_rows=chunk_rows,
         )
     except BaseException as exc:
         _fail(db, job_id, f"{type(exc).__name__}: {exc}")
@@ -167,43 +179,86 @@ def _fail(db: Database, job_id: int, error: str) -> None:
             row.finished_at = utcnow()
 
 
+def _raw_chunks(
+    stream: reading.TableStream, kind: ImportKind, mapping: dict[str, str], chunk_rows: int
+) -> tuple[Iterator[pl.DataFrame], int]:
+    """The file's rows in chunks, an order's rows in one chunk, and the number of rows (for progress).
+
+    Only CSV is read in chunks; a first pass over its order-number column (or its first column, to
+    count) finds the orders whose rows fall in several chunks."""
+    if stream.format != "csv":
+        return stream.chunks(reading.WHOLE_FILE_ROWS), 0
+    order_column = next((c for c, f in mapping.items() if f == "external_id"), None)
+    if kind != ImportKind.ORDERS:
+        order_column = None
+    plan = chunking.plan(stream, order_column=order_column, chunk_rows=chunk_rows)
+    chunks = stream.chunks(chunk_rows)
+    if order_column is not None:
+        chunks = chunking.order_chunks(
+            chunks, order_column=order_column, spanning=plan.spanning, chunk_rows=chunk_rows
+        )
+    return chunks, plan.rows
+
+
 def _load(
     db: Database,
     *,
     job_id: int,
     workspace_id: int,
-    batch: ValidatedBatch,
+    kind: ImportKind,
+    stream: reading.TableStream,
+    mapping: dict[str, str],
+    context: dict[str, Any],
     strict: bool,
     source: str,
     actor_user_id: int | None,
     reject_file: Path | None,
     progress: Progress | None,
+    chunk_rows: int,
 ) -> ImportJob:
-    rejects = list(batch.rejects)
+    rejects: list[Reject] = []
     result = LoadResult()
-    if not (strict and rejects):
-        try:
-            with db.transaction() as session:
-                result, refused = load_batch(
-                    session,
-                    workspace_id=workspace_id,
-                    batch=batch,
-                    source=source,
-                    actor_user_id=actor_user_id,
-                    progress=_job_progress(db, job_id, progress),
-                )
-                rejects += refused
-                if strict and refused:
-                    # refusals found while loading (unknown owner, …): strict means none of it may land
-                    raise _StrictRefusal
-        except _StrictRefusal:
-            result = LoadResult()
+    total = good = last_row = 0
+    chunks, estimate = _raw_chunks(stream, kind, mapping, chunk_rows)
+    try:
+        with (
+            db.transaction() as session,
+            streaming_load(
+                session,
+                workspace_id=workspace_id,
+                kind=kind,
+                source=source,
+                actor_user_id=actor_user_id,
+                progress=_job_progress(db, job_id, progress),
+                total_rows=estimate,
+            ) as loader,
+        ):
+            for rows in chunks:
+                table = reading.RawTable(stream.columns, rows, stream.encoding, stream.format)
+                batch = validation.validate(table, kind, mapping, **context)
+                total += batch.total_rows
+                rejects += batch.rejects
+                # progress counts rows to load: those loaded or ready, and an estimate of the rest
+                good += batch.rows.height
+                last_row = max(last_row, rows.select(pl.col(reading.ROW_NUMBER).max()).item())
+                loader.total_rows = good + max(estimate - (last_row - 1), 0)
+                if strict and rejects:
+                    # nothing will be written: read on only to report every reject
+                    continue
+                rejects += loader.add(batch)
+            if strict and rejects:
+                # refusals found while loading (unknown owner, …): strict means none of it may land
+                raise _StrictRefusal
+            result = loader.finish()
+    except _StrictRefusal:
+        result = LoadResult()
     rejects.sort(key=lambda r: (r.row_number, r.column))
     if rejects:
         write_reject_file(reject_file or default_reject_path(job_id), rejects)
     with db.transaction() as session:
         job = session.get(ImportJob, job_id)
         assert job is not None
+        job.total_rows = total
         _save_rejects(session, workspace_id=workspace_id, job_id=job_id, rejects=rejects)
         if strict and rejects:
             job.status = "failed"
@@ -211,7 +266,7 @@ def _load(
             job.error = f"strict import: {job.rejected_rows} rows rejected, nothing was written"
             job.finished_at = utcnow()
         else:
-            _finish(job, result, rejects, batch.total_rows)
+            _finish(job, result, rejects, total)
         session.flush()
     _bring_segments_current(db, workspace_id=workspace_id)
     return job
@@ -311,20 +366,27 @@ def preview_file(
 ) -> dict[str, Any]:
     """What the import page shows before importing: encoding, mapping, first rows, unmapped columns."""
     kind = ImportKind(kind)
-    table = reading.read_table(Path(path))
+    table = reading.open_table(Path(path))
     detected = mapping_rules.detect(table.columns, kind)
     chosen = mapping_rules.apply_overrides(
         detected, mapping_overrides or {}, columns=table.columns, kind=kind
     )
+    first: list[dict[str, Any]] = []
+    total = 0
+    # the whole file is read to count its rows, a chunk at a time
+    for chunk in table.chunks(DEFAULT_CHUNK_ROWS):
+        if not first:
+            first = chunk.head(PREVIEW_ROWS).to_dicts()
+        total += chunk.height
     return {
         "encoding": table.encoding,
         "format": table.format,
         "columns": table.columns,
-        "total_rows": table.height,
+        "total_rows": total,
         "detected": detected,
         "mapping": chosen,
         "unmapped": [c for c in table.columns if c not in chosen],
-        "rows": table.rows.head(PREVIEW_ROWS).to_dicts(),
+        "rows": first,
     }
 
 

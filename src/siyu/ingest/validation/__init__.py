@@ -19,7 +19,7 @@ from siyu.ingest.validation.parsing import (
     parse_cents,
 )
 from siyu.ingest.validation.records import YUAN_KEYS, validate_records
-from siyu.ingest.validation.tables import validate
+from siyu.ingest.validation.tables import check_mapping, validate
 from siyu.ingest.validation.times import (
     DAY_MONTH_REASON,
     EXCEL_EPOCH,
@@ -49,6 +49,7 @@ __all__ = [
     "UTC_US",
     "YUAN_KEYS",
     "Unit",
+    "check_mapping",
     "line_numbers",
     "parse_cents",
     "parse_emails",

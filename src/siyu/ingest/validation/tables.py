@@ -100,7 +100,9 @@ def validate_frame(
     return rows, rejects
 
 
-def _check_mapping(columns: Sequence[str], kind: ImportKind, mapping: Mapping[str, str]) -> None:
+def check_mapping(columns: Sequence[str], kind: ImportKind, mapping: Mapping[str, str]) -> None:
+    """Refuse a mapping that names a missing column or an unknown field, maps two columns to one field,
+    or lacks a required field or any identity."""
     targets: dict[str, str] = {}
     for column, field in mapping.items():
         if column not in columns:
@@ -167,7 +169,7 @@ def validate(
     yields one `Reject` per problem (row number, source column, value, reason) and is left out of `rows`.
     A mapping that lacks a required field or any identity raises `ValidationFailed`.
     """
-    _check_mapping(table.columns, kind, mapping)
+    check_mapping(table.columns, kind, mapping)
     fields = list(mapping.values())
     renamed = table.rows.select(
         pl.col(ROW_NUMBER), *[pl.col(column).cast(pl.Utf8).alias(field) for column, field in mapping.items()]
