@@ -6,7 +6,8 @@
 - `run_schedules` enrols for date (birthday), coupon-expiring and recurring schedule triggers when their
   time comes (the journey row is locked, skipped if another engine holds it).
 - `process_due` claims due enrolments (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer)
-  and runs their steps in the caller's transaction. Every executed step is a row of the execution log,
+  as plain rows and runs their steps in the caller's transaction; the batch's stays are written back
+  with one statement and its execution log with another. Every executed step is a row of the log,
   unique per (enrolment, step, version): a step that ran already cannot run again — a second attempt
   fails the transaction instead, so nothing of it is written.
 """
@@ -14,20 +15,21 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
 from siyu.auth.models import Role
 from siyu.auth.service import Actor
 from siyu.core import domain_events
-from siyu.core.db import is_postgres
+from siyu.core.db import integer_array, is_postgres, text_array
 from siyu.core.errors import SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -270,7 +272,7 @@ def _follow(
                 _finish(stay, EnrolmentStatus.COMPLETED, "end", now)
 
 
-def _finish(stay: JourneyEnrolment, status: str, reason: str, now: datetime) -> None:
+def _finish(stay: JourneyEnrolment | _Stay, status: str, reason: str, now: datetime) -> None:
     stay.status = status
     stay.exit_reason = reason
     stay.ended_at = now
@@ -390,6 +392,47 @@ def run_schedules(session: Session, *, workspace_id: int, now: datetime | None =
 # --- running steps ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Stay:
+    """A claimed enrolment as a plain row: the engine changes it in memory and `_write_stays` writes the
+    batch back in one statement (no ORM objects to load, track and flush)."""
+
+    id: int
+    workspace_id: int
+    journey_id: int
+    customer_id: int
+    version: int
+    step_id: str | None
+    waiting: bool
+    resume_step_id: str | None
+    waiting_event: str | None
+    waiting_since: datetime | None
+    event_step_id: str | None
+    context: dict[str, Any]
+    status: str = EnrolmentStatus.ACTIVE
+    due_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_reason: str | None = None
+    context_changed: bool = False
+
+
+# what a claim reads, in `_Stay`'s order
+_CLAIMED = (
+    E.id,
+    E.workspace_id,
+    E.journey_id,
+    E.customer_id,
+    E.version,
+    E.step_id,
+    E.waiting,
+    E.resume_step_id,
+    E.waiting_event,
+    E.waiting_since,
+    E.event_step_id,
+    E.context,
+)
+
+
 @dataclass
 class _Context:
     session: Session
@@ -473,9 +516,7 @@ def wait_until(at: str, weekdays: Iterable[int] | None, *, now: datetime, zone: 
     raise AssertionError("some weekday falls within a week")
 
 
-def _execute(
-    ctx: _Context, stay: JourneyEnrolment, checked: Definition, step_id: str
-) -> tuple[str | None, str]:
+def _execute(ctx: _Context, stay: _Stay, checked: Definition, step_id: str) -> tuple[str | None, str]:
     """Run one step; returns (where the stay goes next, the outcome for the log). Waits set the timer."""
     step = checked.steps[step_id]
     kind = step["kind"]
@@ -544,6 +585,7 @@ def _execute(
             at=now,
         )
         stay.context = {**(stay.context or {}), f"variant:{step_id}": variant}
+        stay.context_changed = True
         target = step["branches"].get(variant) if variant is not None else step.get("holdout")
         return target, f"variant {variant or 'holdout'}"
     if kind == "tag":
@@ -599,7 +641,7 @@ def _execute(
     return None, "exit"
 
 
-def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
+def _run_stay(ctx: _Context, stay: _Stay, run: EngineRun) -> None:
     checked = ctx.definition(stay.journey_id, stay.version)
     if stay.waiting:  # a timer ran out: a wait ends, a wait for an event times out
         stay.waiting = False
@@ -643,7 +685,7 @@ def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
     raise AssertionError(f"enrolment {stay.id} ran {MAX_STEPS_PER_RUN} steps at once")
 
 
-def _log_row(stay: JourneyEnrolment, step_id: str, outcome: str, now: datetime) -> dict[str, Any]:
+def _log_row(stay: _Stay, step_id: str, outcome: str, now: datetime) -> dict[str, Any]:
     return {
         "workspace_id": stay.workspace_id,
         "journey_id": stay.journey_id,
@@ -655,6 +697,112 @@ def _log_row(stay: JourneyEnrolment, step_id: str, outcome: str, now: datetime) 
     }
 
 
+_STAY_COLUMNS = (
+    "status",
+    "step_id",
+    "due_at",
+    "waiting",
+    "resume_step_id",
+    "waiting_event",
+    "waiting_since",
+    "event_step_id",
+    "context",
+    "ended_at",
+    "exit_reason",
+)
+_STAY_TYPES = (
+    "VARCHAR",
+    "VARCHAR",
+    "TIMESTAMPTZ",
+    "BOOLEAN",
+    "VARCHAR",
+    "VARCHAR",
+    "TIMESTAMPTZ",
+    "VARCHAR",
+    "JSONB",
+    "TIMESTAMPTZ",
+    "VARCHAR",
+)
+# one statement for the whole batch: the new state of every stay as parallel arrays, each one parameter
+# (an array literal), joined to the table by id; a context the batch did not change is kept (NULL)
+_WRITE_STAYS = text(
+    "UPDATE journey_enrolment AS e SET "
+    + ", ".join(
+        f"{c} = coalesce(v.context, e.context)" if c == "context" else f"{c} = v.{c}" for c in _STAY_COLUMNS
+    )
+    + " FROM unnest(CAST(:id AS BIGINT[]), "
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_STAY_COLUMNS, _STAY_TYPES, strict=True))
+    + ") AS v(id, "
+    + ", ".join(_STAY_COLUMNS)
+    + ") WHERE e.id = v.id"
+)
+# the log rows in the batch's order (WITH ORDINALITY): their ids follow the order the steps ran in
+_WRITE_LOG = text(
+    "INSERT INTO journey_step_run (workspace_id, journey_id, enrolment_id, step_id, version, outcome,"
+    " executed_at) SELECT l.workspace_id, l.journey_id, l.enrolment_id, l.step_id, l.version, l.outcome,"
+    " :executed_at FROM unnest(CAST(:workspace_id AS BIGINT[]), CAST(:journey_id AS BIGINT[]),"
+    " CAST(:enrolment_id AS BIGINT[]), CAST(:step_id AS VARCHAR[]), CAST(:version AS BIGINT[]),"
+    " CAST(:outcome AS VARCHAR[])) WITH ORDINALITY"
+    " AS l(workspace_id, journey_id, enrolment_id, step_id, version, outcome, n) ORDER BY l.n"
+)
+
+
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _write_stays(session: Session, stays: Sequence[_Stay]) -> None:
+    """Every claimed stay's new state, in one statement (PostgreSQL) or one executemany (SQLite)."""
+    if is_postgres(session):
+        session.execute(
+            _WRITE_STAYS,
+            {
+                "id": integer_array(s.id for s in stays),
+                "status": text_array(s.status for s in stays),
+                "step_id": text_array(s.step_id for s in stays),
+                "due_at": text_array(_moment(s.due_at) for s in stays),
+                "waiting": "{" + ",".join("t" if s.waiting else "f" for s in stays) + "}",
+                "resume_step_id": text_array(s.resume_step_id for s in stays),
+                "waiting_event": text_array(s.waiting_event for s in stays),
+                "waiting_since": text_array(_moment(s.waiting_since) for s in stays),
+                "event_step_id": text_array(s.event_step_id for s in stays),
+                "context": text_array(json.dumps(s.context) if s.context_changed else None for s in stays),
+                "ended_at": text_array(_moment(s.ended_at) for s in stays),
+                "exit_reason": text_array(s.exit_reason for s in stays),
+            },
+        )
+        return
+    columns = E.__table__.c
+    statement = (
+        update(E)
+        .where(E.id == bindparam("stay_id"))
+        .values({c: bindparam(f"new_{c}", type_=columns[c].type) for c in _STAY_COLUMNS})
+    )
+    session.connection().execute(
+        statement, [{"stay_id": s.id, **{f"new_{c}": getattr(s, c) for c in _STAY_COLUMNS}} for s in stays]
+    )
+
+
+def _write_log(session: Session, log: Sequence[dict[str, Any]], now: datetime) -> None:
+    """The batch's execution log in one statement (PostgreSQL) or one executemany (SQLite). A step
+    logged already breaks the unique key and fails the transaction: nothing of the batch is written."""
+    if not log:
+        return
+    if not is_postgres(session):
+        session.execute(insert(JourneyStepRun), list(log))
+        return
+    session.execute(
+        _WRITE_LOG,
+        {
+            "executed_at": now,
+            **{c: integer_array(r[c] for r in log) for c in ("workspace_id", "journey_id", "enrolment_id")},
+            "step_id": text_array(r["step_id"] for r in log),
+            "version": integer_array(r["version"] for r in log),
+            "outcome": text_array(r["outcome"] for r in log),
+        },
+    )
+
+
 def process_due(
     session: Session, *, workspace_id: int | None = None, now: datetime | None = None, limit: int = 200
 ) -> EngineRun:
@@ -663,7 +811,7 @@ def process_due(
     now = now or utcnow()
     run = EngineRun()
     query = (
-        select(E)
+        select(*_CLAIMED)
         .join(Journey, Journey.id == E.journey_id)
         .where(E.status == EnrolmentStatus.ACTIVE, E.due_at <= now, Journey.status == JourneyStatus.LIVE)
         .order_by(E.due_at, E.id)
@@ -673,15 +821,15 @@ def process_due(
         query = query.where(E.workspace_id == workspace_id)
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=E)
-    stays = list(session.scalars(query))
+    stays = [_Stay(*row) for row in session.execute(query)]
     run.claimed = len(stays)
     if not stays:
         return run
     ctx = _Context(session=session, now=now)
     for stay in stays:
         _run_stay(ctx, stay, run)
-    if ctx.log:
-        session.execute(insert(JourneyStepRun), ctx.log)
+    _write_stays(session, stays)
+    _write_log(session, ctx.log, now)
     session.flush()
     return run
 
