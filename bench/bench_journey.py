@@ -84,6 +84,10 @@ def _enrol(db: Database, *, workspace_id: int, journey_id: int, ids: list[int]) 
         ]  # fmt: skip
         for start in range(0, len(rows), 5000):
             session.execute(insert(JourneyEnrolment), rows[start : start + 5000])
+    # as autovacuum would have after a bulk load (committed: statistics are transactional); without
+    # statistics the planner takes the table for a few rows and picks its plans for that
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE journey_enrolment")
 
 
 def _worker(url: str, batch: int, start_at: float, out: Any) -> None:
