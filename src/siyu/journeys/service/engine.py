@@ -441,7 +441,7 @@ class _Context:
     journeys: dict[int, Journey] = field(default_factory=dict)
     actors: dict[int, Actor] = field(default_factory=dict)
     definitions: dict[tuple[int, int], Definition] = field(default_factory=dict)
-    log: list[dict[str, Any]] = field(default_factory=list)
+    log: list[tuple[int, _LogKind]] = field(default_factory=list)  # (enrolment, what ran) in order
 
     def zone(self, workspace_id: int) -> ZoneInfo:
         if workspace_id not in self.zones:
@@ -668,11 +668,11 @@ def _run_stay(ctx: _Context, stay: _Stay, run: EngineRun) -> None:
                 target, outcome = _execute(ctx, stay, checked, step_id)
         except (SiyuError, _Refused) as exc:
             reason = exc.args[0] if isinstance(exc, _Refused) else "step_refused"
-            ctx.log.append(_log_row(stay, step_id, f"refused: {exc}"[:200], ctx.now))
+            ctx.log.append(_log_row(stay, step_id, f"refused: {exc}"))
             _finish(stay, EnrolmentStatus.EXITED, reason, ctx.now)
             run.exited += 1
             return
-        ctx.log.append(_log_row(stay, step_id, outcome, ctx.now))
+        ctx.log.append(_log_row(stay, step_id, outcome))
         run.steps += 1
         run.by_kind[kind] = run.by_kind.get(kind, 0) + 1
         if kind in WAIT_KINDS:
@@ -685,16 +685,12 @@ def _run_stay(ctx: _Context, stay: _Stay, run: EngineRun) -> None:
     raise AssertionError(f"enrolment {stay.id} ran {MAX_STEPS_PER_RUN} steps at once")
 
 
-def _log_row(stay: _Stay, step_id: str, outcome: str, now: datetime) -> dict[str, Any]:
-    return {
-        "workspace_id": stay.workspace_id,
-        "journey_id": stay.journey_id,
-        "enrolment_id": stay.id,
-        "step_id": step_id,
-        "version": stay.version,
-        "outcome": outcome[:200],
-        "executed_at": now,
-    }
+# a log row but its enrolment: (workspace, journey, step, version, outcome); a batch has few distinct ones
+_LogKind = tuple[int, int, str, int, str]
+
+
+def _log_row(stay: _Stay, step_id: str, outcome: str) -> tuple[int, _LogKind]:
+    return stay.id, (stay.workspace_id, stay.journey_id, step_id, stay.version, outcome[:200])
 
 
 _STAY_COLUMNS = (
@@ -723,27 +719,28 @@ _STAY_TYPES = (
     "TIMESTAMPTZ",
     "VARCHAR",
 )
-# one statement for the whole batch: the new state of every stay as parallel arrays, each one parameter
-# (an array literal), joined to the table by id; a context the batch did not change is kept (NULL)
+# One statement for the whole batch, each column one parameter (an array literal). A batch's stays take
+# few distinct new states (a wait sets the same timer for all who reach it), so each stay names its slot
+# and each slot is written once; a context the batch did not change is kept (NULL).
 _WRITE_STAYS = text(
     "UPDATE journey_enrolment AS e SET "
     + ", ".join(
         f"{c} = coalesce(v.context, e.context)" if c == "context" else f"{c} = v.{c}" for c in _STAY_COLUMNS
     )
-    + " FROM unnest(CAST(:id AS BIGINT[]), "
+    + " FROM unnest(CAST(:id AS BIGINT[]), CAST(:slot AS BIGINT[])) AS q(id, slot) JOIN unnest("
     + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_STAY_COLUMNS, _STAY_TYPES, strict=True))
-    + ") AS v(id, "
+    + ") WITH ORDINALITY AS v("
     + ", ".join(_STAY_COLUMNS)
-    + ") WHERE e.id = v.id"
+    + ", slot) ON v.slot = q.slot WHERE e.id = q.id"
 )
-# the log rows in the batch's order (WITH ORDINALITY): their ids follow the order the steps ran in
+# the log rows in the batch's order (n): their ids follow the order the steps ran in
 _WRITE_LOG = text(
     "INSERT INTO journey_step_run (workspace_id, journey_id, enrolment_id, step_id, version, outcome,"
-    " executed_at) SELECT l.workspace_id, l.journey_id, l.enrolment_id, l.step_id, l.version, l.outcome,"
-    " :executed_at FROM unnest(CAST(:workspace_id AS BIGINT[]), CAST(:journey_id AS BIGINT[]),"
-    " CAST(:enrolment_id AS BIGINT[]), CAST(:step_id AS VARCHAR[]), CAST(:version AS BIGINT[]),"
-    " CAST(:outcome AS VARCHAR[])) WITH ORDINALITY"
-    " AS l(workspace_id, journey_id, enrolment_id, step_id, version, outcome, n) ORDER BY l.n"
+    " executed_at) SELECT v.workspace_id, v.journey_id, q.enrolment_id, v.step_id, v.version, v.outcome,"
+    " :executed_at FROM unnest(CAST(:enrolment_id AS BIGINT[]), CAST(:slot AS BIGINT[])) WITH ORDINALITY"
+    " AS q(enrolment_id, slot, n) JOIN unnest(CAST(:workspace_id AS BIGINT[]), CAST(:journey_id AS BIGINT[]),"
+    " CAST(:step_id AS VARCHAR[]), CAST(:version AS BIGINT[]), CAST(:outcome AS VARCHAR[])) WITH ORDINALITY"
+    " AS v(workspace_id, journey_id, step_id, version, outcome, slot) ON v.slot = q.slot ORDER BY q.n"
 )
 
 
@@ -753,52 +750,74 @@ def _moment(value: datetime | None) -> str | None:
 
 def _write_stays(session: Session, stays: Sequence[_Stay]) -> None:
     """Every claimed stay's new state, in one statement (PostgreSQL) or one executemany (SQLite)."""
-    if is_postgres(session):
-        session.execute(
-            _WRITE_STAYS,
-            {
-                "id": integer_array(s.id for s in stays),
-                "status": text_array(s.status for s in stays),
-                "step_id": text_array(s.step_id for s in stays),
-                "due_at": text_array(_moment(s.due_at) for s in stays),
-                "waiting": "{" + ",".join("t" if s.waiting else "f" for s in stays) + "}",
-                "resume_step_id": text_array(s.resume_step_id for s in stays),
-                "waiting_event": text_array(s.waiting_event for s in stays),
-                "waiting_since": text_array(_moment(s.waiting_since) for s in stays),
-                "event_step_id": text_array(s.event_step_id for s in stays),
-                "context": text_array(json.dumps(s.context) if s.context_changed else None for s in stays),
-                "ended_at": text_array(_moment(s.ended_at) for s in stays),
-                "exit_reason": text_array(s.exit_reason for s in stays),
-            },
+    if not is_postgres(session):
+        columns = E.__table__.c
+        statement = (
+            update(E)
+            .where(E.id == bindparam("stay_id"))
+            .values({c: bindparam(f"new_{c}", type_=columns[c].type) for c in _STAY_COLUMNS})
         )
+        rows = [{"stay_id": s.id, **{f"new_{c}": getattr(s, c) for c in _STAY_COLUMNS}} for s in stays]
+        session.connection().execute(statement, rows)
         return
-    columns = E.__table__.c
-    statement = (
-        update(E)
-        .where(E.id == bindparam("stay_id"))
-        .values({c: bindparam(f"new_{c}", type_=columns[c].type) for c in _STAY_COLUMNS})
-    )
-    session.connection().execute(
-        statement, [{"stay_id": s.id, **{f"new_{c}": getattr(s, c) for c in _STAY_COLUMNS}} for s in stays]
+    slots: dict[tuple[Any, ...], int] = {}
+    named = [
+        slots.setdefault(
+            (
+                s.status,
+                s.step_id,
+                s.due_at,
+                s.waiting,
+                s.resume_step_id,
+                s.waiting_event,
+                s.waiting_since,
+                s.event_step_id,
+                json.dumps(s.context) if s.context_changed else None,
+                s.ended_at,
+                s.exit_reason,
+            ),
+            len(slots) + 1,
+        )
+        for s in stays
+    ]
+    states = list(zip(*slots, strict=True))  # one tuple per column, in _STAY_COLUMNS' order
+    arrays: dict[str, str] = {}
+    for name, kind, values in zip(_STAY_COLUMNS, _STAY_TYPES, states, strict=True):
+        if kind == "BOOLEAN":
+            arrays[name] = "{" + ",".join("t" if v else "f" for v in values) + "}"
+        elif kind == "TIMESTAMPTZ":
+            arrays[name] = text_array(_moment(v) for v in values)
+        else:
+            arrays[name] = text_array(values)
+    session.execute(
+        _WRITE_STAYS, {"id": integer_array(s.id for s in stays), "slot": integer_array(named), **arrays}
     )
 
 
-def _write_log(session: Session, log: Sequence[dict[str, Any]], now: datetime) -> None:
+def _write_log(session: Session, log: Sequence[tuple[int, _LogKind]], now: datetime) -> None:
     """The batch's execution log in one statement (PostgreSQL) or one executemany (SQLite). A step
     logged already breaks the unique key and fails the transaction: nothing of the batch is written."""
     if not log:
         return
     if not is_postgres(session):
-        session.execute(insert(JourneyStepRun), list(log))
+        names = ("workspace_id", "journey_id", "step_id", "version", "outcome")
+        rows = [{"enrolment_id": e, "executed_at": now, **dict(zip(names, k, strict=True))} for e, k in log]
+        session.execute(insert(JourneyStepRun), rows)
         return
+    slots: dict[_LogKind, int] = {}
+    named = [slots.setdefault(kind, len(slots) + 1) for _, kind in log]
+    workspace_ids, journey_ids, step_ids, versions, outcomes = zip(*slots, strict=True)
     session.execute(
         _WRITE_LOG,
         {
             "executed_at": now,
-            **{c: integer_array(r[c] for r in log) for c in ("workspace_id", "journey_id", "enrolment_id")},
-            "step_id": text_array(r["step_id"] for r in log),
-            "version": integer_array(r["version"] for r in log),
-            "outcome": text_array(r["outcome"] for r in log),
+            "enrolment_id": integer_array(e for e, _ in log),
+            "slot": integer_array(named),
+            "workspace_id": integer_array(workspace_ids),
+            "journey_id": integer_array(journey_ids),
+            "step_id": text_array(step_ids),
+            "version": integer_array(versions),
+            "outcome": text_array(outcomes),
         },
     )
 
