@@ -403,6 +403,7 @@ class _Stay:
     customer_id: int
     version: int
     step_id: str | None
+    due_at: datetime | None
     waiting: bool
     resume_step_id: str | None
     waiting_event: str | None
@@ -410,7 +411,6 @@ class _Stay:
     event_step_id: str | None
     context: dict[str, Any]
     status: str = EnrolmentStatus.ACTIVE
-    due_at: datetime | None = None
     ended_at: datetime | None = None
     exit_reason: str | None = None
     context_changed: bool = False
@@ -424,6 +424,7 @@ _CLAIMED = (
     E.customer_id,
     E.version,
     E.step_id,
+    E.due_at,
     E.waiting,
     E.resume_step_id,
     E.waiting_event,
