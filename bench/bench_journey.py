@@ -69,7 +69,7 @@ def _setup(db: Database, *, enrolments: int, step: str) -> tuple[int, int, list[
     return workspace_id, journey_id, ids
 
 
-def _enrol(db: Database, *, workspace_id: int, journey_id: int, ids: list[int]) -> None:
+def _enrol(db: Database, *, workspace_id: int, journey_id: int, ids: list[int], analyze: bool = True) -> None:
     """Every customer due at the first step now (set-based: the figure is about running steps)."""
     with db.transaction() as session:
         session.execute(
@@ -84,6 +84,8 @@ def _enrol(db: Database, *, workspace_id: int, journey_id: int, ids: list[int]) 
         ]  # fmt: skip
         for start in range(0, len(rows), 5000):
             session.execute(insert(JourneyEnrolment), rows[start : start + 5000])
+    if not analyze:
+        return
     # as autovacuum would have after a bulk load (committed: statistics are transactional); without
     # statistics the planner takes the table for a few rows and picks its plans for that
     with db.engine.begin() as connection:
@@ -149,7 +151,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with fresh_database("postgres", workdir=Path(tempfile.mkdtemp())) as db:
         workspace_id, journey_id, ids = _setup(db, enrolments=args.enrolments, step=args.step)
         for workers in (1, args.workers):
-            _enrol(db, workspace_id=workspace_id, journey_id=journey_id, ids=ids)
+            _enrol(db, workspace_id=workspace_id, journey_id=journey_id, ids=ids, analyze=not args.no_analyze)
             steps, wall = _run(db, workers=workers, batch=args.batch)
             figures[str(workers)] = steps / wall
             print(
@@ -176,7 +178,7 @@ def _baseline(args: argparse.Namespace) -> dict[str, Any]:
     try:
         command = [sys.executable, str(Path(__file__).resolve()), "--enrolments", str(args.enrolments),
                    "--workers", str(args.workers), "--batch", str(args.batch), "--step", args.step,
-                   "--json"]  # fmt: skip
+                   "--json", *(["--no-analyze"] if args.no_analyze else [])]  # fmt: skip
         # the workers are spawned: they inherit PYTHONPATH, so they import the baseline's code too
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
         done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -193,6 +195,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--step", choices=["wait", "send"], default="wait")
     parser.add_argument("--baseline", help="a commit to run first, the same way, for the ratio (e.g. main)")
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="run before the planner has statistics of the enrolments"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     print(machine(), flush=True)
