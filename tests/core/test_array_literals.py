@@ -46,5 +46,6 @@ def test_the_literals() -> None:
     assert integer_array([3, 1, 2]) == "{3,1,2}"
     assert integer_array([]) == "{}"
     assert text_array(['a"b', "c\\d", "", "NULL", "{x,y}"]) == '{"a\\"b","c\\\\d","","NULL","{x,y}"}'
+    assert text_array(["NULL", None]) == '{"NULL",NULL}'  # only None is SQL NULL
     with pytest.raises(TypeError):
         integer_array(["1); DROP TABLE customer; --"])  # type: ignore[list-item]

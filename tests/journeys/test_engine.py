@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from siyu.auth.models import Role
 from siyu.core.db import Database
@@ -568,3 +568,65 @@ def test_send_steps_are_personalised_and_a_broken_template_is_refused_on_save(
     with pytest.raises(ValidationFailed) as refused:
         make_journey(db, owner.actor, {"trigger": event_trigger(), "steps": [send("bad", text="{{ name")]})
     assert refused.value.where and refused.value.where.startswith("steps (bad).content.sms")
+
+
+def test_a_batch_writes_its_stays_and_its_log_with_one_statement_each(
+    db: Database, workspace_id: int
+) -> None:
+    """Stays that wait, finish, change their context or not, in one batch: one UPDATE of the stays and
+    one INSERT of the log however they differ; a context the batch did not touch is kept."""
+    owner = member(db, workspace_id)
+    with db.transaction() as session:
+        gold = [reachable(session, workspace_id=workspace_id, attributes={"level": "gold"}) for _ in range(8)]
+        silver = [
+            reachable(session, workspace_id=workspace_id, attributes={"level": "silver"}) for _ in range(4)
+        ]
+        experiment = experiments.create_experiment(
+            session, actor=owner.actor, key="batch-ab", name="AB", variants={"a": 1, "b": 1}
+        )
+        experiments.start_experiment(session, actor=owner.actor, experiment_id=experiment.id)
+    steps = [
+        {"id": "gold", "kind": "condition", "rule": 'attr.level = "gold"', "then": "ab", "else": "w"},
+        {"id": "ab", "kind": "split", "experiment_id": experiment.id, "branches": {"a": "w", "b": "end"}},
+        {"id": "w", "kind": "wait", "hours": 1},
+        {"id": "end", "kind": "exit"},
+    ]
+    journey_id = make_journey(db, owner.actor, {"trigger": event_trigger(), "steps": steps})
+    for customer in gold + silver:
+        emit(db, workspace_id, "order.placed", customer)
+    with db.transaction() as session:
+        assert service.consume_events(session, workspace_id=workspace_id, now=at()).enrolled == 12
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.transaction() as session:
+            ran = service.process_due(session, workspace_id=workspace_id, now=at(), limit=50)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert ran.claimed == 12
+    assert sum(s.startswith("UPDATE journey_enrolment") for s in statements) == 1
+    assert sum(s.startswith("INSERT INTO journey_step_run") for s in statements) == 1
+
+    def by_customer() -> dict[int, tuple[str, str | None, bool, dict[str, str]]]:
+        return {s.customer_id: (s.status, s.step_id, s.waiting, s.context) for s in stays(db, journey_id)}
+
+    first = by_customer()
+    for customer in silver:
+        assert first[customer] == ("active", "w", True, {})
+    for customer in gold:
+        status, step_id, waiting, context = first[customer]
+        assert context["variant:ab"] in ("a", "b")
+        expected = ("active", "w", True) if context["variant:ab"] == "a" else ("completed", "end", False)
+        assert (status, step_id, waiting) == expected
+    tick(db, workspace_id, at(hours=1))
+    for customer, (_, _, _, context) in by_customer().items():
+        assert by_customer()[customer][0] == "completed"
+        assert context == first[customer][3]  # kept through the timer's batch, which did not change it
+    waited = sum(first[c][3]["variant:ab"] == "a" for c in gold)
+    logged = runs(db, journey_id)  # gold|w|end for silver, gold|ab|w|end for a, gold|ab|end for b
+    assert len(logged) == len({(r[0], r[1]) for r in logged}) == 12 * 3 + waited

@@ -219,10 +219,17 @@ class _TextArrayLiteral(_IntegerArrayLiteral):
     cache_ok = True
 
 
-def text_array(values: Iterable[str]) -> str:
-    """Strings as one PostgreSQL array literal, each element quoted (backslash and double quote escaped),
-    for a parameter typed VARCHAR[]: one string for the driver to send, as `integer_array`."""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+def text_array(values: Iterable[str | None]) -> str:
+    """Strings as one PostgreSQL array literal, each element quoted (backslash and double quote escaped)
+    and None as NULL, for a parameter typed VARCHAR[] (or cast to another type's array: TIMESTAMPTZ[],
+    JSONB[]): one string for the driver to send, as `integer_array`."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+        )
+        + "}"
+    )
 
 
 def integer_array(values: Iterable[int]) -> str:

@@ -81,7 +81,8 @@ class JourneyEnrolment(Base):
     __tablename__ = "journey_enrolment"
     __table_args__ = (
         UniqueConstraint("journey_id", "customer_id", "number"),
-        Index("ix_journey_enrolment_due", "status", "due_at"),
+        # the engine's claim reads due stays in (due_at, id) order straight off this index, LIMIT a batch
+        Index("ix_journey_enrolment_due", "status", "due_at", "id"),
         Index("ix_journey_enrolment_customer", "workspace_id", "customer_id", "status"),
         Index("ix_journey_enrolment_journey_step", "journey_id", "status", "step_id"),
     )

@@ -6,7 +6,8 @@
 - `run_schedules` enrols for date (birthday), coupon-expiring and recurring schedule triggers when their
   time comes (the journey row is locked, skipped if another engine holds it).
 - `process_due` claims due enrolments (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer)
-  and runs their steps in the caller's transaction. Every executed step is a row of the execution log,
+  as plain rows and runs their steps in the caller's transaction; the batch's stays are written back
+  with one statement and its execution log with another. Every executed step is a row of the log,
   unique per (enrolment, step, version): a step that ran already cannot run again — a second attempt
   fails the transaction instead, so nothing of it is written.
 """
@@ -14,20 +15,21 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
 from siyu.auth.models import Role
 from siyu.auth.service import Actor
 from siyu.core import domain_events
-from siyu.core.db import is_postgres
+from siyu.core.db import integer_array, is_postgres, text_array
 from siyu.core.errors import SiyuError
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -270,7 +272,7 @@ def _follow(
                 _finish(stay, EnrolmentStatus.COMPLETED, "end", now)
 
 
-def _finish(stay: JourneyEnrolment, status: str, reason: str, now: datetime) -> None:
+def _finish(stay: JourneyEnrolment | _Stay, status: str, reason: str, now: datetime) -> None:
     stay.status = status
     stay.exit_reason = reason
     stay.ended_at = now
@@ -390,6 +392,48 @@ def run_schedules(session: Session, *, workspace_id: int, now: datetime | None =
 # --- running steps ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Stay:
+    """A claimed enrolment as a plain row: the engine changes it in memory and `_write_stays` writes the
+    batch back in one statement (no ORM objects to load, track and flush)."""
+
+    id: int
+    workspace_id: int
+    journey_id: int
+    customer_id: int
+    version: int
+    step_id: str | None
+    due_at: datetime | None
+    waiting: bool
+    resume_step_id: str | None
+    waiting_event: str | None
+    waiting_since: datetime | None
+    event_step_id: str | None
+    context: dict[str, Any]
+    status: str = EnrolmentStatus.ACTIVE
+    ended_at: datetime | None = None
+    exit_reason: str | None = None
+    context_changed: bool = False
+
+
+# what a claim reads, in `_Stay`'s order
+_CLAIMED = (
+    E.id,
+    E.workspace_id,
+    E.journey_id,
+    E.customer_id,
+    E.version,
+    E.step_id,
+    E.due_at,
+    E.waiting,
+    E.resume_step_id,
+    E.waiting_event,
+    E.waiting_since,
+    E.event_step_id,
+    E.context,
+)
+
+
 @dataclass
 class _Context:
     session: Session
@@ -398,7 +442,7 @@ class _Context:
     journeys: dict[int, Journey] = field(default_factory=dict)
     actors: dict[int, Actor] = field(default_factory=dict)
     definitions: dict[tuple[int, int], Definition] = field(default_factory=dict)
-    log: list[dict[str, Any]] = field(default_factory=list)
+    log: list[tuple[int, _LogKind]] = field(default_factory=list)  # (enrolment, what ran) in order
 
     def zone(self, workspace_id: int) -> ZoneInfo:
         if workspace_id not in self.zones:
@@ -473,9 +517,7 @@ def wait_until(at: str, weekdays: Iterable[int] | None, *, now: datetime, zone: 
     raise AssertionError("some weekday falls within a week")
 
 
-def _execute(
-    ctx: _Context, stay: JourneyEnrolment, checked: Definition, step_id: str
-) -> tuple[str | None, str]:
+def _execute(ctx: _Context, stay: _Stay, checked: Definition, step_id: str) -> tuple[str | None, str]:
     """Run one step; returns (where the stay goes next, the outcome for the log). Waits set the timer."""
     step = checked.steps[step_id]
     kind = step["kind"]
@@ -544,6 +586,7 @@ def _execute(
             at=now,
         )
         stay.context = {**(stay.context or {}), f"variant:{step_id}": variant}
+        stay.context_changed = True
         target = step["branches"].get(variant) if variant is not None else step.get("holdout")
         return target, f"variant {variant or 'holdout'}"
     if kind == "tag":
@@ -599,7 +642,7 @@ def _execute(
     return None, "exit"
 
 
-def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
+def _run_stay(ctx: _Context, stay: _Stay, run: EngineRun) -> None:
     checked = ctx.definition(stay.journey_id, stay.version)
     if stay.waiting:  # a timer ran out: a wait ends, a wait for an event times out
         stay.waiting = False
@@ -626,11 +669,11 @@ def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
                 target, outcome = _execute(ctx, stay, checked, step_id)
         except (SiyuError, _Refused) as exc:
             reason = exc.args[0] if isinstance(exc, _Refused) else "step_refused"
-            ctx.log.append(_log_row(stay, step_id, f"refused: {exc}"[:200], ctx.now))
+            ctx.log.append(_log_row(stay, step_id, f"refused: {exc}"))
             _finish(stay, EnrolmentStatus.EXITED, reason, ctx.now)
             run.exited += 1
             return
-        ctx.log.append(_log_row(stay, step_id, outcome, ctx.now))
+        ctx.log.append(_log_row(stay, step_id, outcome))
         run.steps += 1
         run.by_kind[kind] = run.by_kind.get(kind, 0) + 1
         if kind in WAIT_KINDS:
@@ -643,16 +686,141 @@ def _run_stay(ctx: _Context, stay: JourneyEnrolment, run: EngineRun) -> None:
     raise AssertionError(f"enrolment {stay.id} ran {MAX_STEPS_PER_RUN} steps at once")
 
 
-def _log_row(stay: JourneyEnrolment, step_id: str, outcome: str, now: datetime) -> dict[str, Any]:
-    return {
-        "workspace_id": stay.workspace_id,
-        "journey_id": stay.journey_id,
-        "enrolment_id": stay.id,
-        "step_id": step_id,
-        "version": stay.version,
-        "outcome": outcome[:200],
-        "executed_at": now,
-    }
+# a log row but its enrolment: (workspace, journey, step, version, outcome); a batch has few distinct ones
+_LogKind = tuple[int, int, str, int, str]
+
+
+def _log_row(stay: _Stay, step_id: str, outcome: str) -> tuple[int, _LogKind]:
+    return stay.id, (stay.workspace_id, stay.journey_id, step_id, stay.version, outcome[:200])
+
+
+_STAY_COLUMNS = (
+    "status",
+    "step_id",
+    "due_at",
+    "waiting",
+    "resume_step_id",
+    "waiting_event",
+    "waiting_since",
+    "event_step_id",
+    "context",
+    "ended_at",
+    "exit_reason",
+)
+_STAY_TYPES = (
+    "VARCHAR",
+    "VARCHAR",
+    "TIMESTAMPTZ",
+    "BOOLEAN",
+    "VARCHAR",
+    "VARCHAR",
+    "TIMESTAMPTZ",
+    "VARCHAR",
+    "JSONB",
+    "TIMESTAMPTZ",
+    "VARCHAR",
+)
+# One statement for the whole batch, each column one parameter (an array literal). A batch's stays take
+# few distinct new states (a wait sets the same timer for all who reach it), so each stay names its slot
+# and each slot is written once; a context the batch did not change is kept (NULL).
+_WRITE_STAYS = text(
+    "UPDATE journey_enrolment AS e SET "
+    + ", ".join(
+        f"{c} = coalesce(v.context, e.context)" if c == "context" else f"{c} = v.{c}" for c in _STAY_COLUMNS
+    )
+    + " FROM unnest(CAST(:id AS BIGINT[]), CAST(:slot AS BIGINT[])) AS q(id, slot) JOIN unnest("
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_STAY_COLUMNS, _STAY_TYPES, strict=True))
+    + ") WITH ORDINALITY AS v("
+    + ", ".join(_STAY_COLUMNS)
+    + ", slot) ON v.slot = q.slot WHERE e.id = q.id"
+)
+# the log rows in the batch's order (n): their ids follow the order the steps ran in
+_WRITE_LOG = text(
+    "INSERT INTO journey_step_run (workspace_id, journey_id, enrolment_id, step_id, version, outcome,"
+    " executed_at) SELECT v.workspace_id, v.journey_id, q.enrolment_id, v.step_id, v.version, v.outcome,"
+    " :executed_at FROM unnest(CAST(:enrolment_id AS BIGINT[]), CAST(:slot AS BIGINT[])) WITH ORDINALITY"
+    " AS q(enrolment_id, slot, n) JOIN unnest(CAST(:workspace_id AS BIGINT[]), CAST(:journey_id AS BIGINT[]),"
+    " CAST(:step_id AS VARCHAR[]), CAST(:version AS BIGINT[]), CAST(:outcome AS VARCHAR[])) WITH ORDINALITY"
+    " AS v(workspace_id, journey_id, step_id, version, outcome, slot) ON v.slot = q.slot ORDER BY q.n"
+)
+
+
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _write_stays(session: Session, stays: Sequence[_Stay]) -> None:
+    """Every claimed stay's new state, in one statement (PostgreSQL) or one executemany (SQLite)."""
+    if not is_postgres(session):
+        columns = E.__table__.c
+        statement = (
+            update(E)
+            .where(E.id == bindparam("stay_id"))
+            .values({c: bindparam(f"new_{c}", type_=columns[c].type) for c in _STAY_COLUMNS})
+        )
+        rows = [{"stay_id": s.id, **{f"new_{c}": getattr(s, c) for c in _STAY_COLUMNS}} for s in stays]
+        session.connection().execute(statement, rows)
+        return
+    slots: dict[tuple[Any, ...], int] = {}
+    named = [
+        slots.setdefault(
+            (
+                s.status,
+                s.step_id,
+                s.due_at,
+                s.waiting,
+                s.resume_step_id,
+                s.waiting_event,
+                s.waiting_since,
+                s.event_step_id,
+                json.dumps(s.context) if s.context_changed else None,
+                s.ended_at,
+                s.exit_reason,
+            ),
+            len(slots) + 1,
+        )
+        for s in stays
+    ]
+    states = list(zip(*slots, strict=True))  # one tuple per column, in _STAY_COLUMNS' order
+    arrays: dict[str, str] = {}
+    for name, kind, values in zip(_STAY_COLUMNS, _STAY_TYPES, states, strict=True):
+        if kind == "BOOLEAN":
+            arrays[name] = "{" + ",".join("t" if v else "f" for v in values) + "}"
+        elif kind == "TIMESTAMPTZ":
+            arrays[name] = text_array(_moment(v) for v in values)
+        else:
+            arrays[name] = text_array(values)
+    session.execute(
+        _WRITE_STAYS, {"id": integer_array(s.id for s in stays), "slot": integer_array(named), **arrays}
+    )
+
+
+def _write_log(session: Session, log: Sequence[tuple[int, _LogKind]], now: datetime) -> None:
+    """The batch's execution log in one statement (PostgreSQL) or one executemany (SQLite). A step
+    logged already breaks the unique key and fails the transaction: nothing of the batch is written."""
+    if not log:
+        return
+    if not is_postgres(session):
+        names = ("workspace_id", "journey_id", "step_id", "version", "outcome")
+        rows = [{"enrolment_id": e, "executed_at": now, **dict(zip(names, k, strict=True))} for e, k in log]
+        session.execute(insert(JourneyStepRun), rows)
+        return
+    slots: dict[_LogKind, int] = {}
+    named = [slots.setdefault(kind, len(slots) + 1) for _, kind in log]
+    workspace_ids, journey_ids, step_ids, versions, outcomes = zip(*slots, strict=True)
+    session.execute(
+        _WRITE_LOG,
+        {
+            "executed_at": now,
+            "enrolment_id": integer_array(e for e, _ in log),
+            "slot": integer_array(named),
+            "workspace_id": integer_array(workspace_ids),
+            "journey_id": integer_array(journey_ids),
+            "step_id": text_array(step_ids),
+            "version": integer_array(versions),
+            "outcome": text_array(outcomes),
+        },
+    )
 
 
 def process_due(
@@ -663,7 +831,7 @@ def process_due(
     now = now or utcnow()
     run = EngineRun()
     query = (
-        select(E)
+        select(*_CLAIMED)
         .join(Journey, Journey.id == E.journey_id)
         .where(E.status == EnrolmentStatus.ACTIVE, E.due_at <= now, Journey.status == JourneyStatus.LIVE)
         .order_by(E.due_at, E.id)
@@ -673,15 +841,15 @@ def process_due(
         query = query.where(E.workspace_id == workspace_id)
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=E)
-    stays = list(session.scalars(query))
+    stays = [_Stay(*row) for row in session.execute(query)]
     run.claimed = len(stays)
     if not stays:
         return run
     ctx = _Context(session=session, now=now)
     for stay in stays:
         _run_stay(ctx, stay, run)
-    if ctx.log:
-        session.execute(insert(JourneyStepRun), ctx.log)
+    _write_stays(session, stays)
+    _write_log(session, ctx.log, now)
     session.flush()
     return run
 
