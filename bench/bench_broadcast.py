@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from common import create_brand_workspace, distinct_phones, fresh_database, machine
+from common import create_brand_workspace, distinct_phones, fresh_database, machine, run_baseline
 
 from siyu.auth import service as auth
 from siyu.broadcasts import service as broadcasts
@@ -130,21 +127,10 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _baseline(args: argparse.Namespace) -> dict[str, float]:
-    """The same run by the code of another commit (a detached worktree on PYTHONPATH)."""
-    root = Path(__file__).resolve().parent.parent
-    tree = Path(tempfile.mkdtemp()) / "baseline"
-    subprocess.run(
-        ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), args.baseline], check=True
+    """The same run by the code of another commit."""
+    return run_baseline(
+        __file__, args.baseline, ["--customers", str(args.customers), "--engine", args.engine]
     )
-    try:
-        command = [sys.executable, str(Path(__file__).resolve()), "--customers", str(args.customers),
-                   "--engine", args.engine, "--json"]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-        print(done.stdout, end="")
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-    finally:
-        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def main() -> None:

@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import fresh_database, machine
+from common import fresh_database, machine, run_baseline
 from sqlalchemy import func, insert, select
 
 from siyu.auth import service as auth
@@ -169,23 +166,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _baseline(args: argparse.Namespace) -> dict[str, Any]:
-    """The same run by the code of another commit (a detached worktree on PYTHONPATH)."""
-    root = Path(__file__).resolve().parent.parent
-    tree = Path(tempfile.mkdtemp()) / "baseline"
-    subprocess.run(
-        ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), args.baseline], check=True
-    )
-    try:
-        command = [sys.executable, str(Path(__file__).resolve()), "--enrolments", str(args.enrolments),
-                   "--workers", str(args.workers), "--batch", str(args.batch), "--step", args.step,
-                   "--json", *(["--no-analyze"] if args.no_analyze else [])]  # fmt: skip
-        # the workers are spawned: they inherit PYTHONPATH, so they import the baseline's code too
-        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-        print(done.stdout, end="")
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-    finally:
-        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+    """The same run by the code of another commit (its spawned workers import that code too)."""
+    arguments = ["--enrolments", str(args.enrolments), "--workers", str(args.workers), "--batch",
+                 str(args.batch), "--step", args.step, *(["--no-analyze"] if args.no_analyze else [])]  # fmt: skip
+    return run_baseline(__file__, args.baseline, arguments)
 
 
 def main() -> None:

@@ -5,13 +5,18 @@ Benchmarks print figures; nothing here is asserted by the test suite.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,3 +124,20 @@ def distinct_phones(rng: np.random.Generator, n: int) -> np.ndarray:
         _, first = np.unique(out, return_index=True)
         out = out[np.sort(first)]
     return out[:n]
+
+
+def run_baseline(script: str, ref: str, arguments: list[str]) -> dict[str, Any]:
+    """Run a bench script with the code of another commit (a detached worktree of `ref` on PYTHONPATH;
+    processes it spawns inherit it) and the same `arguments` plus `--json`; print its output and return
+    the figures of its last line."""
+    root = Path(__file__).resolve().parent.parent
+    tree = Path(tempfile.mkdtemp()) / "baseline"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), ref], check=True)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        command = [sys.executable, str(Path(script).resolve()), *arguments, "--json"]
+        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        print(done.stdout, end="")
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
