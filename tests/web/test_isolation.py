@@ -397,6 +397,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"contact_channel": "sms", "purpose": "marketing", "status": "withdrawn"}
     },
     ("POST", "/api/customers/{customer_id}/merge"): {"json": {"merged_id": 0}},
+    ("POST", "/api/reach/customers/{customer_id}/messages"): {
+        "json": {"channel": "sms", "text": "hacked", "idempotency_key": "isolation-check-1"}
+    },
     ("PATCH", "/api/channels/{channel_id}"): {"json": {"name": "hacked"}},
     ("POST", "/api/channels/{channel_id}/costs"): {
         "json": {"period_start": "2020-01-01", "period_end": "2020-01-02", "amount_cents": 1}
