@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import tempfile
 import time
@@ -25,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from common import create_brand_workspace, distinct_phones, fresh_database, machine, run_baseline
+from common import create_brand_workspace, distinct_phones, fresh_database, machine, side_by_side
 
 from siyu.auth import service as auth
 from siyu.broadcasts import service as broadcasts
@@ -126,13 +125,6 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     return results
 
 
-def _baseline(args: argparse.Namespace) -> dict[str, float]:
-    """The same run by the code of another commit."""
-    return run_baseline(
-        __file__, args.baseline, ["--customers", str(args.customers), "--engine", args.engine]
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
@@ -142,14 +134,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     print(machine(), "·", args.engine, flush=True)
-    before = None
-    if args.baseline:
-        print(f"--- baseline: {args.baseline}", flush=True)
-        before = _baseline(args)
-        print("--- this checkout", flush=True)
-    after = measure(args)
-    if args.json:
-        print(json.dumps(after))
+    arguments = ["--customers", str(args.customers), "--engine", args.engine]
+    before, after = side_by_side(__file__, args, arguments, measure)
     if before:
         print("\n| round | baseline customers/s | this checkout | ratio |\n|---|---|---|---|")
         for name in ("first", "second"):

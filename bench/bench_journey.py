@@ -16,7 +16,6 @@ the ratio and the issue's target (5k due steps/s with 2 workers).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import tempfile
 import time
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import fresh_database, machine, run_baseline
+from common import fresh_database, machine, side_by_side
 from sqlalchemy import func, insert, select
 
 from siyu.auth import service as auth
@@ -165,13 +164,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
-def _baseline(args: argparse.Namespace) -> dict[str, Any]:
-    """The same run by the code of another commit (its spawned workers import that code too)."""
-    arguments = ["--enrolments", str(args.enrolments), "--workers", str(args.workers), "--batch",
-                 str(args.batch), "--step", args.step, *(["--no-analyze"] if args.no_analyze else [])]  # fmt: skip
-    return run_baseline(__file__, args.baseline, arguments)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--enrolments", type=int, default=40_000)
@@ -188,14 +180,10 @@ def main() -> None:
     import siyu
 
     print(f"code: {Path(siyu.__file__).resolve().parent}", flush=True)
-    before = None
-    if args.baseline:
-        print(f"--- baseline: {args.baseline}", flush=True)
-        before = _baseline(args)
-        print("--- this checkout", flush=True)
-    after = measure(args)
-    if args.json:
-        print(json.dumps(after))
+    # the workers are spawned: they inherit PYTHONPATH, so a baseline's workers run its code too
+    arguments = ["--enrolments", str(args.enrolments), "--workers", str(args.workers), "--batch",
+                 str(args.batch), "--step", args.step, *(["--no-analyze"] if args.no_analyze else [])]  # fmt: skip
+    before, after = side_by_side(__file__, args, arguments, measure)
     if before:
         print("\n| workers | baseline steps/s | this checkout | ratio |\n|---|---|---|---|")
         for workers in sorted({1, args.workers}):

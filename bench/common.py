@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +141,20 @@ def run_baseline(script: str, ref: str, arguments: list[str]) -> dict[str, Any]:
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def side_by_side(
+    script: str, args: Any, arguments: list[str], measure: Callable[[Any], dict[str, Any]]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The figures of `args.baseline` (when given: `run_baseline` with `arguments`) and of this checkout
+    (`measure(args)`), printed as they come; with `args.json` this checkout's also as a last JSON line,
+    for a run that is itself someone's baseline."""
+    before = None
+    if args.baseline:
+        print(f"--- baseline: {args.baseline}", flush=True)
+        before = run_baseline(script, args.baseline, arguments)
+        print("--- this checkout", flush=True)
+    after = measure(args)
+    if args.json:
+        print(json.dumps(after))
+    return before, after
