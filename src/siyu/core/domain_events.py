@@ -16,12 +16,14 @@ order is commit order there; `tx_id` is 0.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import polars as pl
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -31,7 +33,6 @@ from sqlalchemy import (
     String,
     and_,
     func,
-    insert,
     literal,
     select,
     text,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from siyu.core import bulk
 from siyu.core.db import Base, BigId, JsonDoc, UTCDateTime
 from siyu.core.timeutil import utcnow
 
@@ -134,22 +136,40 @@ def record(
 
 
 def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> int:
-    """Bulk-add domain events (dicts with workspace_id, type, customer_id, payload, occurred_at)."""
+    """Bulk-add domain events (dicts with workspace_id, type, customer_id, payload, occurred_at), as one
+    set-based insert (COPY on PostgreSQL): an import records one per customer it changes."""
     now = utcnow()
-    batch = [
-        {
-            "workspace_id": r["workspace_id"],
-            "type": str(r["type"]),
-            "customer_id": r.get("customer_id"),
-            "payload": r.get("payload") or {},
-            "occurred_at": r.get("occurred_at") or now,
-            "created_at": now,
-        }
-        for r in rows
-    ]
-    if batch:
-        session.execute(insert(DomainEvent), batch)
-    return len(batch)
+    columns: dict[str, list[Any]] = {
+        "workspace_id": [],
+        "type": [],
+        "customer_id": [],
+        "payload": [],
+        "occurred_at": [],
+    }
+    for r in rows:
+        columns["workspace_id"].append(r["workspace_id"])
+        columns["type"].append(str(r["type"]))
+        columns["customer_id"].append(r.get("customer_id"))
+        columns["payload"].append(json.dumps(r.get("payload") or {}))
+        columns["occurred_at"].append(r.get("occurred_at") or now)
+    count = len(columns["type"])
+    if count:
+        session.flush()  # rows the caller added through the ORM first, as an ORM insert would
+        bulk.insert_frame(
+            session,
+            "domain_event",
+            pl.DataFrame(
+                columns,
+                schema={
+                    "workspace_id": pl.Int64,
+                    "type": pl.Utf8,
+                    "customer_id": pl.Int64,
+                    "payload": pl.Utf8,
+                    "occurred_at": pl.Datetime("us", "UTC"),
+                },
+            ).with_columns(pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at")),
+        )
+    return count
 
 
 class DomainEventCursor(Base):

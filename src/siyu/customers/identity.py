@@ -381,6 +381,62 @@ def resolve_single_keys(
     return frame.sort("_pos")["customer_id"], new_ids.to_list()
 
 
+def resolve_unlinked_groups(
+    session: Session,
+    *,
+    workspace_id: int,
+    groups: pl.DataFrame,
+    keys: pl.DataFrame,
+    source: str,
+    resolved: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Records with several identity keys that link nothing, created set-based.
+
+    `groups`: one row per record group (`_group`, `first_at`, `first_channel_id`); `keys`: its keys
+    (`_group`, `kind`, `value`, normalised, free of junk). The caller must pass only groups that share
+    no key with any other group of the batch. A group none of whose keys is known (to the store, or to
+    `resolved`: kind, value, customer_id from earlier in the same transaction) is one new person: a
+    customer holding all its keys (customer.created), nothing to merge and nothing to conflict with.
+    Returns (`_group`, `customer_id`) of the groups created, and the `_group`s that hold a known key,
+    which the caller resolves with `resolve_key_groups`.
+    """
+    schema: dict[str, pl.DataType] = {"_group": groups.schema["_group"], "customer_id": pl.Int64()}
+    if groups.height == 0:
+        return pl.DataFrame(schema=schema), groups["_group"]
+    now = utcnow()
+    pairs = keys.select("kind", "value").unique()
+    known, _ = _known_keys(session, workspace_id=workspace_id, keys=pairs, with_single=False)
+    if resolved is not None and resolved.height:
+        known = pl.concat([known.select("kind", "value"), resolved.select("kind", "value")])
+    linked = keys.join(known.select("kind", "value"), on=["kind", "value"], how="semi")["_group"].unique()
+    new = groups.filter(~pl.col("_group").is_in(linked.implode())).sort("_group")
+    if new.height == 0:
+        return pl.DataFrame(schema=schema), linked
+    new_ids = pl.Series("customer_id", bulk.reserve_ids(session, "customer", new.height), dtype=pl.Int64)
+    new = new.with_columns(new_ids)
+    _insert_customers(
+        session,
+        workspace_id=workspace_id,
+        ids=new_ids,
+        first_at=new["first_at"].cast(_UTC_US).fill_null(now),
+        first_channel_ids=new["first_channel_id"].cast(pl.Int64),
+        now=now,
+    )
+    _insert_identities(
+        session,
+        workspace_id=workspace_id,
+        identities=keys.join(new.select("_group", "customer_id"), on="_group").select(
+            "customer_id", "kind", "value"
+        ),
+        source=source,
+        now=now,
+    )
+    _insert_domain_events(
+        session, workspace_id=workspace_id, events=_created_events(new_ids, source), now=now
+    )
+    return new.select("_group", "customer_id"), linked
+
+
 def _insert_customers(
     session: Session,
     *,

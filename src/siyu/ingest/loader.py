@@ -22,13 +22,14 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth
 from siyu.channels import service as channels
 from siyu.core import bulk
 from siyu.core.config import get_settings
+from siyu.core.db import is_postgres
 from siyu.core.domain_events import DomainEventType, record_many
 from siyu.core.timeutil import utcnow
 from siyu.coupons import service as coupons
@@ -473,11 +474,39 @@ def _resolve_identities(
         )
     )
     multi = per_key.filter(pl.col("_keys") > 1)
-    linked = pl.concat(
-        [multi.select(pl.lit(k).alias("kind"), pl.col(c).alias("value")) for c, k in columns.items()]
-    ).drop_nulls()
+    multi_keys = pl.concat(
+        [multi.select("_key", pl.lit(k).alias("kind"), pl.col(c).alias("value")) for c, k in columns.items()]
+    ).drop_nulls("value")
+    linked = multi_keys.select("kind", "value")
     single = per_key.filter(pl.col("_keys") == 1)
     key, linked_key = ["_kind", "_value"], ["kind", "value"]
+
+    # groups of several keys sharing none with another group of the batch and none known: new people,
+    # created set-based (in a first import, nearly every customers row); the rest are linked below
+    shared = (
+        pl.concat([linked, single.select(pl.col("_kind").alias("kind"), pl.col("_value").alias("value"))])
+        .group_by("kind", "value")
+        .len()
+        .filter(pl.col("len") > 1)
+    )
+    apart = multi.join(
+        multi_keys.join(shared, on=linked_key, how="semi").select("_key"), on="_key", how="anti"
+    )
+    created_apart, _linked = identity.resolve_unlinked_groups(
+        session,
+        workspace_id=ctx.workspace_id,
+        groups=apart.select(
+            pl.col("_key").alias("_group"),
+            pl.col("_first_at").alias("first_at"),
+            pl.col("_channel_id").alias("first_channel_id"),
+        ),
+        keys=multi_keys.join(apart.select("_key"), on="_key", how="semi").rename({"_key": "_group"}),
+        source=source,
+        resolved=ctx.resolved_keys,
+    )
+    apart = apart.join(created_apart.rename({"_group": "_key"}), on="_key")
+    multi = multi.join(apart.select("_key"), on="_key", how="anti")
+
     grouped = pl.concat([multi, single.join(linked.unique(), how="semi", left_on=key, right_on=linked_key)])
     alone = single.join(linked, how="anti", left_on=key, right_on=linked_key)
 
@@ -511,10 +540,19 @@ def _resolve_identities(
         source=source,
         resolved=ctx.resolved_keys,
     )
-    fresh = single_keys.select("kind", "value", alone_ids.alias("customer_id"))
+    fresh = pl.concat(
+        [
+            single_keys.select("kind", "value", alone_ids.alias("customer_id")),
+            multi_keys.join(apart.select("_key", "customer_id"), on="_key").select(
+                "kind", "value", "customer_id"
+            ),
+        ]
+    )
     ctx.resolved_keys = pl.concat([ctx.resolved_keys.join(fresh, on=["kind", "value"], how="anti"), fresh])
+    created += apart["customer_id"].to_list()
     resolution.created_ids += created
     resolution.touched_ids.update(created)
+    by_priority = sorted(columns.items(), key=lambda item: identity.key_order(item[1]))
     resolved = pl.concat(
         [
             grouped.select(
@@ -526,6 +564,13 @@ def _resolve_identities(
                 "_key",
                 alone_ids.alias("customer_id"),
                 pl.concat_str([pl.col("_kind"), pl.col("_value")], separator=":").alias("_identity_key"),
+            ),
+            apart.select(
+                "_key",
+                "customer_id",
+                pl.coalesce([pl.concat_str([pl.lit(f"{k}:"), pl.col(c)]) for c, k in by_priority]).alias(
+                    "_identity_key"
+                ),
             ),
         ]
     )
@@ -796,12 +841,47 @@ def _load_customers(
             )
     result.inserted += len(created & set(ids))
     if updates:
-        table = Customer.__table__
-        assert isinstance(table, Table)
-        session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
+        _update_profiles(session, updates)
     events += _record_consents(session, incoming, consent_columns, ctx, source, now)
     record_many(session, events)
     return {u["b_id"] for u in updates}
+
+
+_PROFILE_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "name": pl.Utf8(),
+    "gender": pl.Utf8(),
+    "birthday": pl.Date(),
+    "city": pl.Utf8(),
+    "owner_user_id": pl.Int64(),
+    "first_channel_id": pl.Int64(),
+    "attributes": pl.Utf8(),
+    "updated_at": pl.Datetime("us", "UTC"),
+}
+
+
+def _update_profiles(session: Session, updates: list[dict[str, Any]]) -> None:
+    """The new profile of each customer in `updates` (b_id and every profile column), as one UPDATE … FROM
+    a staged copy: a first import updates the profile of every customer it creates."""
+    frame = pl.DataFrame(
+        {
+            "id": [u["b_id"] for u in updates],
+            **{name: [u[name] for u in updates] for name in _PROFILE},
+            "attributes": [json.dumps(u["attributes"]) for u in updates],
+            "updated_at": [u["updated_at"] for u in updates],
+        },
+        schema=_PROFILE_SCHEMA,
+    )
+    staged = bulk.stage(session, "stage_customer_profile", frame)
+    attributes = "CAST(u.attributes AS jsonb)" if is_postgres(session) else "u.attributes"
+    assignments = ", ".join(f"{name} = u.{name}" for name in (*_PROFILE, "updated_at"))
+    session.execute(
+        text(
+            f"UPDATE customer SET {assignments}, attributes = {attributes} FROM {staged} u "
+            "WHERE customer.id = u.id"
+        )
+    )
+    bulk.drop_stage(session, staged)
 
 
 def _customers(session: Session, ids: list[int]) -> list[dict[str, Any]]:
@@ -881,5 +961,21 @@ def _record_consents(
                 }
             )
     if new_rows:
-        session.execute(insert(Consent), new_rows)
+        bulk.insert_frame(
+            session,
+            "consent",
+            pl.DataFrame(
+                new_rows,
+                schema={
+                    "workspace_id": pl.Int64,
+                    "customer_id": pl.Int64,
+                    "contact_channel": pl.Utf8,
+                    "purpose": pl.Utf8,
+                    "status": pl.Utf8,
+                    "source": pl.Utf8,
+                    "occurred_at": pl.Datetime("us", "UTC"),
+                    "created_at": pl.Datetime("us", "UTC"),
+                },
+            ),
+        )
     return events
